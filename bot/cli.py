@@ -1,0 +1,146 @@
+"""The `ai-incident` command: serve, migrate, check-config, export."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from sqlmodel import Session
+
+from bot.config import ConfigError, parse_policy
+from bot.domain.incidents import InvalidIncidentId, parse_incident_id
+from bot.rendering import export_json, export_markdown
+from bot.settings import Settings, environment
+from storage.db import create_db_engine, migrate, readonly
+from storage.repositories import incident_view
+
+__all__ = ["main"]
+
+LOCAL_BANNER = """
+************************************************************************
+*  ai-incident-bot is running in LOCAL MODE (no SLACK_BOT_TOKEN set).   *
+*  Nothing is sent to Slack, Jira or pagers: what would be posted is    *
+*  printed here. Webhook token: {token:<40}*
+*  Database: {db:<58}*
+************************************************************************
+"""
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from bot.wiring import bootstrap
+    from handlers.http import create_app
+
+    try:
+        container = bootstrap(settings)
+    except ConfigError as exc:
+        print(f"ai-incident: the policy file has problems:\n{exc}", file=sys.stderr)
+        return 2
+    migrate(container.engine)
+    if settings.local_mode:
+        print(
+            LOCAL_BANNER.format(token=str(container.webhook_token), db=settings.database_url[:58]),
+            flush=True,
+        )
+    elif container.webhook_token is None and not container.policy.sources:
+        logging.getLogger("bot").warning(
+            "AI_INCIDENT_WEBHOOK_TOKEN is not set and no source has a token: every webhook gets 401"
+        )
+    uvicorn.run(
+        create_app(container),
+        host=args.host,
+        port=args.port,
+        log_level=settings.log_level.lower(),
+        access_log=args.access_log,
+    )
+    return 0
+
+
+def _migrate(_args: argparse.Namespace, settings: Settings) -> int:
+    engine = create_db_engine(settings.database_url)
+    migrate(engine)
+    print(f"database at the newest migration ({settings.database_url.split('@')[-1]})")
+    return 0
+
+
+def _check_config(args: argparse.Namespace, settings: Settings) -> int:
+    path = Path(args.file) if args.file else settings.ai_incident_config
+    if not path.exists():
+        print(f"{path}: no such file", file=sys.stderr)
+        return 1
+    try:
+        policy = parse_policy(path.read_text(encoding="utf-8"), file=str(path), env=environment())
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(str(problem), file=sys.stderr)
+        print(f"{path}: {len(exc.problems)} problem(s)", file=sys.stderr)
+        return 1
+    print(
+        f"{path}: OK — {len(policy.workflows)} workflow(s), {len(policy.people)} people, "
+        f"{len(policy.sources)} source(s), {len(policy.escalation_policies)} escalation policy(ies), "
+        f"{len(policy.schedules)} schedule(s)"
+    )
+    return 0
+
+
+def _export(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        number = parse_incident_id(args.incident)
+    except InvalidIncidentId as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    engine = create_db_engine(settings.database_url)
+    with Session(readonly(engine)) as session:
+        view = incident_view(session, number)
+    if view is None:
+        print(f"INC-{number} does not exist in {settings.database_url.split('@')[-1]}", file=sys.stderr)
+        return 1
+    if args.format == "json":
+        print(json.dumps(export_json(view), indent=2, ensure_ascii=False))
+    else:
+        print(export_markdown(view), end="")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser (every subcommand has --help)."""
+    parser = argparse.ArgumentParser(
+        prog="ai-incident",
+        description="Incident desk in Slack for teams running AI automations.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the bot: HTTP server, Slack, scheduler, delivery worker")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--access-log", action="store_true", help="log every HTTP request")
+    serve.set_defaults(func=_serve)
+    mig = sub.add_parser("migrate", help="upgrade the database schema to the newest revision")
+    mig.set_defaults(func=_migrate)
+    check = sub.add_parser("check-config", help="validate the policy file; non-zero exit on problems")
+    check.add_argument("file", nargs="?", help="policy file (default: $AI_INCIDENT_CONFIG)")
+    check.set_defaults(func=_check_config)
+    export = sub.add_parser("export", help="print an incident with its alerts and journal")
+    export.add_argument("incident", help="incident id, e.g. INC-7")
+    export.add_argument("--format", choices=["json", "md"], default="md")
+    export.set_defaults(func=_export)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line."""
+    args = build_parser().parse_args(argv)
+    settings = Settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    result: int = args.func(args, settings)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

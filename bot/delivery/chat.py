@@ -1,0 +1,102 @@
+"""Outbox handlers that post incident cards and journal lines to chat."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from bot.delivery.worker import Attempt, GiveUp, RetryLater
+from bot.domain.redaction import SafeText
+from bot.integrations.ports import ChatNotifier
+from bot.rendering import card_blocks, card_text, journal_text
+from storage.db import readonly, session_scope
+from storage.models import IncidentRow, JournalRow
+from storage.repositories import incident_view, journal_views
+
+__all__ = ["ChatDelivery"]
+
+MAX_LINES_PER_POST = 30
+
+
+class ChatDelivery:
+    """Render from current state at delivery time, so a debounced update shows the latest."""
+
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        chat: ChatNotifier,
+        safe: SafeText,
+        default_channel: str,
+        slack: bool,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._engine = engine
+        self._chat = chat
+        self._safe = safe
+        self._default_channel = default_channel
+        self._slack = slack
+        self._clock = clock
+
+    def card(self, attempt: Attempt) -> dict[str, Any]:
+        """Post the card once, or update it in place."""
+        assert attempt.incident_id is not None
+        with Session(readonly(self._engine)) as session:
+            view = incident_view(session, attempt.incident_id, with_journal=False)
+        if view is None:
+            raise GiveUp(f"incident {attempt.incident_id} does not exist")
+        text = card_text(view, self._safe)
+        blocks = card_blocks(view, self._safe) if self._slack else None
+        channel = view.slack_channel or self._default_channel
+        if view.slack_ts is not None:
+            self._chat.update(channel=channel, ts=view.slack_ts, text=text, blocks=blocks)
+            return {"updated": view.slack_ts}
+        key = f"card:{view.id}"
+        ts = self._chat.find(channel=channel, key=key) if attempt.uncertain else None
+        if ts is None:
+            posted = self._chat.post(channel=channel, text=text, blocks=blocks, key=key)
+            channel, ts = posted.channel, posted.ts
+        with session_scope(self._engine) as session:
+            row = session.get(IncidentRow, view.id, with_for_update=True)
+            assert row is not None
+            row.slack_channel = channel
+            row.slack_ts = ts
+            session.add(row)
+        return {"channel": channel, "ts": ts}
+
+    def journal(self, attempt: Attempt) -> dict[str, Any]:
+        """Post journal entries as one reply in the incident thread."""
+        assert attempt.incident_id is not None
+        ids = [int(i) for i in attempt.payload.get("entry_ids", [])]
+        with Session(readonly(self._engine)) as session:
+            incident = session.get(IncidentRow, attempt.incident_id)
+            entries = journal_views(session, attempt.incident_id, ids)
+        if incident is None:
+            raise GiveUp(f"incident {attempt.incident_id} does not exist")
+        if incident.slack_ts is None or incident.slack_channel is None:
+            raise RetryLater("the incident card is not posted yet", retry_after=1.0)
+        if not entries:
+            return {"skipped": "no entries"}
+        lines = [journal_text(e, self._safe, slack=self._slack) for e in entries[:MAX_LINES_PER_POST]]
+        if len(entries) > MAX_LINES_PER_POST:
+            lines.append(f"… and {len(entries) - MAX_LINES_PER_POST} more (see `ai-incident export`)")
+        text = "\n".join(lines)
+        key = attempt.idempotency_key
+        ts = None
+        if attempt.uncertain:
+            ts = self._chat.find(channel=incident.slack_channel, key=key, thread_ts=incident.slack_ts)
+        if ts is None:
+            ts = self._chat.post(
+                channel=incident.slack_channel, text=text, blocks=None, key=key, thread_ts=incident.slack_ts
+            ).ts
+        with session_scope(self._engine) as session:
+            for entry in entries:
+                row = session.get(JournalRow, entry.id)
+                if row is not None and row.slack_ts is None:
+                    row.slack_ts = ts
+                    session.add(row)
+        return {"ts": ts, "entries": len(entries)}

@@ -1,0 +1,230 @@
+"""Deliver outbox rows: claim with leases, keep per-key order, retry with backoff and jitter.
+
+Errors a handler may raise:
+    RetryLater(reason, retry_after=None)  -- transient; retried after backoff or Retry-After
+    GiveUp(reason)                        -- permanent; the row is marked failed and logged
+Anything else is treated as transient.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from storage.db import session_scope
+from storage.models import OutboxRow
+
+__all__ = ["Attempt", "DeliveryWorker", "GiveUp", "Handler", "RetryLater", "backoff"]
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF = timedelta(minutes=10)
+
+
+class RetryLater(Exception):
+    """A transient failure; `retry_after` (seconds) comes from the receiver when it says."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class GiveUp(Exception):
+    """A failure retrying cannot help."""
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One delivery attempt of a row, as a handler sees it."""
+
+    id: int
+    kind: str
+    idempotency_key: str
+    incident_id: int | None
+    payload: Mapping[str, Any]
+    number: int
+    uncertain: bool  # an earlier attempt may have reached the receiver before a crash
+
+
+class Handler(Protocol):
+    def __call__(self, attempt: Attempt) -> dict[str, Any] | None: ...
+
+
+def backoff(attempt: int, rng: random.Random, retry_after: float | None = None) -> timedelta:
+    """Return the wait before the next attempt: Retry-After when given, else full jitter."""
+    if retry_after is not None:
+        return timedelta(seconds=max(retry_after, 0.0))
+    ceiling = min(MAX_BACKOFF.total_seconds(), 0.5 * 2 ** min(attempt, 20))
+    return timedelta(seconds=rng.uniform(ceiling / 2, ceiling))
+
+
+class DeliveryWorker:
+    """Claims due rows and hands them to the handler registered for their kind."""
+
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        handlers: Mapping[str, Handler],
+        clock: Callable[[], datetime],
+        lease: timedelta = timedelta(seconds=60),
+        batch: int = 50,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._engine = engine
+        self._handlers = handlers
+        self._clock = clock
+        self._lease = lease
+        self._batch = batch
+        self._rng = rng or random.Random()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def claim(self, now: datetime) -> list[Attempt]:
+        """Lease the due rows that head their ordering key."""
+        o = OutboxRow.__table__.alias("o")
+        p = OutboxRow.__table__.alias("p")
+        earlier_open = (
+            sa.select(sa.literal(1))
+            .where(
+                p.c.ordering_key == o.c.ordering_key,
+                p.c.id < o.c.id,
+                p.c.status.in_(("pending", "in_flight")),
+            )
+            .exists()
+        )
+        due = sa.or_(
+            sa.and_(o.c.status == "pending", o.c.next_attempt_at <= now),
+            sa.and_(o.c.status == "in_flight", o.c.lease_until < now),
+        )
+        query = (
+            sa.select(o.c.id)
+            .where(due, ~earlier_open)
+            .order_by(o.c.id)
+            .limit(self._batch)
+            .with_for_update(skip_locked=True, of=o)
+        )
+        attempts: list[Attempt] = []
+        with session_scope(self._engine) as session:
+            ids = [r[0] for r in session.execute(query)]
+            if not ids:
+                return []
+            rows = session.exec(select(OutboxRow).where(sa.column("id").in_(ids))).all()
+            for row in sorted(rows, key=lambda r: r.id or 0):
+                uncertain = row.status == "in_flight"
+                row.status = "in_flight"
+                row.attempts += 1
+                row.lease_until = now + self._lease
+                session.add(row)
+                attempts.append(
+                    Attempt(
+                        id=row.id or 0,
+                        kind=row.kind,
+                        idempotency_key=row.idempotency_key,
+                        incident_id=row.incident_id,
+                        payload=dict(row.payload),
+                        number=row.attempts,
+                        uncertain=uncertain,
+                    )
+                )
+        return attempts
+
+    def _finish(self, attempt: Attempt, **values: Any) -> None:
+        with session_scope(self._engine) as session:
+            session.execute(
+                sa.update(OutboxRow)
+                .where(sa.column("id") == attempt.id, sa.column("status") == "in_flight")
+                .values(**values)
+            )
+
+    def deliver(self, attempt: Attempt) -> None:
+        """Run one attempt and record its outcome."""
+        handler = self._handlers.get(attempt.kind)
+        now = self._clock()
+        try:
+            if handler is None:
+                raise GiveUp(f"no handler for outbox kind {attempt.kind!r}")
+            result = handler(attempt)
+        except GiveUp as exc:
+            log.error("delivery of %s (%s) failed for good: %s", attempt.idempotency_key, attempt.kind, exc)
+            self._finish(attempt, status="failed", last_error=str(exc)[:2000], lease_until=None)
+        except Exception as exc:
+            retry_after = exc.retry_after if isinstance(exc, RetryLater) else None
+            wait = backoff(attempt.number, self._rng, retry_after)
+            log.warning(
+                "delivery of %s (%s) attempt %d failed, retrying in %.1fs: %s",
+                attempt.idempotency_key,
+                attempt.kind,
+                attempt.number,
+                wait.total_seconds(),
+                exc,
+            )
+            self._finish(
+                attempt,
+                status="pending",
+                last_error=f"{type(exc).__name__}: {exc}"[:2000],
+                next_attempt_at=now + wait,
+                lease_until=None,
+            )
+        else:
+            self._finish(
+                attempt, status="done", delivered_at=self._clock(), result=result, lease_until=None
+            )
+
+    def run_once(self) -> int:
+        """Deliver everything due now, in order; return how many attempts ran."""
+        total = 0
+        while True:
+            attempts = self.claim(self._clock())
+            if not attempts:
+                return total
+            for attempt in attempts:
+                self.deliver(attempt)
+            total += len(attempts)
+
+    def poke(self) -> None:
+        """Wake the worker: new rows were committed."""
+        self._wake.set()
+
+    def start(self, interval: float = 0.5) -> None:
+        """Run in a background thread until stop()."""
+
+        def loop() -> None:
+            while not self._stop.is_set():
+                try:
+                    self.run_once()
+                except Exception:
+                    log.exception("delivery loop failed; retrying")
+                self._wake.wait(interval)
+                self._wake.clear()
+
+        self._thread = threading.Thread(target=loop, name="delivery", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the background thread after the current attempt."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def pending_count(self) -> int:
+        """Return rows not yet delivered (for /metrics)."""
+        with Session(self._engine) as session:
+            return int(
+                session.execute(
+                    sa.select(sa.func.count()).where(
+                        sa.column("status").in_(("pending", "in_flight"))
+                    ).select_from(OutboxRow)
+                ).scalar_one()
+            )

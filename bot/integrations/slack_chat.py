@@ -1,0 +1,82 @@
+"""Slack Web API adapter for posting cards and thread replies."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+
+from bot.delivery.worker import GiveUp, RetryLater
+from bot.integrations.ports import PostedMessage
+
+__all__ = ["METADATA_EVENT", "SlackChat"]
+
+log = logging.getLogger(__name__)
+
+METADATA_EVENT = "ai_incident_post"
+# ok:false codes where a later attempt can succeed
+RETRYABLE_ERRORS = frozenset(
+    {"ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
+
+
+def _translate(exc: Exception, method: str) -> Exception:
+    if isinstance(exc, SlackApiError):
+        status = exc.response.status_code
+        error = str(exc.response.get("error", "unknown_error"))
+        if status == 429:
+            retry_after = exc.response.headers.get("Retry-After") or exc.response.headers.get("retry-after")
+            return RetryLater(f"{method}: rate limited", float(retry_after) if retry_after else 1.0)
+        if status >= 500 or error in RETRYABLE_ERRORS:
+            return RetryLater(f"{method}: {error} (HTTP {status})")
+        log.error("Slack %s failed: %s", method, error)
+        return GiveUp(f"{method}: {error}")
+    return RetryLater(f"{method}: {type(exc).__name__}: {exc}")
+
+
+class SlackChat:
+    """A ChatNotifier on slack_sdk's WebClient; base URL from SLACK_API_URL."""
+
+    def __init__(self, client: WebClient) -> None:
+        self._client = client
+
+    def post(
+        self, *, channel: str, text: str, blocks: list[dict[str, Any]] | None, key: str, thread_ts: str | None = None
+    ) -> PostedMessage:
+        try:
+            resp = self._client.chat_postMessage(
+                channel=channel,
+                text=text,
+                blocks=blocks,
+                thread_ts=thread_ts,
+                unfurl_links=False,
+                unfurl_media=False,
+                metadata={"event_type": METADATA_EVENT, "event_payload": {"key": key}},
+            )
+        except (SlackApiError, SlackClientError, OSError) as exc:
+            raise _translate(exc, "chat.postMessage") from exc
+        return PostedMessage(channel=str(resp["channel"]), ts=str(resp["ts"]))
+
+    def update(self, *, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None) -> None:
+        try:
+            self._client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
+        except (SlackApiError, SlackClientError, OSError) as exc:
+            raise _translate(exc, "chat.update") from exc
+
+    def find(self, *, channel: str, key: str, thread_ts: str | None = None) -> str | None:
+        try:
+            if thread_ts is None:
+                resp = self._client.conversations_history(channel=channel, include_all_metadata=True, limit=200)
+            else:
+                resp = self._client.conversations_replies(
+                    channel=channel, ts=thread_ts, include_all_metadata=True, limit=200
+                )
+        except (SlackApiError, SlackClientError, OSError) as exc:
+            raise _translate(exc, "conversations.history") from exc
+        for message in resp.get("messages", []):
+            meta = message.get("metadata") or {}
+            if meta.get("event_type") == METADATA_EVENT and (meta.get("event_payload") or {}).get("key") == key:
+                return str(message["ts"])
+        return None

@@ -1,0 +1,212 @@
+"""Pure renderers: incident card (Block Kit and text), journal lines, exports."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from bot.domain.redaction import SafeText
+from bot.domain.views import IncidentView, JournalView
+
+__all__ = [
+    "AI_CONTEXT_LABELS",
+    "card_blocks",
+    "card_text",
+    "export_json",
+    "export_markdown",
+    "journal_text",
+]
+
+SEVERITY_MARK = {"P1": ":red_circle:", "P2": ":large_orange_circle:", "P3": ":large_yellow_circle:"}
+
+AI_CONTEXT_LABELS = {
+    "request_id": "request",
+    "trace_id": "trace",
+    "agent.id": "agent",
+    "agent.version": "agent version",
+    "prompt_version": "prompt",
+    "gen_ai.provider.name": "provider",
+    "gen_ai.request.model": "model requested",
+    "gen_ai.response.model": "model used",
+    "gen_ai.usage.input_tokens": "input tokens",
+    "gen_ai.usage.output_tokens": "output tokens",
+    "cost_usd": "cost (USD)",
+    "latency_ms": "latency (ms)",
+    "confidence": "confidence",
+}
+
+
+def _ai_context_pairs(view: IncidentView) -> list[tuple[str, str]]:
+    return [
+        (label, str(view.ai_context[key]))
+        for key, label in AI_CONTEXT_LABELS.items()
+        if view.ai_context.get(key) not in (None, "")
+    ]
+
+
+def _ts(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "—"
+
+
+def card_text(view: IncidentView, safe: SafeText) -> str:
+    """Return the card as readable plain text (Slack fallback text and local console)."""
+    lines = [
+        f"{view.public_id} [{view.severity}] {safe.plain(view.title)}",
+        f"  state: {view.state}   workflow: {safe.plain(view.workflow)} ({view.category})",
+        f"  commander: {view.commander or 'none yet'}   ticket: {view.jira_key or 'ticket pending'}",
+    ]
+    for reason in view.severity_reasons:
+        lines.append(f"  why {reason['severity']}: {safe.plain(reason['text'])}")
+    pairs = _ai_context_pairs(view)
+    if pairs:
+        lines.append("  AI context: " + ", ".join(f"{k} {safe.plain(v)}" for k, v in pairs))
+    firing = sum(1 for a in view.alerts if a.status == "firing")
+    lines.append(f"  alerts: {firing} firing of {len(view.alerts)}")
+    return "\n".join(lines)
+
+
+def card_blocks(view: IncidentView, safe: SafeText) -> list[dict[str, Any]]:
+    """Return the incident card as Block Kit blocks."""
+    mark = SEVERITY_MARK.get(view.severity, "")
+    reasons = "\n".join(f"• {safe.slack(r['text'])}" for r in view.severity_reasons) or "• —"
+    firing = sum(1 for a in view.alerts if a.status == "firing")
+    blocks: list[dict[str, Any]] = [
+        {
+            "type": "header",
+            "text": {"type": "plain_text", "text": f"{view.public_id} {view.title}"[:150]},
+        },
+        {
+            "type": "section",
+            "fields": [
+                {"type": "mrkdwn", "text": f"*Severity*\n{mark} {view.severity}"},
+                {"type": "mrkdwn", "text": f"*State*\n{view.state}"},
+                {
+                    "type": "mrkdwn",
+                    "text": f"*Workflow*\n{safe.slack(view.workflow)} ({view.category})",
+                },
+                {
+                    "type": "mrkdwn",
+                    "text": f"*Commander*\n{f'<@{view.commander}>' if view.commander else 'none yet'}",
+                },
+                {"type": "mrkdwn", "text": f"*Ticket*\n{safe.slack(view.jira_key) or 'ticket pending'}"},
+                {"type": "mrkdwn", "text": f"*Alerts*\n{firing} firing of {len(view.alerts)}"},
+            ],
+        },
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"*Why {view.severity}*\n{reasons}"[:3000]}},
+    ]
+    pairs = _ai_context_pairs(view)
+    if pairs:
+        blocks.append(
+            {
+                "type": "context",
+                "elements": [
+                    {"type": "mrkdwn", "text": f"*{k}:* {safe.slack(v)}"[:3000]} for k, v in pairs[:10]
+                ],
+            }
+        )
+    return blocks
+
+
+def journal_text(entry: JournalView, safe: SafeText, *, slack: bool) -> str:
+    """Return one journal line as posted in the thread (or printed in local mode)."""
+    text = safe.slack(entry.text) if slack else safe.plain(entry.text)
+    return f"[{entry.kind}] {text} — {safe.slack(entry.author) if slack else entry.author}"
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def export_json(view: IncidentView) -> dict[str, Any]:
+    """Return the incident as a JSON-ready dict (export)."""
+    return {
+        "id": view.public_id,
+        "title": view.title,
+        "severity": view.severity,
+        "severity_reasons": view.severity_reasons,
+        "state": view.state,
+        "workflow": view.workflow,
+        "category": view.category,
+        "source": view.source,
+        "commander": view.commander,
+        "jira_key": view.jira_key,
+        "slack": {"channel": view.slack_channel, "thread_ts": view.slack_ts},
+        "root_cause": view.root_cause,
+        "resolved_by": view.resolved_by,
+        "milestones": {k: _iso(v) for k, v in view.milestones.items()},
+        "ai_context": view.ai_context,
+        "alerts": [
+            {
+                "fingerprint": a.fingerprint,
+                "status": a.status,
+                "title": a.title,
+                "description": a.description,
+                "labels": a.labels,
+                "annotations": a.annotations,
+                "links": a.links,
+                "values": a.values,
+                "signal": a.signal,
+                "starts_at": _iso(a.starts_at),
+                "ends_at": _iso(a.ends_at),
+            }
+            for a in view.alerts
+        ],
+        "journal": [
+            {
+                "id": j.id,
+                "kind": j.kind,
+                "text": j.text,
+                "author": j.author,
+                "via": j.via,
+                "at": _iso(j.created_at),
+                "edited_at": _iso(j.edited_at),
+                "previous_text": j.previous_text,
+                "deleted_at": _iso(j.deleted_at),
+            }
+            for j in view.journal
+        ],
+    }
+
+
+def export_markdown(view: IncidentView) -> str:
+    """Return the incident as a Markdown document (export)."""
+    out = [
+        f"# {view.public_id}: {view.title}",
+        "",
+        f"- **Severity:** {view.severity}",
+        f"- **State:** {view.state}",
+        f"- **Workflow:** {view.workflow} ({view.category})",
+        f"- **Source:** {view.source}",
+        f"- **Commander:** {view.commander or '—'}",
+        f"- **Ticket:** {view.jira_key or 'pending'}",
+        f"- **Root cause:** {view.root_cause or '—'}",
+        "",
+        "## Why this severity",
+        "",
+        *[f"- {r['severity']} `{r['rule']}`: {r['text']}" for r in view.severity_reasons],
+        "",
+        "## Milestones",
+        "",
+        *[f"- {k.replace('_', ' ')}: {_ts(v)}" for k, v in view.milestones.items()],
+        "",
+        "## AI context",
+        "",
+        *([f"- {label}: {value}" for label, value in _ai_context_pairs(view)] or ["- none carried"]),
+        "",
+        "## Alerts",
+        "",
+        "| fingerprint | status | title | started | ended |",
+        "|---|---|---|---|---|",
+        *[
+            f"| {a.fingerprint} | {a.status} | {a.title.replace('|', '/')} | {_ts(a.starts_at)} | {_ts(a.ends_at)} |"
+            for a in view.alerts
+        ],
+        "",
+        "## Journal",
+        "",
+    ]
+    for j in view.journal:
+        text = "~~deleted~~ " + j.text if j.deleted_at else j.text
+        edited = f" (edited {_ts(j.edited_at)}; was: {j.previous_text})" if j.edited_at else ""
+        out.append(f"- {_ts(j.created_at)} **{j.kind}** {j.author}: {text}{edited}")
+    return "\n".join(out) + "\n"

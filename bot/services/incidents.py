@@ -1,0 +1,461 @@
+"""Incident use cases: open and update from alerts, severity over time, resolve by source."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from bot.config import Policy
+from bot.domain.alerts import (
+    AlertIn,
+    AlertStatus,
+    KnownAlert,
+    Notification,
+    group_id,
+    merge_ai_context,
+    plan_group,
+)
+from bot.domain.incidents import IncidentState, JournalKind, format_incident_id
+from bot.domain.severity import (
+    Decision,
+    Evidence,
+    Severity,
+    Signal,
+    classify_all,
+    escalate_for_missing_root_cause,
+    reevaluate,
+    root_cause_deadline,
+)
+from bot.services import journal
+from storage.models import AlertGroupRow, AlertRow, IncidentRow
+
+__all__ = ["IncidentService", "IngestOutcome", "evidence_from_row"]
+
+log = logging.getLogger(__name__)
+
+SYSTEM = "ai-incident"
+
+
+@dataclass(frozen=True)
+class IngestOutcome:
+    """What one notification did."""
+
+    incident_id: int | None
+    opened: bool
+    duplicate: bool
+    alerts_new: int
+    alerts_changed: int
+    resolved: bool
+
+    @property
+    def public_id(self) -> str | None:
+        """Return `INC-<n>` or None when nothing was filed."""
+        return format_incident_id(self.incident_id) if self.incident_id is not None else None
+
+
+def _signal_dict(signal: Signal | None) -> dict[str, Any] | None:
+    if signal is None:
+        return None
+    return {
+        "kind": signal.kind,
+        "value": signal.value,
+        "threshold": signal.threshold,
+        "baseline": signal.baseline,
+        "stddev": signal.stddev,
+        "window_s": signal.window.total_seconds() if signal.window else None,
+    }
+
+
+def _evidence_dict(e: Evidence) -> dict[str, Any]:
+    return {
+        "delivered_externally": e.delivered_externally,
+        "acted_upon": e.acted_upon,
+        "customer_facing": e.customer_facing,
+        "hint": e.hint,
+        "hint_trusted": e.hint_trusted,
+        "label_severity": e.label_severity,
+    }
+
+
+def evidence_from_row(row: AlertRow) -> Evidence:
+    """Rebuild an alert's severity evidence from storage."""
+    from datetime import timedelta
+
+    sig = None
+    if row.signal:
+        s = row.signal
+        window = s.get("window_s")
+        sig = Signal(
+            kind=str(s["kind"]),
+            value=s.get("value"),
+            threshold=s.get("threshold"),
+            baseline=s.get("baseline"),
+            stddev=s.get("stddev"),
+            window=timedelta(seconds=window) if window is not None else None,
+        )
+    ev = row.evidence
+    return Evidence(
+        signal=sig,
+        delivered_externally=bool(ev.get("delivered_externally")),
+        acted_upon=bool(ev.get("acted_upon")),
+        customer_facing=bool(ev.get("customer_facing")),
+        hint=ev.get("hint"),
+        hint_trusted=bool(ev.get("hint_trusted")),
+        label_severity=ev.get("label_severity"),
+        firing_since=row.starts_at or row.first_seen_at,
+    )
+
+
+def _reasons(decision: Decision) -> list[dict[str, Any]]:
+    return [{"rule": r.rule, "severity": r.severity.value, "text": r.text} for r in decision.reasons]
+
+
+def _with_firing_since(alert: AlertIn, now: datetime) -> Evidence:
+    ev = alert.evidence
+    if ev.firing_since is None:
+        from dataclasses import replace
+
+        return replace(ev, firing_since=alert.starts_at or now)
+    return ev
+
+
+class IncidentService:
+    """Use cases on incidents; every method works inside the caller's transaction."""
+
+    def __init__(self, *, policy: Policy, clock: Callable[[], datetime]) -> None:
+        self._policy = policy
+        self._clock = clock
+
+    # -- ingest -----------------------------------------------------------------------------
+
+    def _workflow_for(self, n: Notification) -> tuple[str, str | None]:
+        """Pick the workflow; return it and a note when the named one is unknown."""
+        named = n.workflow or next((a.workflow for a in n.alerts if a.workflow), None)
+        source = self._policy.sources.get(n.source)
+        fallback = (source.default_workflow if source else None) or self._policy.default_workflow
+        if named is None:
+            return fallback, None
+        if self._policy.workflows and named not in self._policy.workflows:
+            return fallback, (
+                f"The alert names workflow {named!r}, which the policy file does not define; "
+                f"filed under {fallback!r}."
+            )
+        return named, None
+
+    def ingest(self, session: Session, n: Notification) -> IngestOutcome:
+        """Apply one notification: open, join, update or resolve; duplicates change nothing."""
+        now = self._clock()
+        key = group_id(n.source, n.group_key)
+        group = session.exec(
+            select(AlertGroupRow).where(AlertGroupRow.key == key).with_for_update()
+        ).first()
+        if group is None:
+            if not any(a.status is AlertStatus.FIRING for a in n.alerts):
+                # resolved alerts of a group we hold no open incident for: already closed or never seen
+                return IngestOutcome(None, False, True, 0, 0, False)
+            try:
+                with session.begin_nested():
+                    return self._open(session, n, key, now)
+            except IntegrityError:
+                # another replica opened this group between our read and our insert: join it
+                group = session.exec(
+                    select(AlertGroupRow).where(AlertGroupRow.key == key).with_for_update()
+                ).one()
+        incident = session.get(IncidentRow, group.incident_id, with_for_update=True)
+        assert incident is not None
+        return self._update(session, incident, group, n, now)
+
+    def _open(self, session: Session, n: Notification, key: str, now: datetime) -> IngestOutcome:
+        workflow, note = self._workflow_for(n)
+        wf = self._policy.workflow(workflow)
+        firing = [a for a in n.alerts if a.status is AlertStatus.FIRING]
+        evidences = [_with_firing_since(a, now) for a in firing]
+        decision = classify_all(evidences, self._policy.severity, self._policy.hours, now)
+        detected = min((a.starts_at for a in n.alerts if a.starts_at is not None), default=now)
+        incident = IncidentRow(
+            title=n.title,
+            workflow=workflow,
+            category=wf.category.value,
+            severity=decision.severity.value,
+            severity_reasons=_reasons(decision),
+            state=IncidentState.TRIGGERED.value,
+            source=n.source,
+            group_key=key,
+            ai_context=merge_ai_context({"workflow": workflow}, n.alerts),
+            impact_external=any(
+                a.evidence.delivered_externally or a.evidence.customer_facing for a in firing
+            )
+            or wf.category.value == "customer-facing",
+            slack_channel=wf.channel,
+            detected_at=min(detected, now),
+            triggered_at=now,
+            severity_changed_at=now,
+            severity_review_at=decision.review_at,
+            root_cause_deadline_at=root_cause_deadline(decision.severity, now, self._policy.severity),
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(incident)
+        session.flush()
+        assert incident.id is not None
+        session.add(
+            AlertGroupRow(key=key, incident_id=incident.id, source=n.source, group_key=n.group_key, opened_at=now)
+        )
+        session.flush()
+        self._add_alerts(session, incident.id, n.alerts, now)
+        journal.card_posted(session, incident, now)
+        reasons = "; ".join(r.text for r in decision.reasons)
+        journal.record(
+            session,
+            incident,
+            kind=JournalKind.CHANGE,
+            text=(
+                f"Incident opened from {n.source} with {len(n.alerts)} alert(s). "
+                f"Severity {decision.severity.value}: {reasons}"
+            ),
+            author=SYSTEM,
+            now=now,
+        )
+        if note:
+            journal.record(session, incident, kind=JournalKind.OBSERVATION, text=note, author=SYSTEM, now=now)
+        if n.truncated_alerts:
+            journal.record(
+                session,
+                incident,
+                kind=JournalKind.OBSERVATION,
+                text=f"The sender left out {n.truncated_alerts} alert(s) of this group (truncated).",
+                author=SYSTEM,
+                now=now,
+            )
+        return IngestOutcome(incident.id, True, False, len(n.alerts), 0, False)
+
+    def _add_alerts(self, session: Session, incident_id: int, alerts: Sequence[AlertIn], now: datetime) -> None:
+        for a in alerts:
+            session.add(
+                AlertRow(
+                    incident_id=incident_id,
+                    fingerprint=a.fingerprint,
+                    status=a.status.value,
+                    title=a.title,
+                    description=a.description,
+                    labels=dict(a.labels),
+                    annotations=dict(a.annotations),
+                    links=[{"title": link.title, "url": link.url} for link in a.links],
+                    values=dict(a.values),
+                    signal=_signal_dict(a.evidence.signal),
+                    evidence=_evidence_dict(a.evidence),
+                    ai_context=dict(a.ai_context),
+                    generator_url=a.generator_url,
+                    starts_at=a.starts_at,
+                    ends_at=a.ends_at,
+                    first_seen_at=now,
+                    last_seen_at=now,
+                    resolved_at=now if a.status is AlertStatus.RESOLVED else None,
+                )
+            )
+
+    def _update(
+        self, session: Session, incident: IncidentRow, group: AlertGroupRow, n: Notification, now: datetime
+    ) -> IngestOutcome:
+        assert incident.id is not None
+        rows = {
+            r.fingerprint: r
+            for r in session.exec(select(AlertRow).where(AlertRow.incident_id == incident.id)).all()
+        }
+        known = [KnownAlert(fp, AlertStatus(r.status), r.ends_at) for fp, r in rows.items()]
+        plan = plan_group(known, n.alerts)
+        if plan.is_noop:
+            return IngestOutcome(incident.id, False, True, 0, 0, False)
+        self._add_alerts(session, incident.id, plan.new, now)
+        for a in plan.changed:
+            row = rows[a.fingerprint]
+            row.status = a.status.value
+            row.ends_at = a.ends_at
+            row.last_seen_at = now
+            row.resolved_at = now if a.status is AlertStatus.RESOLVED else None
+            if a.status is AlertStatus.FIRING:
+                row.starts_at = a.starts_at or row.starts_at
+            session.add(row)
+        incident.ai_context = merge_ai_context(incident.ai_context, [*plan.new, *plan.changed])
+        incident.updated_at = now
+        for a in plan.new:
+            journal.record(
+                session,
+                incident,
+                kind=JournalKind.OBSERVATION,
+                text=f"Alert joined ({a.status.value}): {a.title} [{a.fingerprint}]",
+                author=n.source,
+                now=now,
+                batch=True,
+            )
+        for a in plan.refired:
+            journal.record(
+                session,
+                incident,
+                kind=JournalKind.OBSERVATION,
+                text=f"Alert firing again: {a.title} [{a.fingerprint}]",
+                author=n.source,
+                now=now,
+                batch=True,
+            )
+        for a in plan.newly_resolved:
+            journal.record(
+                session,
+                incident,
+                kind=JournalKind.RESULT,
+                text=f"Alert resolved at source: {a.title} [{a.fingerprint}]",
+                author=n.source,
+                now=now,
+                batch=True,
+            )
+        session.flush()
+        if any(a.status is AlertStatus.FIRING for a in [*plan.new, *plan.refired]):
+            self._reevaluate(session, incident, now)
+        resolved = False
+        if plan.all_resolved:
+            resolved = self._all_resolved(session, incident, group, n, now)
+        journal.card_changed(session, incident, now)
+        session.add(incident)
+        return IngestOutcome(incident.id, False, False, len(plan.new), len(plan.changed), resolved)
+
+    def _all_resolved(
+        self, session: Session, incident: IncidentRow, group: AlertGroupRow, n: Notification, now: datetime
+    ) -> bool:
+        wf = self._policy.workflow(incident.workflow)
+        if not IncidentState(incident.state).is_open:
+            return False
+        if not wf.resolve_on_source_resolve:
+            journal.record(
+                session,
+                incident,
+                kind=JournalKind.OBSERVATION,
+                text=(
+                    "Every alert of the group is resolved at the source. The incident stays open: "
+                    f"workflow {incident.workflow!r} leaves resolving to a responder."
+                ),
+                author=n.source,
+                now=now,
+            )
+            return False
+        previous = incident.state
+        incident.state = IncidentState.RESOLVED.value
+        incident.resolved_at = now
+        incident.resolved_by = f"source:{n.source}"
+        incident.severity_review_at = None
+        incident.root_cause_deadline_at = None
+        incident.updated_at = now
+        session.delete(group)
+        reason = f" ({n.reason})" if n.reason else ""
+        journal.record(
+            session,
+            incident,
+            kind=JournalKind.CHANGE,
+            text=f"State {previous} → resolved: every alert resolved at the source{reason}.",
+            author=n.source,
+            now=now,
+        )
+        return True
+
+    # -- severity over time -----------------------------------------------------------------
+
+    def _firing_evidence(self, session: Session, incident_id: int) -> list[Evidence]:
+        rows = session.exec(
+            select(AlertRow).where(AlertRow.incident_id == incident_id, AlertRow.status == "firing")
+        ).all()
+        return [evidence_from_row(r) for r in rows]
+
+    def _raise_to(self, session: Session, incident: IncidentRow, decision: Decision, now: datetime) -> None:
+        old = incident.severity
+        incident.severity = decision.severity.value
+        incident.severity_reasons = _reasons(decision)
+        incident.severity_changed_at = now
+        incident.root_cause_deadline_at = (
+            None
+            if incident.root_cause_at is not None
+            else root_cause_deadline(decision.severity, now, self._policy.severity)
+        )
+        incident.updated_at = now
+        reasons = "; ".join(r.text for r in decision.reasons)
+        journal.record(
+            session,
+            incident,
+            kind=JournalKind.CHANGE,
+            text=f"Severity {old} → {decision.severity.value}: {reasons}",
+            author=SYSTEM,
+            now=now,
+        )
+        journal.card_changed(session, incident, now)
+
+    def _reevaluate(self, session: Session, incident: IncidentRow, now: datetime) -> None:
+        assert incident.id is not None
+        evidences = self._firing_evidence(session, incident.id)
+        current = Severity(incident.severity)
+        decision = reevaluate(current, evidences, self._policy.severity, self._policy.hours, now)
+        if decision is not None:
+            self._raise_to(session, incident, decision, now)
+        full = classify_all(evidences, self._policy.severity, self._policy.hours, now) if evidences else None
+        incident.severity_review_at = full.review_at if full is not None else None
+        session.add(incident)
+
+    def review_due(self, session: Session, *, limit: int = 100) -> int:
+        """Re-evaluate open incidents whose severity may have risen with time; return how many."""
+        now = self._clock()
+        due = session.exec(
+            select(IncidentRow)
+            .where(
+                IncidentRow.severity_review_at.is_not(None),  # type: ignore[union-attr]
+                IncidentRow.severity_review_at <= now,  # type: ignore[operator]
+                IncidentRow.state != IncidentState.RESOLVED.value,
+            )
+            .order_by(IncidentRow.severity_review_at)  # type: ignore[arg-type]
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).all()
+        for incident in due:
+            self._reevaluate(session, incident, now)
+        return len(due)
+
+    def escalate_due(self, session: Session, *, limit: int = 100) -> int:
+        """Escalate P2 incidents with no root cause after the deadline; return how many."""
+        now = self._clock()
+        due = session.exec(
+            select(IncidentRow)
+            .where(
+                IncidentRow.root_cause_deadline_at.is_not(None),  # type: ignore[union-attr]
+                IncidentRow.root_cause_deadline_at <= now,  # type: ignore[operator]
+                IncidentRow.state != IncidentState.RESOLVED.value,
+            )
+            .order_by(IncidentRow.root_cause_deadline_at)  # type: ignore[arg-type]
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).all()
+        for incident in due:
+            decision = escalate_for_missing_root_cause(
+                Severity(incident.severity),
+                incident.root_cause_deadline_at,
+                incident.root_cause_at,
+                now,
+                self._policy.severity,
+            )
+            if decision is not None:
+                self._raise_to(session, incident, decision, now)
+            incident.root_cause_deadline_at = None
+            session.add(incident)
+        return len(due)
+
+    def count_open(self, session: Session) -> int:
+        """Return the number of open incidents."""
+        return int(
+            session.execute(
+                sa.select(sa.func.count()).select_from(IncidentRow).where(
+                    sa.column("state") != IncidentState.RESOLVED.value
+                )
+            ).scalar_one()
+        )

@@ -1,0 +1,145 @@
+"""Durable ingest: one writer commits many notifications per transaction (group commit)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlmodel import Session
+
+from bot.domain.alerts import Notification
+from bot.metrics import Metrics
+from bot.services.incidents import IncidentService, IngestOutcome
+from storage.db import StorageUnavailable
+
+__all__ = ["IngestPipeline"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Job:
+    notification: Notification
+    future: asyncio.Future[IngestOutcome]
+    loop: asyncio.AbstractEventLoop
+
+
+def _settle(job: _Job, outcome: IngestOutcome | None, error: BaseException | None) -> None:
+    def apply() -> None:
+        if job.future.done():
+            return
+        if error is not None:
+            job.future.set_exception(error)
+        else:
+            assert outcome is not None
+            job.future.set_result(outcome)
+
+    job.loop.call_soon_threadsafe(apply)
+
+
+class IngestPipeline:
+    """Queue notifications from the event loop; a writer thread applies and commits them in batches.
+
+    A caller's future resolves only after the commit that holds its notification, so a 2xx
+    answer always means the alert is on disk; one fsync covers every request in the batch.
+    """
+
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        service: IncidentService,
+        metrics: Metrics,
+        on_commit: Callable[[], None] = lambda: None,
+        max_batch: int = 256,
+    ) -> None:
+        self._engine = engine
+        self._service = service
+        self._metrics = metrics
+        self._on_commit = on_commit
+        self._max_batch = max_batch
+        self._queue: queue.Queue[_Job | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+
+    async def submit(self, notification: Notification) -> IngestOutcome:
+        """Apply a notification durably; raise StorageUnavailable when the database is down."""
+        if self._thread is None or not self._thread.is_alive():
+            raise StorageUnavailable("ingest writer is not running")
+        loop = asyncio.get_running_loop()
+        job = _Job(notification, loop.create_future(), loop)
+        self._queue.put(job)
+        return await job.future
+
+    def start(self) -> None:
+        """Start the writer thread."""
+        self._thread = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Finish queued work, then stop the writer."""
+        if self._thread is None:
+            return
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+        self._thread = None
+
+    def _take_batch(self) -> tuple[list[_Job], bool]:
+        first = self._queue.get()
+        if first is None:
+            return [], True
+        batch = [first]
+        stop = False
+        while len(batch) < self._max_batch:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if job is None:
+                stop = True
+                break
+            batch.append(job)
+        return batch, stop
+
+    def _run(self) -> None:
+        while True:
+            batch, stop = self._take_batch()
+            if batch:
+                self._apply(batch)
+            if stop:
+                return
+
+    def _apply(self, batch: list[_Job]) -> None:
+        results: list[tuple[_Job, IngestOutcome | None, BaseException | None]] = []
+        try:
+            with Session(self._engine, expire_on_commit=False) as session:
+                for job in batch:
+                    try:
+                        with session.begin_nested():
+                            outcome = self._service.ingest(session, job.notification)
+                        results.append((job, outcome, None))
+                    except (OperationalError, DBAPIError):
+                        raise
+                    except Exception as exc:
+                        log.exception("notification from %s could not be applied", job.notification.source)
+                        results.append((job, None, exc))
+                session.commit()
+        except (OperationalError, DBAPIError) as exc:
+            log.error("ingest transaction failed; answering 503: %s", exc)
+            for job in batch:
+                _settle(job, None, StorageUnavailable(str(exc.orig) if exc.orig else str(exc)))
+            return
+        except Exception as exc:
+            log.exception("ingest transaction failed")
+            for job in batch:
+                _settle(job, None, exc)
+            return
+        self._metrics.ingest_batch.observe(len(batch))
+        for job, outcome, error in results:
+            _settle(job, outcome, error)
+        self._on_commit()

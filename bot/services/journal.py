@@ -1,0 +1,88 @@
+"""Write journal entries and the outbox rows that post them to the incident thread."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlmodel import Session
+
+from bot.delivery.outbox import enqueue
+from bot.domain.incidents import JournalKind
+from storage.models import IncidentRow, JournalRow
+
+__all__ = ["CARD", "JOURNAL", "card_changed", "record"]
+
+CARD = "chat.card"
+JOURNAL = "chat.journal"
+CARD_DEBOUNCE = timedelta(seconds=2)
+JOURNAL_BATCH = timedelta(seconds=2)
+
+
+def _ordering(incident_id: int) -> str:
+    return f"incident:{incident_id}"
+
+
+def record(
+    session: Session,
+    incident: IncidentRow,
+    *,
+    kind: JournalKind,
+    text: str,
+    author: str,
+    now: datetime,
+    batch: bool = False,
+) -> JournalRow:
+    """Store a journal entry and queue its post to the thread.
+
+    `batch` entries (alerts joining during a storm) share one debounced thread post.
+    """
+    assert incident.id is not None
+    entry = JournalRow(
+        incident_id=incident.id, kind=kind.value, text=text, author=author, created_at=now
+    )
+    session.add(entry)
+    session.flush()
+    assert entry.id is not None
+    enqueue(
+        session,
+        kind=JOURNAL,
+        idempotency_key=f"journal:{entry.id}",
+        ordering_key=_ordering(incident.id),
+        payload={"entry_ids": [entry.id]},
+        incident_id=incident.id,
+        now=now,
+        delay=JOURNAL_BATCH if batch else timedelta(0),
+        coalesce_key=f"journal-batch:{incident.id}" if batch else None,
+        merge_list="entry_ids",
+    )
+    return entry
+
+
+def card_posted(session: Session, incident: IncidentRow, now: datetime) -> None:
+    """Queue the first post of the incident's card."""
+    assert incident.id is not None
+    enqueue(
+        session,
+        kind=CARD,
+        idempotency_key=f"card:{incident.id}:post",
+        ordering_key=_ordering(incident.id),
+        payload={},
+        incident_id=incident.id,
+        now=now,
+    )
+
+
+def card_changed(session: Session, incident: IncidentRow, now: datetime) -> None:
+    """Queue a debounced card refresh; the card is rendered from current state at delivery."""
+    assert incident.id is not None
+    enqueue(
+        session,
+        kind=CARD,
+        idempotency_key=f"card:{incident.id}:update:{now.timestamp():.6f}",
+        ordering_key=_ordering(incident.id),
+        payload={},
+        incident_id=incident.id,
+        now=now,
+        delay=CARD_DEBOUNCE,
+        coalesce_key=f"card-update:{incident.id}",
+    )

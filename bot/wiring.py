@@ -1,0 +1,129 @@
+"""The composition root: settings, storage, adapters, services, workers and the ASGI app."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TextIO
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from slack_sdk import WebClient
+from sqlalchemy.engine import Engine
+
+from bot.config import Policy, load_policy
+from bot.delivery.chat import ChatDelivery
+from bot.delivery.worker import DeliveryWorker, Handler
+from bot.domain.redaction import Redactor, SafeText
+from bot.integrations.console_chat import ConsoleChat
+from bot.integrations.ports import ChatNotifier
+from bot.integrations.slack_chat import SlackChat
+from bot.metrics import Metrics
+from bot.scheduler import build_scheduler
+from bot.services import journal
+from bot.services.incidents import IncidentService
+from bot.services.ingest import IngestPipeline
+from bot.settings import Settings, environment
+from storage.db import create_db_engine
+
+__all__ = ["LOCAL_DEV_TOKEN", "Container", "bootstrap", "utc_now"]
+
+log = logging.getLogger(__name__)
+
+LOCAL_DEV_TOKEN = "local-dev-token"
+
+
+def utc_now() -> datetime:
+    """Return the current instant in UTC."""
+    return datetime.now(UTC)
+
+
+@dataclass
+class Container:
+    """Everything one bot process is made of."""
+
+    settings: Settings
+    policy: Policy
+    engine: Engine
+    metrics: Metrics
+    safe: SafeText
+    incidents: IncidentService
+    pipeline: IngestPipeline
+    worker: DeliveryWorker
+    scheduler: BackgroundScheduler
+    webhook_token: str | None
+    clock: Callable[[], datetime]
+
+    def start(self) -> None:
+        """Start the writer, the delivery worker and the scheduler."""
+        self.pipeline.start()
+        self.worker.start()
+        self.scheduler.start()
+
+    def stop(self) -> None:
+        """Stop them, letting queued ingest finish."""
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        self.pipeline.stop()
+        self.worker.stop()
+
+
+def _chat(settings: Settings, stream: TextIO | None) -> ChatNotifier:
+    if settings.local_mode:
+        return ConsoleChat(stream)
+    assert settings.slack_bot_token is not None
+    client = WebClient(
+        token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url, timeout=10
+    )
+    return SlackChat(client)
+
+
+def bootstrap(
+    settings: Settings | None = None,
+    *,
+    policy: Policy | None = None,
+    clock: Callable[[], datetime] = utc_now,
+    console: TextIO | None = None,
+    engine: Engine | None = None,
+    scheduler_interval_s: float = 15.0,
+) -> Container:
+    """Build a container from settings (read from the environment when not given)."""
+    settings = settings or Settings()
+    policy = policy or load_policy(settings.ai_incident_config, environment())
+    engine = engine or create_db_engine(settings.database_url)
+    metrics = Metrics()
+    safe = SafeText(Redactor(policy.redaction))
+    incidents = IncidentService(policy=policy, clock=clock)
+    chat = ChatDelivery(
+        engine=engine,
+        chat=_chat(settings, console),
+        safe=safe,
+        default_channel=policy.default_channel,
+        slack=not settings.local_mode,
+        clock=clock,
+    )
+    handlers: dict[str, Handler] = {journal.CARD: chat.card, journal.JOURNAL: chat.journal}
+    worker = DeliveryWorker(engine=engine, handlers=handlers, clock=clock)
+    pipeline = IngestPipeline(engine=engine, service=incidents, metrics=metrics, on_commit=worker.poke)
+    scheduler = build_scheduler(engine, incidents, worker.poke, scheduler_interval_s)
+    token = (
+        settings.ai_incident_webhook_token.get_secret_value()
+        if settings.ai_incident_webhook_token
+        else None
+    )
+    if token is None and settings.local_mode:
+        token = LOCAL_DEV_TOKEN
+    return Container(
+        settings=settings,
+        policy=policy,
+        engine=engine,
+        metrics=metrics,
+        safe=safe,
+        incidents=incidents,
+        pipeline=pipeline,
+        worker=worker,
+        scheduler=scheduler,
+        webhook_token=token,
+        clock=clock,
+    )

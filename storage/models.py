@@ -1,0 +1,171 @@
+"""SQLModel tables: incidents, alerts, groups, journal, outbox, job leases."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+__all__ = [
+    "AlertGroupRow",
+    "AlertRow",
+    "IncidentRow",
+    "JobLeaseRow",
+    "JournalRow",
+    "OutboxRow",
+    "UTCDateTime",
+    "metadata",
+]
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Store UTC instants as naive UTC; hand back tz-aware datetimes on every backend."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC)
+
+
+def _ts(*, nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_column=sa.Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+def _json(default: Any) -> Any:
+    return Field(default_factory=default, sa_column=sa.Column(sa.JSON, nullable=False))
+
+
+class IncidentRow(SQLModel, table=True):
+    __tablename__ = "incident"
+
+    id: int | None = Field(default=None, primary_key=True)
+    title: str = Field(max_length=500)
+    workflow: str = Field(max_length=200, index=True)
+    category: str = Field(max_length=40)
+    severity: str = Field(max_length=2)
+    severity_reasons: list[dict[str, Any]] = _json(list)
+    state: str = Field(max_length=20, index=True)
+    source: str = Field(max_length=100)
+    group_key: str | None = Field(default=None, max_length=64, index=True)
+    commander: str | None = Field(default=None, max_length=100)
+    ai_context: dict[str, Any] = _json(dict)
+    impact_external: bool = False
+    jira_key: str | None = Field(default=None, max_length=50)
+    slack_channel: str | None = Field(default=None, max_length=40)
+    slack_ts: str | None = Field(default=None, max_length=40)
+    root_cause: str | None = None
+    resolved_by: str | None = Field(default=None, max_length=100)
+    resolution_summary: str | None = None
+    detected_at: datetime = _ts(nullable=False)
+    triggered_at: datetime = _ts(nullable=False)
+    acknowledged_at: datetime | None = _ts()
+    mitigated_at: datetime | None = _ts()
+    resolved_at: datetime | None = _ts()
+    root_cause_at: datetime | None = _ts()
+    severity_changed_at: datetime = _ts(nullable=False)
+    severity_review_at: datetime | None = _ts(index=True)
+    root_cause_deadline_at: datetime | None = _ts(index=True)
+    created_at: datetime = _ts(nullable=False)
+    updated_at: datetime = _ts(nullable=False)
+
+
+class AlertGroupRow(SQLModel, table=True):
+    """One row per open alert group; its primary key makes opening a group race-free."""
+
+    __tablename__ = "alert_group"
+
+    key: str = Field(primary_key=True, max_length=64)
+    incident_id: int = Field(foreign_key="incident.id", index=True)
+    source: str = Field(max_length=100)
+    group_key: str
+    opened_at: datetime = _ts(nullable=False)
+
+
+class AlertRow(SQLModel, table=True):
+    __tablename__ = "alert"
+    __table_args__ = (sa.UniqueConstraint("incident_id", "fingerprint", name="uq_alert_incident_fp"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incident.id", index=True)
+    fingerprint: str = Field(max_length=200)
+    status: str = Field(max_length=10)
+    title: str = Field(max_length=500)
+    description: str | None = None
+    labels: dict[str, Any] = _json(dict)
+    annotations: dict[str, Any] = _json(dict)
+    links: list[dict[str, Any]] = _json(list)
+    values: dict[str, Any] = _json(dict)
+    signal: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(sa.JSON, nullable=True))
+    evidence: dict[str, Any] = _json(dict)
+    ai_context: dict[str, Any] = _json(dict)
+    generator_url: str | None = None
+    starts_at: datetime | None = _ts()
+    ends_at: datetime | None = _ts()
+    first_seen_at: datetime = _ts(nullable=False)
+    last_seen_at: datetime = _ts(nullable=False)
+    resolved_at: datetime | None = _ts()
+
+
+class JournalRow(SQLModel, table=True):
+    __tablename__ = "journal_entry"
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incident.id", index=True)
+    kind: str = Field(max_length=20)
+    text: str
+    author: str = Field(max_length=100)
+    via: str = Field(default="bot", max_length=20)
+    created_at: datetime = _ts(nullable=False)
+    edited_at: datetime | None = _ts()
+    previous_text: str | None = None
+    deleted_at: datetime | None = _ts()
+    slack_ts: str | None = Field(default=None, max_length=40, index=True)
+
+
+class OutboxRow(SQLModel, table=True):
+    """A side effect recorded with the state change that causes it."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (sa.Index("ix_outbox_due", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=40)
+    idempotency_key: str = Field(max_length=200, unique=True)
+    ordering_key: str = Field(max_length=100, index=True)
+    coalesce_key: str | None = Field(default=None, max_length=200, index=True)
+    incident_id: int | None = Field(default=None, index=True)
+    payload: dict[str, Any] = _json(dict)
+    status: str = Field(default="pending", max_length=12)
+    attempts: int = 0
+    next_attempt_at: datetime = _ts(nullable=False)
+    lease_until: datetime | None = _ts()
+    last_error: str | None = None
+    result: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(sa.JSON, nullable=True))
+    created_at: datetime = _ts(nullable=False)
+    delivered_at: datetime | None = _ts()
+
+
+class JobLeaseRow(SQLModel, table=True):
+    """A lease on a scheduled job so one replica runs it at a time."""
+
+    __tablename__ = "job_lease"
+
+    name: str = Field(primary_key=True, max_length=100)
+    holder: str = Field(max_length=100)
+    lease_until: datetime = _ts(nullable=False)
+
+
+metadata = SQLModel.metadata
