@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+import datetime as dt
 from datetime import time, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -174,7 +175,7 @@ class Digest(_Model):
     day: Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"] = (
         "monday"
     )
-    time: time = time(9, 0)
+    time: dt.time = dt.time(9, 0)
     channel: str | None = None
 
 

@@ -64,7 +64,7 @@ class Container:
     def stop(self) -> None:
         """Stop them, letting queued ingest finish."""
         if self.scheduler.running:
-            self.scheduler.shutdown(wait=False)
+            self.scheduler.shutdown(wait=True)
         self.pipeline.stop()
         self.worker.stop()
 

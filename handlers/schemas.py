@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any, Literal
 
@@ -268,7 +269,7 @@ def from_alertmanager(payload: AlertmanagerPayload, *, source_name: str, source:
     )
     return Notification(
         source=source_name,
-        group_key=f"{payload.receiver}\0{payload.groupKey}",
+        group_key=json.dumps([payload.receiver, payload.groupKey]),
         title=group_title[:500],
         alerts=tuple(alerts),
         workflow=_workflow_of(payload.commonLabels, source),

@@ -75,6 +75,17 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _without_nul(value: Any) -> Any:
+    # PostgreSQL text cannot hold NUL; an alert must never be refused for one stray byte
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    return value
+
+
 def _field_errors(exc: ValidationError) -> list[dict[str, str]]:
     return [
         {"field": ".".join(str(p) for p in err["loc"]) or "(body)", "message": err["msg"]}
@@ -119,7 +130,7 @@ def build_router(deps: WebhookDeps) -> APIRouter:
         except Unauthorized as exc:
             return _error(401, str(exc))
         try:
-            data = json.loads(body)
+            data = _without_nul(json.loads(body))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             return _error(422, "body is not valid JSON", fields=[{"field": "(body)", "message": str(exc)}])
         try:

@@ -76,8 +76,8 @@ class DeliveryWorker:
         engine: Engine,
         handlers: Mapping[str, Handler],
         clock: Callable[[], datetime],
-        lease: timedelta = timedelta(seconds=60),
-        batch: int = 50,
+        lease: timedelta = timedelta(seconds=30),
+        batch: int = 10,
         rng: random.Random | None = None,
     ) -> None:
         self._engine = engine
@@ -121,7 +121,9 @@ class DeliveryWorker:
                 return []
             rows = session.exec(select(OutboxRow).where(sa.column("id").in_(ids))).all()
             for row in sorted(rows, key=lambda r: r.id or 0):
-                uncertain = row.status == "in_flight"
+                # after a crash, a timeout or a 5xx the receiver may already have acted:
+                # the handler looks before it acts again
+                uncertain = row.status == "in_flight" or row.attempts > 0
                 row.status = "in_flight"
                 row.attempts += 1
                 row.lease_until = now + self._lease
@@ -139,17 +141,33 @@ class DeliveryWorker:
                 )
         return attempts
 
+    def _mine(self, attempt: Attempt) -> Any:
+        # an attempt only touches its row while its lease is the current one
+        return sa.and_(
+            sa.column("id") == attempt.id,
+            sa.column("status") == "in_flight",
+            sa.column("attempts") == attempt.number,
+        )
+
     def _finish(self, attempt: Attempt, **values: Any) -> None:
         with session_scope(self._engine) as session:
-            session.execute(
+            session.execute(sa.update(OutboxRow).where(self._mine(attempt)).values(**values))
+
+    def _renew(self, attempt: Attempt) -> bool:
+        """Extend the lease just before delivering; False if another worker took the row over."""
+        with session_scope(self._engine) as session:
+            result = session.execute(
                 sa.update(OutboxRow)
-                .where(sa.column("id") == attempt.id, sa.column("status") == "in_flight")
-                .values(**values)
+                .where(self._mine(attempt))
+                .values(lease_until=self._clock() + self._lease)
             )
+            return bool(getattr(result, "rowcount", 0))
 
     def deliver(self, attempt: Attempt) -> None:
         """Run one attempt and record its outcome."""
         handler = self._handlers.get(attempt.kind)
+        if not self._renew(attempt):
+            return
         now = self._clock()
         try:
             if handler is None:

@@ -16,6 +16,7 @@ __all__ = ["METADATA_EVENT", "SlackChat"]
 log = logging.getLogger(__name__)
 
 METADATA_EVENT = "ai_incident_post"
+MAX_FIND_PAGES = 50
 # ok:false codes where a later attempt can succeed
 RETRYABLE_ERRORS = frozenset(
     {"ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
@@ -66,17 +67,26 @@ class SlackChat:
             raise _translate(exc, "chat.update") from exc
 
     def find(self, *, channel: str, key: str, thread_ts: str | None = None) -> str | None:
-        try:
-            if thread_ts is None:
-                resp = self._client.conversations_history(channel=channel, include_all_metadata=True, limit=200)
-            else:
-                resp = self._client.conversations_replies(
-                    channel=channel, ts=thread_ts, include_all_metadata=True, limit=200
-                )
-        except (SlackApiError, SlackClientError, OSError) as exc:
-            raise _translate(exc, "conversations.history") from exc
-        for message in resp.get("messages", []):
-            meta = message.get("metadata") or {}
-            if meta.get("event_type") == METADATA_EVENT and (meta.get("event_payload") or {}).get("key") == key:
-                return str(message["ts"])
+        cursor: str | None = None
+        for _ in range(MAX_FIND_PAGES):
+            try:
+                if thread_ts is None:
+                    resp = self._client.conversations_history(
+                        channel=channel, include_all_metadata=True, limit=200, cursor=cursor
+                    )
+                else:
+                    resp = self._client.conversations_replies(
+                        channel=channel, ts=thread_ts, include_all_metadata=True, limit=200, cursor=cursor
+                    )
+            except (SlackApiError, SlackClientError, OSError) as exc:
+                raise _translate(exc, "conversations.history") from exc
+            for message in resp.get("messages", []):
+                meta = message.get("metadata") or {}
+                payload = meta.get("event_payload") or {}
+                if meta.get("event_type") == METADATA_EVENT and payload.get("key") == key:
+                    return str(message["ts"])
+            cursor = (resp.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                return None
+        log.warning("gave up looking for %s after %d pages; posting again", key, MAX_FIND_PAGES)
         return None

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlmodel import Session
 
 from bot.domain.alerts import Notification
@@ -123,13 +123,13 @@ class IngestPipeline:
                         with session.begin_nested():
                             outcome = self._service.ingest(session, job.notification)
                         results.append((job, outcome, None))
-                    except (OperationalError, DBAPIError):
+                    except (OperationalError, InterfaceError):
                         raise
                     except Exception as exc:
                         log.exception("notification from %s could not be applied", job.notification.source)
                         results.append((job, None, exc))
                 session.commit()
-        except (OperationalError, DBAPIError) as exc:
+        except (OperationalError, InterfaceError) as exc:
             log.error("ingest transaction failed; answering 503: %s", exc)
             for job in batch:
                 _settle(job, None, StorageUnavailable(str(exc.orig) if exc.orig else str(exc)))

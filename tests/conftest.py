@@ -1,0 +1,92 @@
+"""Shared fixtures: an in-process bot on SQLite or PostgreSQL, payload fixtures, the example policy."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from bot.config import Policy, load_policy
+from bot.settings import Settings
+from bot.wiring import Container, bootstrap
+from handlers.http import create_app
+from storage.db import create_db_engine, migrate
+from tests.support.databases import database
+
+FIXTURES = Path(__file__).parent / "fixtures"
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "ai-incident.example.yml"
+TOKEN = "test-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def payload(name: str) -> dict[str, Any]:
+    """Return a copy of a payload fixture."""
+    data: dict[str, Any] = json.loads((FIXTURES / name).read_text())
+    return data
+
+
+def example_policy() -> Policy:
+    """Load the example policy file as the tests and users do."""
+    return load_policy(EXAMPLE, {})
+
+
+class FakeClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kwargs: float) -> None:
+        self.now += timedelta(**kwargs)
+
+
+@dataclass
+class Bot:
+    container: Container
+    client: TestClient
+    console: io.StringIO
+    clock: FakeClock
+    url: str
+
+    def post(self, path: str, body: Any, headers: dict[str, str] | None = None) -> Any:
+        return self.client.post(path, json=body, headers=AUTH if headers is None else headers)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Yield an empty database URL on each backend."""
+    with database(request.param, tmp_path) as url:
+        yield url
+
+
+def make_bot(db_url: str, policy: Policy | None = None, clock: FakeClock | None = None) -> Bot:
+    """Build and migrate an in-process bot; the caller enters `client`."""
+    clock = clock or FakeClock()
+    engine = create_db_engine(db_url)
+    migrate(engine)
+    console = io.StringIO()
+    settings = Settings(database_url=db_url, ai_incident_webhook_token=TOKEN)
+    container = bootstrap(
+        settings, policy=policy or example_policy(), clock=clock, console=console, engine=engine
+    )
+    app = create_app(container)
+    return Bot(container, TestClient(app), console, clock, db_url)
+
+
+@pytest.fixture
+def bot(db_url: str) -> Iterator[Bot]:
+    """An in-process bot with the example policy, workers running, on each backend."""
+    b = make_bot(db_url)
+    with b.client:
+        yield b
+    b.container.engine.dispose()

@@ -1,0 +1,742 @@
+"""A stateful stand-in for the Slack Web API on an ephemeral loopback port.
+
+It answers the way Slack does for the methods the bot uses, keeps the messages it was sent, records
+every request, and lets a test make it fail or slow down. Use it as a context manager and point a
+client at `url`::
+
+    with SlackStandin() as slack:
+        client = WebClient(token="xoxb-test", base_url=slack.url)
+        client.chat_postMessage(channel="#ai-incidents", text="hello")
+        assert slack.messages()[0]["text"] == "hello"
+
+Behaviour, as Slack's Web API docs (https://api.slack.com/web) and its OpenAPI spec describe it:
+
+- Methods are served at ``/api/<method>`` for GET and POST. Parameters come from the query string
+  and the body: JSON (``application/json``, as slack_sdk sends for ``chat.*``), or form-encoded (as
+  slack_sdk sends for read methods). In form bodies ``blocks`` and ``metadata`` are JSON strings.
+- Auth: ``Authorization: Bearer xoxb-…`` (or a ``token`` form/query parameter). No token →
+  ``not_authed``; a token that is not accepted → ``invalid_auth``. Errors are HTTP 200 with
+  ``{"ok": false, "error": ...}``.
+- Channels: ids match ``^[CGD][A-Z0-9]{8,}$``. ``#name`` (or a bare lower-case name) maps to a
+  stable generated ``C…`` id, a user id (``U…``/``W…``) to a stable DM id (``D…``). Well-formed
+  ids are accepted as they come unless ``strict_channels`` is set, in which case only channels made
+  with `add_channel` exist; anything else is ``channel_not_found``.
+- ``ts`` values look like ``1700000000.000100`` and are unique and increasing across the workspace.
+- Messages keep ``thread_ts``, ``metadata`` and ``blocks``. ``metadata`` is only returned by
+  ``conversations.history``/``conversations.replies`` when ``include_all_metadata`` is true.
+- Implemented: ``auth.test``, ``chat.postMessage``, ``chat.update``, ``chat.postEphemeral``,
+  ``conversations.history``, ``conversations.replies``. Others answer ``unknown_method``.
+
+Making it misbehave (all thread-safe, callable while the bot runs):
+
+- ``fail_next(method, status=429, retry_after=1)`` — HTTP 429 with ``Retry-After``;
+  ``fail_next(method, status=500)`` — a 5xx; ``fail_next(method, error="ratelimited")`` — HTTP 200
+  ``ok: false``. ``times=n`` repeats it; ``effect=True`` performs the call first and then answers
+  the failure (the "request reached Slack, the answer got lost" case). ``method="*"`` matches any
+  method.
+- ``set_delay(seconds)`` — every answer takes that long (optionally per method, and before or after
+  the call takes effect).
+- ``rate_limit_per_channel = True`` — ``chat.postMessage`` is held to about one message per second
+  per channel (a token bucket of ``rate_limit_burst`` messages); beyond it, HTTP 429 ``ratelimited``
+  with ``Retry-After``, and nothing is posted.
+
+Inspecting: `messages`, `thread`, `ephemerals`, `calls`, `channel_id`.
+
+Extension points: a new Web API method is a ``_m_<method with dots as underscores>`` handler taking
+the decoded parameters and returning the answer's fields (raise `SlackError` for ``ok: false``);
+other routes (``response_url`` targets, inbound traffic helpers) go into `_routes`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import copy
+import hashlib
+import json
+import math
+import re
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from urllib.parse import parse_qsl
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+__all__ = ["CHANNEL_ID", "TS", "USER_ID", "Call", "SlackError", "SlackStandin", "metadata_keys"]
+
+CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{8,}$")
+USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+CHANNEL_NAME = re.compile(r"^#?[a-z0-9][a-z0-9_-]{0,79}$")
+TS = re.compile(r"^\d{10}\.\d{6}$")
+DEFAULT_TOKEN = re.compile(r"^xox[bp]-[A-Za-z0-9-]+$")
+
+TEAM_ID = "T0STANDIN1"
+TEAM_NAME = "AI Incident Test"
+BOT_USER_ID = "U0BOTUSER1"
+BOT_ID = "B0BOTUSER1"
+APP_ID = "A0BOTAPP01"
+MAX_TEXT = 40_000
+MAX_BLOCKS = 50
+
+_STATUS_ERRORS = {
+    429: "ratelimited",
+    500: "internal_error",
+    502: "bad_gateway",
+    503: "service_unavailable",
+}
+
+
+class SlackError(Exception):
+    """An ``ok: false`` answer (HTTP `status`, 200 unless Slack says otherwise)."""
+
+    def __init__(
+        self, error: str, *, status: int = 200, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(error)
+        self.error = error
+        self.status = status
+        self.headers = headers or {}
+
+
+@dataclass
+class Call:
+    """One request the stand-in received, with the answer once it was given."""
+
+    method: str  # Slack method, e.g. "chat.postMessage"
+    params: dict[str, Any]  # query and body as decoded: JSON values typed, form values strings
+    token: str | None
+    http_method: str
+    content_type: str
+    at: float  # time.time() at arrival
+    # the answer, set as soon as it is decided (the call has taken effect, if it does), which is
+    # before it is sent when an after-effect delay is set
+    status: int | None = None
+    response: dict[str, Any] | None = None
+    answered_at: float | None = None  # time.time() once the answer was handed to the server
+
+    @property
+    def in_progress(self) -> bool:
+        """Return True until the answer was sent."""
+        return self.answered_at is None
+
+    @property
+    def ok(self) -> bool:
+        """Return True when the answer was HTTP 200 with ``ok: true``."""
+        return self.status == 200 and bool(self.response and self.response.get("ok"))
+
+
+@dataclass
+class _Message:
+    channel: str
+    ts: str
+    text: str
+    blocks: list[dict[str, Any]] | None
+    metadata: dict[str, Any] | None
+    thread_ts: str | None  # set on replies: the parent's ts
+    user: str = BOT_USER_ID
+    edited: dict[str, str] | None = None
+    replies: list[str] = field(default_factory=list)  # on parents: reply ts in order
+
+    def to_api(self, *, include_metadata: bool, standin: SlackStandin) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "type": "message",
+            "user": self.user,
+            "bot_id": BOT_ID,
+            "app_id": APP_ID,
+            "team": TEAM_ID,
+            "text": self.text,
+            "ts": self.ts,
+        }
+        if self.blocks is not None:
+            out["blocks"] = copy.deepcopy(self.blocks)
+        if self.edited is not None:
+            out["edited"] = dict(self.edited)
+        if self.thread_ts is not None:
+            out["thread_ts"] = self.thread_ts
+            out["parent_user_id"] = standin._message(self.channel, self.thread_ts).user
+        elif self.replies:
+            users = sorted({standin._message(self.channel, ts).user for ts in self.replies})
+            out.update(
+                thread_ts=self.ts,
+                reply_count=len(self.replies),
+                reply_users_count=len(users),
+                reply_users=users,
+                latest_reply=self.replies[-1],
+            )
+        if include_metadata and self.metadata is not None:
+            out["metadata"] = copy.deepcopy(self.metadata)
+        return out
+
+
+@dataclass
+class _Failure:
+    status: int
+    error: str
+    retry_after: float | None
+    effect: bool
+
+    def raise_(self) -> None:
+        headers = {}
+        if self.status == 429:
+            headers["Retry-After"] = _retry_after_header(self.retry_after or 1)
+        raise SlackError(self.error, status=self.status, headers=headers)
+
+
+def _retry_after_header(seconds: float) -> str:
+    return str(max(0, math.ceil(seconds)))
+
+
+def _stable_id(prefix: str, seed: str) -> str:
+    digest = base64.b32encode(hashlib.sha1(seed.encode()).digest()).decode()
+    return prefix + digest[:10]
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in {"1", "true", "yes"}
+
+
+def _ts_value(value: Any, error: str) -> Decimal:
+    try:
+        return Decimal(str(value))
+    except InvalidOperation as exc:
+        raise SlackError(error) from exc
+
+
+class SlackStandin:
+    """The Slack Web API on 127.0.0.1, in a background thread; `start`/`stop` or use `with`."""
+
+    def __init__(
+        self,
+        *,
+        tokens: Collection[str] | None = None,
+        strict_channels: bool = False,
+        rate_limit_per_channel: bool = False,
+        rate_limit_burst: int = 1,
+    ) -> None:
+        """`tokens`: the accepted tokens (default: any ``xoxb-``/``xoxp-`` token)."""
+        self.tokens = set(tokens) if tokens is not None else None
+        self.strict_channels = strict_channels
+        self.rate_limit_per_channel = rate_limit_per_channel
+        self.rate_limit_burst = rate_limit_burst
+        self._lock = threading.RLock()
+        self._channels: dict[str, str | None] = {}  # id -> name
+        self._messages: dict[tuple[str, str], _Message] = {}  # (channel, ts) -> message, post order
+        self._ephemerals: list[dict[str, Any]] = []
+        self._calls: list[Call] = []
+        self._failures: dict[str, deque[_Failure]] = {}
+        self._delays: dict[tuple[str, bool], float] = {}  # (method or "*", after_effect) -> seconds
+        self._buckets: dict[str, tuple[float, float]] = {}  # channel -> (tokens, at monotonic)
+        self._last_ts = 0
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._socket: socket.socket | None = None
+        self.port = 0
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The Web API base URL, ending in ``/api/`` (slack_sdk's ``base_url``)."""
+        if not self.port:
+            raise RuntimeError("the Slack stand-in is not started")
+        return f"http://127.0.0.1:{self.port}/api/"
+
+    def _routes(self) -> list[Route]:
+        return [Route("/api/{method}", self._endpoint, methods=["GET", "POST"])]
+
+    def start(self, timeout: float = 10.0) -> SlackStandin:
+        """Serve on an ephemeral loopback port; return once it accepts connections."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        self._socket = sock
+        self.port = int(sock.getsockname()[1])
+        config = uvicorn.Config(
+            Starlette(routes=self._routes()),
+            log_config=None,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            http="h11",
+            ws="none",
+            loop="asyncio",
+            timeout_graceful_shutdown=2,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, name="slack-standin", daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("the Slack stand-in did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and release the port."""
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+        self._server = None
+
+    def __enter__(self) -> SlackStandin:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- test controls ----------------------------------------------------------------------
+
+    def fail_next(
+        self,
+        method: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        error: str | None = None,
+        times: int = 1,
+        effect: bool = False,
+    ) -> None:
+        """Make the next `times` calls of `method` ("*": any method) fail.
+
+        With neither `status` nor `error`: HTTP 429. With only `error`: HTTP 200 ``ok: false``.
+        429 answers carry ``Retry-After`` (`retry_after`, default 1 s). With `effect` the call takes
+        effect first and only its answer is the failure.
+        """
+        if status is None:
+            status = 200 if error is not None else 429
+        if error is None:
+            error = _STATUS_ERRORS.get(
+                status, "internal_error" if status >= 500 else "request_failed"
+            )
+        failure = _Failure(status=status, error=error, retry_after=retry_after, effect=effect)
+        with self._lock:
+            self._failures.setdefault(method, deque()).extend([failure] * times)
+
+    def set_delay(
+        self, seconds: float, *, method: str | None = None, after_effect: bool = False
+    ) -> None:
+        """Delay answers of `method` (default: every method) by `seconds`.
+
+        The delay runs before the call takes effect, or after it with `after_effect`, so a caller
+        that gives up (or dies) mid-call has, or has not, changed Slack. Both can be set at once.
+        """
+        with self._lock:
+            self._delays[(method or "*", after_effect)] = max(0.0, seconds)
+
+    def add_channel(self, name: str | None = None, channel_id: str | None = None) -> str:
+        """Create a channel (by `#name`, by id, or both); return its id."""
+        with self._lock:
+            if channel_id is None:
+                channel_id = _stable_id("C", (name or f"channel-{len(self._channels)}").lstrip("#"))
+            elif not CHANNEL_ID.match(channel_id):
+                raise ValueError(f"not a Slack channel id: {channel_id!r}")
+            self._channels[channel_id] = name.lstrip("#") if name else None
+            return channel_id
+
+    def channel_id(self, name: str) -> str:
+        """Return the id `#name` maps to (the same in every stand-in)."""
+        if CHANNEL_ID.match(name):
+            return name
+        if USER_ID.match(name):
+            return _stable_id("D", f"dm:{name}")
+        return _stable_id("C", name.lstrip("#"))
+
+    # -- inspection -------------------------------------------------------------------------
+
+    def messages(self, channel: str | None = None) -> list[dict[str, Any]]:
+        """Every stored message (top level and replies) in post order, with channel and metadata.
+
+        `channel` may be an id or a ``#name``.
+        """
+        with self._lock:
+            wanted = self.channel_id(channel) if channel is not None else None
+            return [
+                {"channel": m.channel, **m.to_api(include_metadata=True, standin=self)}
+                for m in self._messages.values()
+                if wanted is None or m.channel == wanted
+            ]
+
+    def thread(self, channel: str, ts: str) -> list[dict[str, Any]]:
+        """The parent message and its replies, oldest first (empty when there is no such ts)."""
+        with self._lock:
+            channel = self.channel_id(channel)
+            parent = self._messages.get((channel, ts))
+            if parent is None:
+                return []
+            if parent.thread_ts is not None:
+                parent = self._message(channel, parent.thread_ts)
+            items = [parent, *(self._message(channel, r) for r in parent.replies)]
+            return [
+                {"channel": channel, **m.to_api(include_metadata=True, standin=self)} for m in items
+            ]
+
+    def ephemerals(self, channel: str | None = None) -> list[dict[str, Any]]:
+        """Ephemeral messages (``chat.postEphemeral``), in order."""
+        with self._lock:
+            wanted = self.channel_id(channel) if channel is not None else None
+            return [copy.deepcopy(e) for e in self._ephemerals if wanted in (None, e["channel"])]
+
+    def calls(self, method: str | None = None) -> list[Call]:
+        """Recorded requests, in arrival order; only those of `method` when given."""
+        with self._lock:
+            return [c for c in self._calls if method is None or c.method == method]
+
+    # -- HTTP -------------------------------------------------------------------------------
+
+    async def _endpoint(self, request: Request) -> Response:
+        method = request.path_params["method"]
+        raw = await request.body()
+        content_type = request.headers.get("content-type", "")
+        params: dict[str, Any] = dict(request.query_params)
+        decode_error: str | None = None
+        if raw:
+            if content_type.startswith("application/json"):
+                try:
+                    body = json.loads(raw)
+                except (UnicodeDecodeError, json.JSONDecodeError):
+                    decode_error = "invalid_json"
+                else:
+                    if isinstance(body, dict):
+                        params.update(body)
+                    else:
+                        decode_error = "json_not_object"
+            elif content_type.startswith("application/x-www-form-urlencoded"):
+                try:
+                    params.update(parse_qsl(raw.decode("utf-8"), keep_blank_values=True))
+                except UnicodeDecodeError:
+                    decode_error = "invalid_charset"
+            else:
+                decode_error = "invalid_form_data"
+        token = self._token(request.headers.get("authorization"), params)
+        call = Call(
+            method=method,
+            params=params,
+            token=token,
+            http_method=request.method,
+            content_type=content_type,
+            at=time.time(),
+        )
+        with self._lock:
+            self._calls.append(call)
+        await self._pause(method, after_effect=False)
+        status, body, headers = self._answer(method, params, token, decode_error)
+        call.status, call.response = status, body
+        await self._pause(method, after_effect=True)
+        call.answered_at = time.time()
+        return JSONResponse(body, status_code=status, headers=headers)
+
+    async def _pause(self, method: str, *, after_effect: bool) -> None:
+        with self._lock:
+            seconds = self._delays.get(
+                (method, after_effect), self._delays.get(("*", after_effect), 0)
+            )
+        if seconds:
+            await asyncio.sleep(seconds)
+
+    @staticmethod
+    def _token(authorization: str | None, params: dict[str, Any]) -> str | None:
+        if authorization:
+            scheme, _, value = authorization.partition(" ")
+            return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+        token = params.get("token")
+        return str(token) if token else None
+
+    def _answer(
+        self, method: str, params: dict[str, Any], token: str | None, decode_error: str | None
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        with self._lock:
+            queue = self._failures.get(method) or self._failures.get("*")
+            failure = queue.popleft() if queue else None
+            try:
+                if failure is not None and not failure.effect:
+                    failure.raise_()
+                if decode_error is not None:
+                    raise SlackError(decode_error)
+                self._authenticate(token)
+                handler = getattr(self, "_m_" + method.replace(".", "_"), None)
+                if handler is None:
+                    raise SlackError("unknown_method")
+                result: dict[str, Any] = handler(params)
+                if failure is not None:
+                    failure.raise_()
+            except SlackError as exc:
+                return exc.status, {"ok": False, "error": exc.error}, exc.headers
+            return 200, {"ok": True, **result}, {}
+
+    def _authenticate(self, token: str | None) -> None:
+        if not token:
+            raise SlackError("not_authed")
+        accepted = token in self.tokens if self.tokens is not None else DEFAULT_TOKEN.match(token)
+        if not accepted:
+            raise SlackError("invalid_auth")
+
+    # -- state helpers (called with the lock held) -----------------------------------------
+
+    def _next_ts(self) -> str:
+        micros = max(time.time_ns() // 1000, self._last_ts + 1)
+        self._last_ts = micros
+        return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
+
+    def _resolve_channel(self, value: Any) -> str:
+        if not isinstance(value, str) or not value:
+            raise SlackError("channel_not_found")
+        if CHANNEL_ID.match(value):
+            channel = value
+        elif USER_ID.match(value) or CHANNEL_NAME.match(value):
+            channel = self.channel_id(value)
+        else:
+            raise SlackError("channel_not_found")
+        if channel not in self._channels:
+            if self.strict_channels:
+                raise SlackError("channel_not_found")
+            self._channels[channel] = value.lstrip("#") if not CHANNEL_ID.match(value) else None
+        return channel
+
+    def _message(self, channel: str, ts: str) -> _Message:
+        return self._messages[(channel, ts)]
+
+    def _take_rate_token(self, channel: str) -> None:
+        if not self.rate_limit_per_channel:
+            return
+        now = time.monotonic()
+        burst = float(max(1, self.rate_limit_burst))
+        tokens, at = self._buckets.get(channel, (burst, now))
+        tokens = min(burst, tokens + (now - at))  # one message per second refills
+        if tokens < 1.0:
+            self._buckets[channel] = (tokens, now)
+            raise SlackError(
+                "ratelimited",
+                status=429,
+                headers={"Retry-After": _retry_after_header(1.0 - tokens)},
+            )
+        self._buckets[channel] = (tokens - 1.0, now)
+
+    @staticmethod
+    def _json_param(params: dict[str, Any], name: str, error: str) -> Any:
+        value = params.get(name)
+        if isinstance(value, str):
+            if not value.strip():
+                return None
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise SlackError(error) from exc
+        return value
+
+    def _content(self, params: dict[str, Any], *, require: bool = True) -> tuple[str, Any]:
+        text = params.get("text")
+        text = "" if text is None else str(text)
+        blocks = self._json_param(params, "blocks", "invalid_blocks_format")
+        if blocks is not None:
+            if not isinstance(blocks, list) or not all(
+                isinstance(b, dict) and isinstance(b.get("type"), str) for b in blocks
+            ):
+                raise SlackError("invalid_blocks_format")
+            if len(blocks) > MAX_BLOCKS:
+                raise SlackError("invalid_blocks")
+        if require and not text and not blocks and not params.get("attachments"):
+            raise SlackError("no_text")
+        if len(text) > MAX_TEXT:
+            raise SlackError("msg_too_long")
+        return text, blocks
+
+    def _metadata(self, params: dict[str, Any]) -> dict[str, Any] | None:
+        metadata = self._json_param(params, "metadata", "invalid_metadata_format")
+        if metadata is None:
+            return None
+        if (
+            not isinstance(metadata, dict)
+            or not isinstance(metadata.get("event_type"), str)
+            or not isinstance(metadata.get("event_payload"), dict)
+        ):
+            raise SlackError("invalid_metadata_format")
+        return metadata
+
+    def _window(
+        self, params: dict[str, Any], messages: list[_Message], default_limit: int
+    ) -> tuple[list[_Message], bool, str]:
+        """Apply oldest/latest/inclusive, then cursor and limit; return (page, has_more, cursor)."""
+        inclusive = _flag(params.get("inclusive", False))
+        oldest = _ts_value(params.get("oldest", "0"), "invalid_ts_oldest")
+        latest = params.get("latest")
+        latest_value = _ts_value(latest, "invalid_ts_latest") if latest not in (None, "") else None
+
+        def inside(m: _Message) -> bool:
+            ts = Decimal(m.ts)
+            if ts < oldest or (ts == oldest and not inclusive and oldest != 0):
+                return False
+            if latest_value is None:
+                return True
+            return ts < latest_value or (ts == latest_value and inclusive)
+
+        selected = [m for m in messages if inside(m)]
+        try:
+            limit = int(params.get("limit") or default_limit)
+        except ValueError as exc:
+            raise SlackError("invalid_limit") from exc
+        limit = max(1, min(limit, 999))
+        start = 0
+        cursor = params.get("cursor")
+        if cursor:
+            try:
+                start = int(base64.b64decode(str(cursor)).decode().removeprefix("offset:"))
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise SlackError("invalid_cursor") from exc
+        page = selected[start : start + limit]
+        has_more = start + limit < len(selected)
+        next_cursor = (
+            base64.b64encode(f"offset:{start + limit}".encode()).decode() if has_more else ""
+        )
+        return page, has_more, next_cursor
+
+    # -- Web API methods --------------------------------------------------------------------
+
+    def _m_auth_test(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "url": "https://ai-incident-test.slack.com/",
+            "team": TEAM_NAME,
+            "user": "ai-incident",
+            "team_id": TEAM_ID,
+            "user_id": BOT_USER_ID,
+            "bot_id": BOT_ID,
+            "is_enterprise_install": False,
+        }
+
+    def _m_chat_postMessage(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = self._resolve_channel(params.get("channel"))
+        text, blocks = self._content(params)
+        metadata = self._metadata(params)
+        thread_ts = params.get("thread_ts") or None
+        parent: _Message | None = None
+        if thread_ts is not None:
+            thread_ts = str(thread_ts)
+            if not TS.match(thread_ts):
+                raise SlackError("invalid_thread_ts")
+            parent = self._messages.get((channel, thread_ts))
+            if parent is None:
+                raise SlackError("thread_not_found")
+            if parent.thread_ts is not None:  # a reply to a reply lands in the same thread
+                parent = self._message(channel, parent.thread_ts)
+        self._take_rate_token(channel)
+        message = _Message(
+            channel=channel,
+            ts=self._next_ts(),
+            text=text,
+            blocks=blocks,
+            metadata=metadata,
+            thread_ts=parent.ts if parent is not None else None,
+        )
+        self._messages[(channel, message.ts)] = message
+        if parent is not None:
+            parent.replies.append(message.ts)
+        return {
+            "channel": channel,
+            "ts": message.ts,
+            "message": message.to_api(include_metadata=True, standin=self),
+        }
+
+    def _m_chat_update(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = self._resolve_channel(params.get("channel"))
+        ts = str(params.get("ts") or "")
+        message = self._messages.get((channel, ts))
+        if message is None:
+            raise SlackError("message_not_found")
+        if message.user != BOT_USER_ID:
+            raise SlackError("cant_update_message")
+        text, blocks = self._content(params)
+        metadata = self._metadata(params)
+        if params.get("text") is not None or blocks is None:
+            message.text = text
+        if blocks is not None:
+            message.blocks = blocks
+        if metadata is not None:
+            message.metadata = metadata
+        message.edited = {"user": BOT_USER_ID, "ts": self._next_ts()}
+        return {
+            "channel": channel,
+            "ts": ts,
+            "text": message.text,
+            "message": message.to_api(include_metadata=True, standin=self),
+        }
+
+    def _m_chat_postEphemeral(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = self._resolve_channel(params.get("channel"))
+        user = params.get("user")
+        if not isinstance(user, str) or not USER_ID.match(user):
+            raise SlackError("user_not_in_channel")
+        text, blocks = self._content(params)
+        ts = self._next_ts()
+        self._ephemerals.append(
+            {
+                "channel": channel,
+                "user": user,
+                "text": text,
+                "blocks": blocks,
+                "thread_ts": params.get("thread_ts"),
+                "message_ts": ts,
+            }
+        )
+        return {"message_ts": ts}
+
+    def _m_conversations_history(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = self._resolve_channel(params.get("channel"))
+        metadata = _flag(params.get("include_all_metadata", False))
+        top = [m for (c, _), m in self._messages.items() if c == channel and m.thread_ts is None]
+        top.sort(key=lambda m: Decimal(m.ts), reverse=True)  # newest first, as Slack
+        page, has_more, cursor = self._window(params, top, default_limit=100)
+        return {
+            "messages": [m.to_api(include_metadata=metadata, standin=self) for m in page],
+            "has_more": has_more,
+            "pin_count": 0,
+            "channel_actions_ts": None,
+            "channel_actions_count": 0,
+            "response_metadata": {"next_cursor": cursor},
+        }
+
+    def _m_conversations_replies(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = self._resolve_channel(params.get("channel"))
+        ts = str(params.get("ts") or "")
+        message = self._messages.get((channel, ts))
+        if message is None:
+            raise SlackError("thread_not_found")
+        if message.thread_ts is not None:
+            message = self._message(channel, message.thread_ts)
+        metadata = _flag(params.get("include_all_metadata", False))
+        items = [message, *(self._message(channel, r) for r in message.replies)]  # oldest first
+        page, has_more, cursor = self._window(params, items, default_limit=1000)
+        return {
+            "messages": [m.to_api(include_metadata=metadata, standin=self) for m in page],
+            "has_more": has_more,
+            "response_metadata": {"next_cursor": cursor},
+        }
+
+
+def metadata_keys(messages: Iterable[dict[str, Any]]) -> list[str]:
+    """Return the ``metadata.event_payload.key`` of each message that has one, in order."""
+    keys = []
+    for m in messages:
+        key = ((m.get("metadata") or {}).get("event_payload") or {}).get("key")
+        if key is not None:
+            keys.append(str(key))
+    return keys
