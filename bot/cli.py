@@ -98,7 +98,10 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
     with Session(readonly(engine)) as session:
         view = incident_view(session, number)
     if view is None:
-        print(f"INC-{number} does not exist in {settings.database_url.split('@')[-1]}", file=sys.stderr)
+        print(
+            f"INC-{number} does not exist in {settings.database_url.split('@')[-1]}",
+            file=sys.stderr,
+        )
         return 1
     if args.format == "json":
         print(json.dumps(export_json(view), indent=2, ensure_ascii=False))
@@ -114,14 +117,18 @@ def build_parser() -> argparse.ArgumentParser:
         description="Incident desk in Slack for teams running AI automations.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the bot: HTTP server, Slack, scheduler, delivery worker")
+    serve = sub.add_parser(
+        "serve", help="run the bot: HTTP server, Slack, scheduler, delivery worker"
+    )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--access-log", action="store_true", help="log every HTTP request")
     serve.set_defaults(func=_serve)
     mig = sub.add_parser("migrate", help="upgrade the database schema to the newest revision")
     mig.set_defaults(func=_migrate)
-    check = sub.add_parser("check-config", help="validate the policy file; non-zero exit on problems")
+    check = sub.add_parser(
+        "check-config", help="validate the policy file; non-zero exit on problems"
+    )
     check.add_argument("file", nargs="?", help="policy file (default: $AI_INCIDENT_CONFIG)")
     check.set_defaults(func=_check_config)
     export = sub.add_parser("export", help="print an incident with its alerts and journal")

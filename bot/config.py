@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-import datetime as dt
 from datetime import time, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -303,7 +303,10 @@ def _interpolate(value: Any, env: Mapping[str, str], path: str, missing: list[st
 
         return _ENV_REF.sub(sub, value)
     if isinstance(value, dict):
-        return {k: _interpolate(v, env, f"{path}.{k}" if path else str(k), missing) for k, v in value.items()}
+        return {
+            k: _interpolate(v, env, f"{path}.{k}" if path else str(k), missing)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [_interpolate(v, env, f"{path}.{i}", missing) for i, v in enumerate(value)]
     return value
@@ -336,7 +339,11 @@ def _line_of(node: yaml.Node | None, path: tuple[str, ...]) -> int | None:
 
 def _loc_path(loc: tuple[int | str, ...]) -> tuple[str, ...]:
     # pydantic puts validator names like "function-after[...]" into locations; they are not fields
-    return tuple(str(p) for p in loc if not (isinstance(p, str) and ("[" in p or "-" in p and p.startswith("function"))))
+    return tuple(
+        str(p)
+        for p in loc
+        if not (isinstance(p, str) and ("[" in p or ("-" in p and p.startswith("function"))))
+    )
 
 
 def parse_policy(text: str, *, file: str, env: Mapping[str, str]) -> Policy:
@@ -365,9 +372,9 @@ def parse_policy(text: str, *, file: str, env: Mapping[str, str]) -> Policy:
         return Policy.model_validate(data)
     except ValidationError as exc:
         for err in exc.errors():
-            path = _loc_path(err["loc"])
+            loc = _loc_path(err["loc"])
             message = err["msg"]
-            if not path and message.startswith("Value error, "):
+            if not loc and message.startswith("Value error, "):
                 # cross-reference errors come back as one message naming their own paths
                 for part in message.removeprefix("Value error, ").split("; "):
                     field, _, rest = part.partition(": ")
@@ -375,7 +382,12 @@ def parse_policy(text: str, *, file: str, env: Mapping[str, str]) -> Policy:
                     problems.append(ConfigProblem(file, field, rest, line))
                 continue
             problems.append(
-                ConfigProblem(file, ".".join(path), message.removeprefix("Value error, "), _line_of(root, path))
+                ConfigProblem(
+                    file,
+                    ".".join(loc),
+                    message.removeprefix("Value error, "),
+                    _line_of(root, loc),
+                )
             )
         raise ConfigError(problems) from exc
 

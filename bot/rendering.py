@@ -88,11 +88,17 @@ def card_blocks(view: IncidentView, safe: SafeText) -> list[dict[str, Any]]:
                     "type": "mrkdwn",
                     "text": f"*Commander*\n{f'<@{view.commander}>' if view.commander else 'none yet'}",
                 },
-                {"type": "mrkdwn", "text": f"*Ticket*\n{safe.slack(view.jira_key) or 'ticket pending'}"},
+                {
+                    "type": "mrkdwn",
+                    "text": f"*Ticket*\n{safe.slack(view.jira_key) or 'ticket pending'}",
+                },
                 {"type": "mrkdwn", "text": f"*Alerts*\n{firing} firing of {len(view.alerts)}"},
             ],
         },
-        {"type": "section", "text": {"type": "mrkdwn", "text": f"*Why {view.severity}*\n{reasons}"[:3000]}},
+        {
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": f"*Why {view.severity}*\n{reasons}"[:3000]},
+        },
     ]
     pairs = _ai_context_pairs(view)
     if pairs:
@@ -100,7 +106,8 @@ def card_blocks(view: IncidentView, safe: SafeText) -> list[dict[str, Any]]:
             {
                 "type": "context",
                 "elements": [
-                    {"type": "mrkdwn", "text": f"*{k}:* {safe.slack(v)}"[:3000]} for k, v in pairs[:10]
+                    {"type": "mrkdwn", "text": f"*{k}:* {safe.slack(v)}"[:3000]}
+                    for k, v in pairs[:10]
                 ],
             }
         )
@@ -191,7 +198,10 @@ def export_markdown(view: IncidentView) -> str:
         "",
         "## AI context",
         "",
-        *([f"- {label}: {value}" for label, value in _ai_context_pairs(view)] or ["- none carried"]),
+        *(
+            [f"- {label}: {value}" for label, value in _ai_context_pairs(view)]
+            or ["- none carried"]
+        ),
         "",
         "## Alerts",
         "",

@@ -74,7 +74,9 @@ def _chat(settings: Settings, stream: TextIO | None) -> ChatNotifier:
         return ConsoleChat(stream)
     assert settings.slack_bot_token is not None
     client = WebClient(
-        token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url, timeout=10
+        token=settings.slack_bot_token.get_secret_value(),
+        base_url=settings.slack_api_url,
+        timeout=10,
     )
     return SlackChat(client)
 
@@ -105,7 +107,9 @@ def bootstrap(
     )
     handlers: dict[str, Handler] = {journal.CARD: chat.card, journal.JOURNAL: chat.journal}
     worker = DeliveryWorker(engine=engine, handlers=handlers, clock=clock)
-    pipeline = IngestPipeline(engine=engine, service=incidents, metrics=metrics, on_commit=worker.poke)
+    pipeline = IngestPipeline(
+        engine=engine, service=incidents, metrics=metrics, on_commit=worker.poke
+    )
     scheduler = build_scheduler(engine, incidents, worker.poke, scheduler_interval_s)
     token = (
         settings.ai_incident_webhook_token.get_secret_value()

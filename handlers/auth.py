@@ -9,7 +9,13 @@ from collections.abc import Mapping
 
 from bot.config import Policy
 
-__all__ = ["GRAFANA_SIGNATURE", "GRAFANA_TIMESTAMP", "Unauthorized", "authenticate", "grafana_signature"]
+__all__ = [
+    "GRAFANA_SIGNATURE",
+    "GRAFANA_TIMESTAMP",
+    "Unauthorized",
+    "authenticate",
+    "grafana_signature",
+]
 
 GRAFANA_SIGNATURE = "x-grafana-alerting-signature"
 GRAFANA_TIMESTAMP = "x-grafana-alerting-signature-timestamp"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,6 +16,8 @@ from handlers.webhooks import WebhookDeps, build_router
 from storage.db import migration_status, readonly
 
 __all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
 
 
 def create_app(container: Container, *, manage_lifecycle: bool = True) -> FastAPI:
@@ -66,21 +69,25 @@ def create_app(container: Container, *, manage_lifecycle: bool = True) -> FastAP
     async def readyz() -> JSONResponse:
         """Answer 200 when the database is reachable and migrated, else 503."""
         ok, detail = await asyncio.to_thread(_ready)
-        return JSONResponse({"status": "ready" if ok else "not ready", "detail": detail}, 200 if ok else 503)
+        return JSONResponse(
+            {"status": "ready" if ok else "not ready", "detail": detail}, 200 if ok else 503
+        )
 
     def _gauges() -> None:
         try:
             container.metrics.outbox_pending.set(container.worker.pending_count())
             with Session(readonly(container.engine)) as session:
                 container.metrics.open_incidents.set(container.incidents.count_open(session))
-        except Exception:
+        except Exception as exc:
             # metrics must answer even when the database does not
-            pass
+            log.warning("metrics gauges not refreshed: %s", exc)
 
     @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
     async def metrics() -> Response:
         """Expose Prometheus metrics."""
         await asyncio.to_thread(_gauges)
-        return Response(container.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+        return Response(
+            container.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
+        )
 
     return app

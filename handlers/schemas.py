@@ -120,7 +120,9 @@ class GenericAlert(_Wire):
         default=None, validation_alias=AliasChoices("gen_ai.response.model", "response_model")
     )
     input_tokens: int | None = Field(
-        default=None, ge=0, validation_alias=AliasChoices("gen_ai.usage.input_tokens", "input_tokens")
+        default=None,
+        ge=0,
+        validation_alias=AliasChoices("gen_ai.usage.input_tokens", "input_tokens"),
     )
     output_tokens: int | None = Field(
         default=None,
@@ -209,7 +211,9 @@ def _workflow_of(labels: dict[str, str], source: Source) -> str | None:
     return None
 
 
-def from_alertmanager(payload: AlertmanagerPayload, *, source_name: str, source: Source) -> Notification:
+def from_alertmanager(
+    payload: AlertmanagerPayload, *, source_name: str, source: Source
+) -> Notification:
     """Translate an Alertmanager or Grafana notification."""
     alerts: list[AlertIn] = []
     for i, am in enumerate(payload.alerts):
@@ -293,7 +297,8 @@ def from_generic(body: GenericAlert, *, source_name: str, source: Source) -> Not
             window=parse_duration(s.window) if s.window else None,
         )
     links = tuple(
-        Link("link", item) if isinstance(item, str) else Link(item.title, item.url) for item in body.links
+        Link("link", item) if isinstance(item, str) else Link(item.title, item.url)
+        for item in body.links
     )
     workflow = body.workflow or _workflow_of(body.labels, source)
     evidence = Evidence(

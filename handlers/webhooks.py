@@ -132,12 +132,16 @@ def build_router(deps: WebhookDeps) -> APIRouter:
         try:
             data = _without_nul(json.loads(body))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            return _error(422, "body is not valid JSON", fields=[{"field": "(body)", "message": str(exc)}])
+            return _error(
+                422, "body is not valid JSON", fields=[{"field": "(body)", "message": str(exc)}]
+            )
         try:
             payload = model.model_validate(data)
         except ValidationError as exc:
             fields = _field_errors(exc)
-            return _error(422, f"invalid field {fields[0]['field']}: {fields[0]['message']}", fields=fields)
+            return _error(
+                422, f"invalid field {fields[0]['field']}: {fields[0]['message']}", fields=fields
+            )
         source = deps.policy.sources.get(source_name) or Source()
         notification = translate(payload, source_name, source)
         try:
@@ -178,7 +182,9 @@ def build_router(deps: WebhookDeps) -> APIRouter:
         openapi_extra={
             "requestBody": {
                 "required": True,
-                "content": {"application/json": {"schema": AlertmanagerPayload.model_json_schema()}},
+                "content": {
+                    "application/json": {"schema": AlertmanagerPayload.model_json_schema()}
+                },
             }
         },
         **openapi_auth,

@@ -96,12 +96,15 @@ class AlertGroupRow(SQLModel, table=True):
 
 class AlertRow(SQLModel, table=True):
     __tablename__ = "alert"
-    __table_args__ = (sa.UniqueConstraint("incident_id", "fingerprint", name="uq_alert_incident_fp"),)
+    __table_args__ = (
+        sa.UniqueConstraint("incident_id", "fingerprint", name="uq_alert_incident_fp"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     incident_id: int = Field(foreign_key="incident.id", index=True)
     fingerprint: str = Field(max_length=200)
     status: str = Field(max_length=10)
+    digest: str = Field(default="", max_length=64)
     title: str = Field(max_length=500)
     description: str | None = None
     labels: dict[str, Any] = _json(dict)

@@ -11,7 +11,9 @@ from storage.models import AlertRow, IncidentRow, JournalRow
 __all__ = ["incident_view", "journal_views"]
 
 
-def journal_views(session: Session, incident_id: int, ids: list[int] | None = None) -> list[JournalView]:
+def journal_views(
+    session: Session, incident_id: int, ids: list[int] | None = None
+) -> list[JournalView]:
     """Return journal entries of an incident in order, optionally only the given ids."""
     query = select(JournalRow).where(JournalRow.incident_id == incident_id)
     if ids is not None:
@@ -33,7 +35,9 @@ def journal_views(session: Session, incident_id: int, ids: list[int] | None = No
     ]
 
 
-def incident_view(session: Session, incident_id: int, *, with_journal: bool = True) -> IncidentView | None:
+def incident_view(
+    session: Session, incident_id: int, *, with_journal: bool = True
+) -> IncidentView | None:
     """Return the full read model of an incident, or None if there is none with that id."""
     inc = session.get(IncidentRow, incident_id)
     if inc is None or inc.id is None:

@@ -81,17 +81,27 @@ class ChatDelivery:
             raise RetryLater("the incident card is not posted yet", retry_after=1.0)
         if not entries:
             return {"skipped": "no entries"}
-        lines = [journal_text(e, self._safe, slack=self._slack) for e in entries[:MAX_LINES_PER_POST]]
+        lines = [
+            journal_text(e, self._safe, slack=self._slack) for e in entries[:MAX_LINES_PER_POST]
+        ]
         if len(entries) > MAX_LINES_PER_POST:
-            lines.append(f"… and {len(entries) - MAX_LINES_PER_POST} more (see `ai-incident export`)")
+            lines.append(
+                f"… and {len(entries) - MAX_LINES_PER_POST} more (see `ai-incident export`)"
+            )
         text = "\n".join(lines)
         key = attempt.idempotency_key
         ts = None
         if attempt.uncertain:
-            ts = self._chat.find(channel=incident.slack_channel, key=key, thread_ts=incident.slack_ts)
+            ts = self._chat.find(
+                channel=incident.slack_channel, key=key, thread_ts=incident.slack_ts
+            )
         if ts is None:
             ts = self._chat.post(
-                channel=incident.slack_channel, text=text, blocks=None, key=key, thread_ts=incident.slack_ts
+                channel=incident.slack_channel,
+                text=text,
+                blocks=None,
+                key=key,
+                thread_ts=incident.slack_ts,
             ).ts
         with session_scope(self._engine) as session:
             for entry in entries:

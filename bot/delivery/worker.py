@@ -92,8 +92,9 @@ class DeliveryWorker:
 
     def claim(self, now: datetime) -> list[Attempt]:
         """Lease the due rows that head their ordering key."""
-        o = OutboxRow.__table__.alias("o")
-        p = OutboxRow.__table__.alias("p")
+        table: sa.Table = OutboxRow.__table__  # type: ignore[attr-defined]
+        o = table.alias("o")
+        p = table.alias("p")
         earlier_open = (
             sa.select(sa.literal(1))
             .where(
@@ -174,7 +175,12 @@ class DeliveryWorker:
                 raise GiveUp(f"no handler for outbox kind {attempt.kind!r}")
             result = handler(attempt)
         except GiveUp as exc:
-            log.error("delivery of %s (%s) failed for good: %s", attempt.idempotency_key, attempt.kind, exc)
+            log.error(
+                "delivery of %s (%s) failed for good: %s",
+                attempt.idempotency_key,
+                attempt.kind,
+                exc,
+            )
             self._finish(attempt, status="failed", last_error=str(exc)[:2000], lease_until=None)
         except Exception as exc:
             retry_after = exc.retry_after if isinstance(exc, RetryLater) else None
@@ -241,8 +247,8 @@ class DeliveryWorker:
         with Session(self._engine) as session:
             return int(
                 session.execute(
-                    sa.select(sa.func.count()).where(
-                        sa.column("status").in_(("pending", "in_flight"))
-                    ).select_from(OutboxRow)
+                    sa.select(sa.func.count())
+                    .where(sa.column("status").in_(("pending", "in_flight")))
+                    .select_from(OutboxRow)
                 ).scalar_one()
             )

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from bot.domain.severity import Evidence, Signal
+from bot.domain.severity import Evidence
 
 __all__ = [
     "AI_CONTEXT_KEYS",
@@ -19,6 +20,7 @@ __all__ = [
     "KnownAlert",
     "Link",
     "Notification",
+    "content_digest",
     "group_id",
     "merge_ai_context",
     "plan_group",
@@ -94,6 +96,7 @@ class KnownAlert:
     fingerprint: str
     status: AlertStatus
     ends_at: datetime | None
+    digest: str = ""
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,7 @@ class GroupPlan:
     refired: tuple[AlertIn, ...]
     newly_resolved: tuple[AlertIn, ...]
     all_resolved: bool
+    updated: tuple[AlertIn, ...] = ()
 
     @property
     def is_noop(self) -> bool:
@@ -117,6 +121,27 @@ def group_id(source: str, group_key: str) -> str:
     return hashlib.sha256(f"{source}\0{group_key}".encode()).hexdigest()[:64]
 
 
+def content_digest(alert: AlertIn) -> str:
+    """Return a digest of what an alert says besides its status, to tell updates from repeats."""
+    ev = alert.evidence
+    sig = ev.signal
+    content = json.dumps(
+        [
+            sorted(alert.labels.items()),
+            sorted(alert.annotations.items()),
+            sorted((k, str(v)) for k, v in alert.values.items()),
+            alert.description,
+            None
+            if sig is None
+            else [sig.kind, sig.value, sig.threshold, sig.baseline, sig.stddev, str(sig.window)],
+            [ev.delivered_externally, ev.acted_upon, ev.customer_facing, ev.harmful_output, ev.hint],
+            sorted((k, str(v)) for k, v in alert.ai_context.items()),
+        ],
+        default=str,
+    )
+    return hashlib.sha256(content.encode()).hexdigest()[:32]
+
+
 def plan_group(known: Sequence[KnownAlert], incoming: Sequence[AlertIn]) -> GroupPlan:
     """Compare a notification with what is stored; duplicates change nothing."""
     by_fp = {k.fingerprint: k for k in known}
@@ -127,6 +152,7 @@ def plan_group(known: Sequence[KnownAlert], incoming: Sequence[AlertIn]) -> Grou
     changed: list[AlertIn] = []
     refired: list[AlertIn] = []
     newly_resolved: list[AlertIn] = []
+    updated: list[AlertIn] = []
     statuses = {k.fingerprint: k.status for k in known}
     for fp, alert in latest.items():
         old = by_fp.get(fp)
@@ -140,9 +166,15 @@ def plan_group(known: Sequence[KnownAlert], incoming: Sequence[AlertIn]) -> Grou
                 refired.append(alert)
         elif alert.status is AlertStatus.RESOLVED and alert.ends_at != old.ends_at:
             changed.append(alert)
+        elif old.digest and content_digest(alert) != old.digest:
+            # same status, new content: a generic alert re-sent with a new value, say
+            changed.append(alert)
+            updated.append(alert)
         statuses[fp] = alert.status
     all_resolved = bool(statuses) and all(s is AlertStatus.RESOLVED for s in statuses.values())
-    return GroupPlan(tuple(new), tuple(changed), tuple(refired), tuple(newly_resolved), all_resolved)
+    return GroupPlan(
+        tuple(new), tuple(changed), tuple(refired), tuple(newly_resolved), all_resolved, tuple(updated)
+    )
 
 
 def merge_ai_context(current: Mapping[str, Any], alerts: Sequence[AlertIn]) -> dict[str, Any]:

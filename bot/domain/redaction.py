@@ -104,6 +104,9 @@ def _keep(group: str, label: str) -> Callable[[re.Match[str]], str]:
 
 
 _NOT_MARK = r"(?!\[REDACTED)"
+# Start tokens only where a run of token characters starts: `\b` would also try after every "-"
+# or "." inside a long run, which is quadratic.
+_TOKEN_START = r"(?<![A-Za-z0-9_\-.])"
 _B64URL = r"[A-Za-z0-9_\-]"
 
 # Specific key formats first: a generic rule must not split a recognisable key.
@@ -112,7 +115,7 @@ _PRIVATE_KEY = re.compile(
     r"(?:[\s\S]*?-----END [A-Z0-9 ]*PRIVATE KEY-----|[\s\S]*)"
 )
 _URL_PASSWORD = re.compile(
-    rf"(?P<keep>\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/?#@\[\]<>|]*:){_NOT_MARK}"
+    rf"(?P<keep>(?<![A-Za-z0-9+.\-])[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/?#@\[\]<>|]*:){_NOT_MARK}"
     # Greedy up to the last "@" before the host: unencoded "@" in passwords happens.
     r"[^\s/?#]+@(?=[^\s/?#@])"
 )
@@ -137,13 +140,13 @@ _BEARER = re.compile(
     rf"{_NOT_MARK}(?![A-Za-z]{{1,19}}(?![A-Za-z0-9\-._~+/=]))"
     r"[A-Za-z0-9\-._~+/]+=*"
 )
-_JWT = re.compile(rf"\beyJ{_B64URL}{{8,}}\.eyJ{_B64URL}{{8,}}\.{_B64URL}*")
-_ANTHROPIC = re.compile(rf"\bsk-ant-{_B64URL}{{20,}}")
+_JWT = re.compile(rf"{_TOKEN_START}eyJ{_B64URL}{{8,}}\.eyJ{_B64URL}{{8,}}\.{_B64URL}*")
+_ANTHROPIC = re.compile(rf"{_TOKEN_START}sk-ant-{_B64URL}{{20,}}")
 # Require a digit so that hyphenated slugs starting with "sk-" survive; random keys have one.
-_OPENAI = re.compile(rf"\bsk-(?={_B64URL}*[0-9]){_B64URL}{{20,}}")
+_OPENAI = re.compile(rf"{_TOKEN_START}sk-(?={_B64URL}*[0-9]){_B64URL}{{20,}}")
 _AWS = re.compile(r"\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|ANPA|ANVA|APKA|AROA)[A-Z0-9]{16}\b")
 _GITHUB = re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})\b")
-_SLACK_TOKEN = re.compile(r"\b(?:xox[abeprs]-|xapp-)[A-Za-z0-9\-]{10,}")
+_SLACK_TOKEN = re.compile(rf"{_TOKEN_START}(?:xox[abeprs]-|xapp-)[A-Za-z0-9\-]{{10,}}")
 _GOOGLE = re.compile(rf"\bAIza{_B64URL}{{35}}(?!{_B64URL})")
 _STRIPE = re.compile(r"\b(?:(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{16,}|whsec_[0-9A-Za-z]{24,})\b")
 _KV_NAMES = (
@@ -153,7 +156,7 @@ _KV_NAMES = (
 )
 _KEY_VALUE = re.compile(
     # The key ends at the separator, so `input_tokens: 12` or `token_count=3` never match.
-    rf"(?P<key>\b[A-Za-z0-9_.\-]*?{_KV_NAMES})"
+    rf"(?P<key>{_TOKEN_START}[A-Za-z0-9_.\-]*?{_KV_NAMES})"
     r"(?P<sep>[\"']?[ \t]*(?:=>|:=|[:=])[ \t]*)"
     r"(?:(?P<dq>\")|(?P<sq>'))?"
     r"(?!\[REDACTED|(?:null|none|nil|true|false)\b)"
@@ -238,7 +241,8 @@ def _replace_card(m: re.Match[str]) -> str:
 
 
 _PHONE_INTL = re.compile(
-    r"(?<![A-Za-z_+.\-])(?P<prefix>\+|00)(?=[1-9])"
+    # A digit may precede "+" ("...0100+49 30 1234567" is two numbers) but not "00".
+    r"(?:(?<![A-Za-z_+.\-])\+|(?<![\w+.\-])00)(?=[1-9])"
     r"[0-9]++(?:[ .\-]?\([0-9]{1,4}\)[ .\-]?[0-9]++|[ .\-][0-9]++)*"
     r"(?![\w])"
 )
@@ -254,33 +258,35 @@ _PHONE_NATIONAL = re.compile(
 _DIGIT_GROUP = re.compile(r"[0-9]+")
 
 
-def _phone_prefix(text: str, low: int, high: int, *, one_sep: bool) -> int:
-    """Return the length of the longest prefix of `text` ending a digit group that looks like a phone number, or 0."""
-    for group in reversed(list(_DIGIT_GROUP.finditer(text))):
-        candidate = text[: group.end()]
-        digits = sum(ch.isdigit() for ch in candidate)
-        if not low <= digits <= high:
-            continue
-        if one_sep and len(set(re.findall(r"(?<=[0-9])[ /\-.](?=[0-9])", candidate))) > 1:
-            continue
-        return group.end()
-    return 0
+def _phone_end(text: str, low: int, *, one_sep: bool) -> int:
+    """Return where the phone number at the start of `text` ends, or 0 if it has too few digits."""
+    digits = end = 0
+    seps: set[str] = set()
+    for group in _DIGIT_GROUP.finditer(text):
+        if group.start() > 0 and text[group.start() - 1] in " ./-":
+            seps.add(text[group.start() - 1])
+            if one_sep and len(seps) > 1:
+                break
+        digits += len(group[0])
+        end = group.end()
+    # No upper bound: more digits than one number holds are several numbers, or one with digits
+    # after it, and redacting all of them beats leaking the second half.
+    return end if digits >= low else 0
 
 
-def _phone_replacer(
-    low: int, high: int, *, one_sep: bool, solid_min: int
-) -> Callable[[re.Match[str]], str]:
+def _phone_replacer(low: int, *, one_sep: bool) -> Callable[[re.Match[str]], str]:
     def replace(m: re.Match[str]) -> str:
         text = m[0]
+        international = text.startswith(("+", "00"))
         body = text[2:] if text.startswith("00") else text
-        end = _phone_prefix(body, low, high, one_sep=one_sep)
+        end = _phone_end(body, low, one_sep=one_sep)
         if end == 0:
             return text
         end += len(text) - len(body)
-        candidate = text[:end]
-        solid = not re.search(r"[^0-9+]", candidate)
-        if solid and (text.startswith("00") or sum(c.isdigit() for c in candidate) < solid_min):
-            return text
+        # Without separators only "+" marks a phone number, and only a long one: "+1000000" is not.
+        if international and text[:end].lstrip("+").isdigit():
+            if text.startswith("00") or end - 1 < 10:
+                return text
         return _mark("phone") + text[end:]
 
     return replace
@@ -289,11 +295,11 @@ def _phone_replacer(
 _PII_EMAIL = _Rule("email", _EMAIL, _constant("email"))
 _PII_CARD = _Rule("card_number", _CARD, _replace_card)
 _PII_PHONES = (
-    # E.164 allows 15 digits; 8 excludes "+1234567"-like signed numbers.
-    _Rule("phone", _PHONE_INTL, _phone_replacer(8, 15, one_sep=False, solid_min=10)),
-    _Rule("phone", _PHONE_NANP, _phone_replacer(10, 11, one_sep=False, solid_min=10)),
+    # 8 digits at least: "+1 234 567" is more likely a signed count than a phone number.
+    _Rule("phone", _PHONE_INTL, _phone_replacer(8, one_sep=False)),
+    _Rule("phone", _PHONE_NANP, _phone_replacer(10, one_sep=False)),
     # Mixed separators ("01-02-2024 10 30") are dates and times, not phone numbers.
-    _Rule("phone", _PHONE_NATIONAL, _phone_replacer(9, 13, one_sep=True, solid_min=99)),
+    _Rule("phone", _PHONE_NATIONAL, _phone_replacer(9, one_sep=True)),
 )
 
 
@@ -374,7 +380,12 @@ class Redactor:
 
     def _redact_item(self, key: str, value: object) -> object:
         # None, "" and booleans carry no secret; keeping them keeps "token: null" informative.
-        if _sensitive_key(key) and value is not None and value != "" and not isinstance(value, bool):
+        if (
+            _sensitive_key(key)
+            and value is not None
+            and value != ""
+            and not isinstance(value, bool)
+        ):
             return _mark(_secret_label(key))
         return self.redact_obj(value)
 

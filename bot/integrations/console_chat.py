@@ -26,7 +26,13 @@ class ConsoleChat:
             self._stream.flush()
 
     def post(
-        self, *, channel: str, text: str, blocks: list[dict[str, Any]] | None, key: str, thread_ts: str | None = None
+        self,
+        *,
+        channel: str,
+        text: str,
+        blocks: list[dict[str, Any]] | None,
+        key: str,
+        thread_ts: str | None = None,
     ) -> PostedMessage:
         ts = f"{time.time():.6f}"
         if thread_ts is None:
@@ -37,7 +43,9 @@ class ConsoleChat:
                 self._print(f"[slack {channel} thread {thread_ts}] {line}")
         return PostedMessage(channel=channel, ts=ts)
 
-    def update(self, *, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None) -> None:
+    def update(
+        self, *, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None
+    ) -> None:
         if self._texts.get(ts) == text:
             return
         self._texts[ts] = text

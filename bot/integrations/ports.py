@@ -19,10 +19,18 @@ class ChatNotifier(Protocol):
     """Posts and updates chat messages; raises RetryLater / GiveUp from bot.delivery.worker."""
 
     def post(
-        self, *, channel: str, text: str, blocks: list[dict[str, Any]] | None, key: str, thread_ts: str | None = None
+        self,
+        *,
+        channel: str,
+        text: str,
+        blocks: list[dict[str, Any]] | None,
+        key: str,
+        thread_ts: str | None = None,
     ) -> PostedMessage: ...
 
-    def update(self, *, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None) -> None: ...
+    def update(
+        self, *, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None
+    ) -> None: ...
 
     def find(self, *, channel: str, key: str, thread_ts: str | None = None) -> str | None:
         """Return the ts of an earlier post carrying `key`, so a retry never posts twice."""

@@ -19,7 +19,14 @@ METADATA_EVENT = "ai_incident_post"
 MAX_FIND_PAGES = 50
 # ok:false codes where a later attempt can succeed
 RETRYABLE_ERRORS = frozenset(
-    {"ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+    {
+        "ratelimited",
+        "rate_limited",
+        "internal_error",
+        "fatal_error",
+        "service_unavailable",
+        "request_timeout",
+    }
 )
 
 
@@ -28,7 +35,9 @@ def _translate(exc: Exception, method: str) -> Exception:
         status = exc.response.status_code
         error = str(exc.response.get("error", "unknown_error"))
         if status == 429:
-            retry_after = exc.response.headers.get("Retry-After") or exc.response.headers.get("retry-after")
+            retry_after = exc.response.headers.get("Retry-After") or exc.response.headers.get(
+                "retry-after"
+            )
             return RetryLater(f"{method}: rate limited", float(retry_after) if retry_after else 1.0)
         if status >= 500 or error in RETRYABLE_ERRORS:
             return RetryLater(f"{method}: {error} (HTTP {status})")
@@ -44,7 +53,13 @@ class SlackChat:
         self._client = client
 
     def post(
-        self, *, channel: str, text: str, blocks: list[dict[str, Any]] | None, key: str, thread_ts: str | None = None
+        self,
+        *,
+        channel: str,
+        text: str,
+        blocks: list[dict[str, Any]] | None,
+        key: str,
+        thread_ts: str | None = None,
     ) -> PostedMessage:
         try:
             resp = self._client.chat_postMessage(
@@ -60,7 +75,9 @@ class SlackChat:
             raise _translate(exc, "chat.postMessage") from exc
         return PostedMessage(channel=str(resp["channel"]), ts=str(resp["ts"]))
 
-    def update(self, *, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None) -> None:
+    def update(
+        self, *, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None
+    ) -> None:
         try:
             self._client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
         except (SlackApiError, SlackClientError, OSError) as exc:
@@ -76,11 +93,16 @@ class SlackChat:
                     )
                 else:
                     resp = self._client.conversations_replies(
-                        channel=channel, ts=thread_ts, include_all_metadata=True, limit=200, cursor=cursor
+                        channel=channel,
+                        ts=thread_ts,
+                        include_all_metadata=True,
+                        limit=200,
+                        cursor=cursor,
                     )
             except (SlackApiError, SlackClientError, OSError) as exc:
                 raise _translate(exc, "conversations.history") from exc
-            for message in resp.get("messages", []):
+            messages: list[dict[str, Any]] = resp.get("messages", [])
+            for message in messages:
                 meta = message.get("metadata") or {}
                 payload = meta.get("event_payload") or {}
                 if meta.get("event_type") == METADATA_EVENT and payload.get("key") == key:

@@ -18,6 +18,7 @@ from bot.domain.alerts import (
     AlertStatus,
     KnownAlert,
     Notification,
+    content_digest,
     group_id,
     merge_ai_context,
     plan_group,
@@ -75,6 +76,7 @@ def _signal_dict(signal: Signal | None) -> dict[str, Any] | None:
 
 def _evidence_dict(e: Evidence) -> dict[str, Any]:
     return {
+        "harmful_output": e.harmful_output,
         "delivered_externally": e.delivered_externally,
         "acted_upon": e.acted_upon,
         "customer_facing": e.customer_facing,
@@ -103,6 +105,7 @@ def evidence_from_row(row: AlertRow) -> Evidence:
     ev = row.evidence
     return Evidence(
         signal=sig,
+        harmful_output=bool(ev.get("harmful_output")),
         delivered_externally=bool(ev.get("delivered_externally")),
         acted_upon=bool(ev.get("acted_upon")),
         customer_facing=bool(ev.get("customer_facing")),
@@ -114,7 +117,9 @@ def evidence_from_row(row: AlertRow) -> Evidence:
 
 
 def _reasons(decision: Decision) -> list[dict[str, Any]]:
-    return [{"rule": r.rule, "severity": r.severity.value, "text": r.text} for r in decision.reasons]
+    return [
+        {"rule": r.rule, "severity": r.severity.value, "text": r.text} for r in decision.reasons
+    ]
 
 
 def _with_firing_since(alert: AlertIn, now: datetime) -> Evidence:
@@ -198,7 +203,9 @@ class IncidentService:
             triggered_at=now,
             severity_changed_at=now,
             severity_review_at=decision.review_at,
-            root_cause_deadline_at=root_cause_deadline(decision.severity, now, self._policy.severity),
+            root_cause_deadline_at=root_cause_deadline(
+                decision.severity, now, self._policy.severity
+            ),
             created_at=now,
             updated_at=now,
         )
@@ -206,7 +213,13 @@ class IncidentService:
         session.flush()
         assert incident.id is not None
         session.add(
-            AlertGroupRow(key=key, incident_id=incident.id, source=n.source, group_key=n.group_key, opened_at=now)
+            AlertGroupRow(
+                key=key,
+                incident_id=incident.id,
+                source=n.source,
+                group_key=n.group_key,
+                opened_at=now,
+            )
         )
         session.flush()
         self._add_alerts(session, incident.id, n.alerts, now)
@@ -224,7 +237,9 @@ class IncidentService:
             now=now,
         )
         if note:
-            journal.record(session, incident, kind=JournalKind.OBSERVATION, text=note, author=SYSTEM, now=now)
+            journal.record(
+                session, incident, kind=JournalKind.OBSERVATION, text=note, author=SYSTEM, now=now
+            )
         if n.truncated_alerts:
             journal.record(
                 session,
@@ -236,13 +251,16 @@ class IncidentService:
             )
         return IngestOutcome(incident.id, True, False, len(n.alerts), 0, False)
 
-    def _add_alerts(self, session: Session, incident_id: int, alerts: Sequence[AlertIn], now: datetime) -> None:
+    def _add_alerts(
+        self, session: Session, incident_id: int, alerts: Sequence[AlertIn], now: datetime
+    ) -> None:
         for a in alerts:
             session.add(
                 AlertRow(
                     incident_id=incident_id,
                     fingerprint=a.fingerprint,
                     status=a.status.value,
+                    digest=content_digest(a),
                     title=a.title,
                     description=a.description,
                     labels=dict(a.labels),
@@ -262,14 +280,21 @@ class IncidentService:
             )
 
     def _update(
-        self, session: Session, incident: IncidentRow, group: AlertGroupRow, n: Notification, now: datetime
+        self,
+        session: Session,
+        incident: IncidentRow,
+        group: AlertGroupRow,
+        n: Notification,
+        now: datetime,
     ) -> IngestOutcome:
         assert incident.id is not None
         rows = {
             r.fingerprint: r
             for r in session.exec(select(AlertRow).where(AlertRow.incident_id == incident.id)).all()
         }
-        known = [KnownAlert(fp, AlertStatus(r.status), r.ends_at) for fp, r in rows.items()]
+        known = [
+            KnownAlert(fp, AlertStatus(r.status), r.ends_at, r.digest) for fp, r in rows.items()
+        ]
         plan = plan_group(known, n.alerts)
         if plan.is_noop:
             return IngestOutcome(incident.id, False, True, 0, 0, False)
@@ -277,11 +302,19 @@ class IncidentService:
         for a in plan.changed:
             row = rows[a.fingerprint]
             row.status = a.status.value
+            row.digest = content_digest(a)
             row.ends_at = a.ends_at
+            row.labels = dict(a.labels)
+            row.annotations = dict(a.annotations)
+            row.values = dict(a.values)
+            row.description = a.description
+            row.signal = _signal_dict(a.evidence.signal)
+            row.evidence = _evidence_dict(a.evidence)
+            row.ai_context = dict(a.ai_context)
             row.last_seen_at = now
             row.resolved_at = now if a.status is AlertStatus.RESOLVED else None
-            if a.status is AlertStatus.FIRING:
-                row.starts_at = a.starts_at or row.starts_at
+            if a in plan.refired:
+                row.starts_at = a.starts_at or now
             session.add(row)
         incident.ai_context = merge_ai_context(incident.ai_context, [*plan.new, *plan.changed])
         incident.updated_at = now
@@ -305,6 +338,18 @@ class IncidentService:
                 now=now,
                 batch=True,
             )
+        for a in plan.updated:
+            sig = a.evidence.signal
+            what = f" ({sig.kind} = {sig.value})" if sig is not None and sig.value is not None else ""
+            journal.record(
+                session,
+                incident,
+                kind=JournalKind.OBSERVATION,
+                text=f"Alert updated{what}: {a.title} [{a.fingerprint}]",
+                author=n.source,
+                now=now,
+                batch=True,
+            )
         for a in plan.newly_resolved:
             journal.record(
                 session,
@@ -316,7 +361,7 @@ class IncidentService:
                 batch=True,
             )
         session.flush()
-        if any(a.status is AlertStatus.FIRING for a in [*plan.new, *plan.refired]):
+        if any(a.status is AlertStatus.FIRING for a in [*plan.new, *plan.refired, *plan.updated]):
             self._reevaluate(session, incident, now)
         resolved = False
         if plan.all_resolved:
@@ -326,7 +371,12 @@ class IncidentService:
         return IngestOutcome(incident.id, False, False, len(plan.new), len(plan.changed), resolved)
 
     def _all_resolved(
-        self, session: Session, incident: IncidentRow, group: AlertGroupRow, n: Notification, now: datetime
+        self,
+        session: Session,
+        incident: IncidentRow,
+        group: AlertGroupRow,
+        n: Notification,
+        now: datetime,
     ) -> bool:
         wf = self._policy.workflow(incident.workflow)
         if not IncidentState(incident.state).is_open:
@@ -371,7 +421,9 @@ class IncidentService:
         ).all()
         return [evidence_from_row(r) for r in rows]
 
-    def _raise_to(self, session: Session, incident: IncidentRow, decision: Decision, now: datetime) -> None:
+    def _raise_to(
+        self, session: Session, incident: IncidentRow, decision: Decision, now: datetime
+    ) -> None:
         old = incident.severity
         incident.severity = decision.severity.value
         incident.severity_reasons = _reasons(decision)
@@ -400,7 +452,11 @@ class IncidentService:
         decision = reevaluate(current, evidences, self._policy.severity, self._policy.hours, now)
         if decision is not None:
             self._raise_to(session, incident, decision, now)
-        full = classify_all(evidences, self._policy.severity, self._policy.hours, now) if evidences else None
+        full = (
+            classify_all(evidences, self._policy.severity, self._policy.hours, now)
+            if evidences
+            else None
+        )
         incident.severity_review_at = full.review_at if full is not None else None
         session.add(incident)
 
@@ -454,8 +510,8 @@ class IncidentService:
         """Return the number of open incidents."""
         return int(
             session.execute(
-                sa.select(sa.func.count()).select_from(IncidentRow).where(
-                    sa.column("state") != IncidentState.RESOLVED.value
-                )
+                sa.select(sa.func.count())
+                .select_from(IncidentRow)
+                .where(sa.column("state") != IncidentState.RESOLVED.value)
             ).scalar_one()
         )

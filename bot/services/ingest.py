@@ -126,7 +126,9 @@ class IngestPipeline:
                     except (OperationalError, InterfaceError):
                         raise
                     except Exception as exc:
-                        log.exception("notification from %s could not be applied", job.notification.source)
+                        log.exception(
+                            "notification from %s could not be applied", job.notification.source
+                        )
                         results.append((job, None, exc))
                 session.commit()
         except (OperationalError, InterfaceError) as exc:
@@ -140,6 +142,6 @@ class IngestPipeline:
                 _settle(job, None, exc)
             return
         self._metrics.ingest_batch.observe(len(batch))
-        for job, outcome, error in results:
-            _settle(job, outcome, error)
+        for job, result, error in results:
+            _settle(job, result, error)
         self._on_commit()

@@ -230,7 +230,12 @@ def test_bad_bodies_are_422_naming_the_field(bot: Bot) -> None:
     assert r.status_code == 422 and r.json()["fields"][0]["field"] == "title"
     r = bot.post(
         "/webhooks/alerts",
-        {"dedup_key": "k", "status": "firing", "title": "t", "signal": {"kind": "error_rate", "window": "soon"}},
+        {
+            "dedup_key": "k",
+            "status": "firing",
+            "title": "t",
+            "signal": {"kind": "error_rate", "window": "soon"},
+        },
     )
     assert r.status_code == 422 and r.json()["fields"][0]["field"] == "signal.window"
     assert count(bot, AlertRow) == 0
@@ -253,7 +258,8 @@ def test_storage_down_is_503_then_accepted_when_back(db_url: str, tmp_path: Any)
             broken = sa.create_engine(f"sqlite:///{tmp_path}/missing/dir/x.db")
         else:
             broken = sa.create_engine(
-                "postgresql+psycopg://postgres@127.0.0.1:1/none", connect_args={"connect_timeout": 1}
+                "postgresql+psycopg://postgres@127.0.0.1:1/none",
+                connect_args={"connect_timeout": 1},
             )
         b.container.pipeline._engine = broken
         r = b.post("/webhooks/alertmanager", payload("alertmanager_v4_firing.json"))
@@ -275,7 +281,9 @@ def test_health_ready_metrics(bot: Bot) -> None:
     bot.post("/webhooks/alertmanager", payload("alertmanager_v4_firing.json"))
     text = bot.client.get("/metrics").text
     assert 'ai_incident_alerts_ingested_total{endpoint="alertmanager",outcome="new"} 2.0' in text
-    assert 'ai_incident_alerts_ingested_total{endpoint="alertmanager",outcome="duplicate"} 2.0' in text
+    assert (
+        'ai_incident_alerts_ingested_total{endpoint="alertmanager",outcome="duplicate"} 2.0' in text
+    )
     assert 'ai_incident_webhook_requests_total{endpoint="alertmanager",status="202"} 1.0' in text
     assert "ai_incident_ingest_seconds_bucket" in text
     assert "ai_incident_open_incidents 1.0" in text

@@ -25,7 +25,9 @@ def free_port() -> int:
 class BotProcess:
     """The bot as a user runs it: `python -m bot.cli serve`, stdout captured to a file."""
 
-    def __init__(self, *, database_url: str, workdir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, *, database_url: str, workdir: Path, env: dict[str, str] | None = None
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.workdir = workdir
