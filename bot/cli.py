@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
 from bot.config import ConfigError, parse_policy
@@ -30,6 +31,11 @@ LOCAL_BANNER = """
 """
 
 
+def _shown(url: str) -> str:
+    """Return a database URL fit to print: no password."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
@@ -44,7 +50,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     migrate(container.engine)
     if settings.local_mode:
         print(
-            LOCAL_BANNER.format(token=str(container.webhook_token), db=settings.database_url[:58]),
+            LOCAL_BANNER.format(token=str(container.webhook_token), db=_shown(settings.database_url)[:58]),
             flush=True,
         )
     elif container.webhook_token is None and not container.policy.sources:
@@ -64,7 +70,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 def _migrate(_args: argparse.Namespace, settings: Settings) -> int:
     engine = create_db_engine(settings.database_url)
     migrate(engine)
-    print(f"database at the newest migration ({settings.database_url.split('@')[-1]})")
+    print(f"database at the newest migration ({_shown(settings.database_url)})")
     return 0
 
 
@@ -99,7 +105,7 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
         view = incident_view(session, number)
     if view is None:
         print(
-            f"INC-{number} does not exist in {settings.database_url.split('@')[-1]}",
+            f"INC-{number} does not exist in {_shown(settings.database_url)}",
             file=sys.stderr,
         )
         return 1
