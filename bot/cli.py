@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
 from bot.config import ConfigError, parse_policy
@@ -50,7 +51,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     migrate(container.engine)
     if settings.local_mode:
         print(
-            LOCAL_BANNER.format(token=str(container.webhook_token), db=_shown(settings.database_url)[:58]),
+            LOCAL_BANNER.format(
+                token=str(container.webhook_token), db=_shown(settings.database_url)[:58]
+            ),
             flush=True,
         )
     elif container.webhook_token is None and not container.policy.sources:
@@ -101,8 +104,17 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
         print(str(exc), file=sys.stderr)
         return 2
     engine = create_db_engine(settings.database_url)
-    with Session(readonly(engine)) as session:
-        view = incident_view(session, number)
+    try:
+        with Session(readonly(engine)) as session:
+            view = incident_view(session, number)
+    except DBAPIError as exc:
+        reason = str(exc.orig).strip().splitlines()[0]
+        print(
+            f"cannot read incidents from {_shown(settings.database_url)}: {reason} "
+            "(is DATABASE_URL right, and has `ai-incident migrate` run?)",
+            file=sys.stderr,
+        )
+        return 1
     if view is None:
         print(
             f"INC-{number} does not exist in {_shown(settings.database_url)}",

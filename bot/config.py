@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import re
+import types
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import time, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from bot.domain.calendar import BusinessHours
 from bot.domain.redaction import RedactionPolicy
@@ -42,6 +52,20 @@ def _duration(value: object) -> object:
 
 
 Duration = Annotated[timedelta, BeforeValidator(_duration)]
+
+
+def _known_zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(
+            f"unknown time zone {name!r}; use an IANA name such as 'Europe/Berlin' or 'UTC'"
+        ) from exc
+    return name
+
+
+# checked per field (not in the cross-reference pass) so it is reported with the other field errors
+TimeZoneName = Annotated[str, AfterValidator(_known_zone)]
 
 
 class _Model(BaseModel):
@@ -103,7 +127,7 @@ class Rotation(_Model):
     handoff_time: time = time(9, 0)
     handoff_day: int = Field(default=0, ge=0, le=6)
     start: str | None = None
-    timezone: str | None = None
+    timezone: TimeZoneName | None = None
 
     @model_validator(mode="after")
     def _custom_needs_length(self) -> Rotation:
@@ -113,7 +137,7 @@ class Rotation(_Model):
 
 
 class Schedule(_Model):
-    timezone: str | None = None
+    timezone: TimeZoneName | None = None
     layers: list[Rotation]
 
 
@@ -182,7 +206,7 @@ class Digest(_Model):
 class Policy(_Model):
     """The whole policy file."""
 
-    timezone: str = "UTC"
+    timezone: TimeZoneName = "UTC"
     business_hours: BusinessHours | None = None
     people: dict[str, Person] = {}
     roles: Roles = Roles()
@@ -209,61 +233,88 @@ class Policy(_Model):
 
     @model_validator(mode="after")
     def _references(self) -> Policy:
-        problems = list(_reference_problems(self))
+        problems = list(_reference_problems(self.model_dump()))
         if problems:
-            raise ValueError("; ".join(problems))
+            raise _ReferenceProblems(problems)
         return self
 
 
-def _tz_problem(name: str | None) -> str | None:
-    if name is None:
-        return None
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return f"unknown time zone {name!r}"
-    return None
+class _ReferenceProblems(ValueError):
+    """Every reference to something the file does not define, each with its own field path."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{path}: {message}" for path, message in problems))
+        self.problems = problems
 
 
-def _reference_problems(p: Policy) -> Iterator[str]:
-    people = set(p.people)
+def _undefined(ref: str, section: str, known: list[str]) -> str:
+    names = sorted(known)
+    message = f"{ref!r} is not defined under {section}"
+    if close := difflib.get_close_matches(ref, names, n=1):
+        return f"{message}; did you mean {close[0]!r}?"
+    if names:
+        return f"{message} (defined: {', '.join(names)})"
+    return f"{message} (none is defined)"
 
-    def member(path: str, ref: str) -> Iterator[str]:
-        if not ref.startswith("group:") and ref not in people:
-            yield f"{path}: {ref!r} is not a person defined under people"
 
-    if (tz := _tz_problem(p.timezone)) is not None:
-        yield f"timezone: {tz}"
+def _mapping(value: Any) -> dict[Any, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _sequence(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list | tuple) else []
+
+
+def _reference_problems(data: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """Yield (field path, message) for every reference to something the file does not define.
+
+    Works on plain data (a validated policy's dump, or the raw file when other fields are
+    invalid), skipping what is malformed, so reference problems are reported with the rest.
+    """
+    people = _mapping(data.get("people"))
+    workflows = _mapping(data.get("workflows"))
+    schedules = _mapping(data.get("schedules"))
+    policies = _mapping(data.get("escalation_policies"))
+
+    def member(path: str, ref: Any) -> Iterator[tuple[str, str]]:
+        if isinstance(ref, str) and not ref.startswith("group:") and ref not in people:
+            yield path, _undefined(ref, "people", list(people))
+
+    roles = _mapping(data.get("roles"))
     for role in ("ai_lead", "founder", "responders", "reviewers"):
-        for ref in getattr(p.roles, role):
-            yield from member(f"roles.{role}", ref)
-    for name, wf in p.workflows.items():
-        if wf.owner is not None:
-            yield from member(f"workflows.{name}.owner", wf.owner)
-        if wf.escalation_policy and wf.escalation_policy not in p.escalation_policies:
+        for i, ref in enumerate(_sequence(roles.get(role))):
+            yield from member(f"roles.{role}.{i}", ref)
+    for name, wf in workflows.items():
+        wf = _mapping(wf)
+        if wf.get("owner") is not None:
+            yield from member(f"workflows.{name}.owner", wf["owner"])
+        policy = wf.get("escalation_policy")
+        if isinstance(policy, str) and policy and policy not in policies:
             yield (
-                f"workflows.{name}.escalation_policy: {wf.escalation_policy!r} is not defined "
-                "under escalation_policies"
+                f"workflows.{name}.escalation_policy",
+                _undefined(policy, "escalation_policies", list(policies)),
             )
-    for name, src in p.sources.items():
-        if src.default_workflow and src.default_workflow not in p.workflows:
-            yield f"sources.{name}.default_workflow: {src.default_workflow!r} is not a workflow"
-    for name, sched in p.schedules.items():
-        if (tz := _tz_problem(sched.timezone)) is not None:
-            yield f"schedules.{name}.timezone: {tz}"
-        for i, layer in enumerate(sched.layers):
-            if (tz := _tz_problem(layer.timezone)) is not None:
-                yield f"schedules.{name}.layers.{i}.timezone: {tz}"
-            for user in layer.users:
-                yield from member(f"schedules.{name}.layers.{i}.users", user)
-    for name, pol in p.escalation_policies.items():
-        for i, step in enumerate(pol.steps):
-            for j, target in enumerate(step.notify):
+    for name, src in _mapping(data.get("sources")).items():
+        default = _mapping(src).get("default_workflow")
+        if isinstance(default, str) and default and default not in workflows:
+            yield (
+                f"sources.{name}.default_workflow",
+                _undefined(default, "workflows", list(workflows)),
+            )
+    for name, sched in schedules.items():
+        for i, layer in enumerate(_sequence(_mapping(sched).get("layers"))):
+            for j, user in enumerate(_sequence(_mapping(layer).get("users"))):
+                yield from member(f"schedules.{name}.layers.{i}.users.{j}", user)
+    for name, pol in policies.items():
+        for i, step in enumerate(_sequence(_mapping(pol).get("steps"))):
+            for j, target in enumerate(_sequence(_mapping(step).get("notify"))):
                 where = f"escalation_policies.{name}.steps.{i}.notify.{j}"
-                if target.schedule and target.schedule not in p.schedules:
-                    yield f"{where}.schedule: {target.schedule!r} is not defined under schedules"
-                if target.person:
-                    yield from member(f"{where}.person", target.person)
+                target = _mapping(target)
+                schedule = target.get("schedule")
+                if isinstance(schedule, str) and schedule and schedule not in schedules:
+                    yield f"{where}.schedule", _undefined(schedule, "schedules", list(schedules))
+                if target.get("person"):
+                    yield from member(f"{where}.person", target["person"])
 
 
 @dataclass(frozen=True)
@@ -289,7 +340,91 @@ class ConfigError(Exception):
         self.problems = problems
 
 
-def _interpolate(value: Any, env: Mapping[str, str], path: str, missing: list[str]) -> Any:
+# -- reading YAML ------------------------------------------------------------------------------
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader without YAML 1.1's surprises for a policy file.
+
+    `18:00` stays the text "18:00" (YAML 1.1 reads it as the base-60 integer 1080, which would
+    become 00:18), and `2026-01-05` stays text for the field to parse.
+    """
+
+
+_INT, _FLOAT, _TIMESTAMP = (f"tag:yaml.org,2002:{t}" for t in ("int", "float", "timestamp"))
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag not in (_INT, _FLOAT, _TIMESTAMP)]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    _INT,
+    re.compile(
+        r"""^(?:[-+]?0b[0-1_]+
+        |[-+]?0[0-7_]+
+        |[-+]?(?:0|[1-9][0-9_]*)
+        |[-+]?0x[0-9a-fA-F_]+)$""",
+        re.X,
+    ),
+    list("-+0123456789"),
+)
+_Loader.add_implicit_resolver(
+    _FLOAT,
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |\.[0-9][0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def _yaml_problem(file: str, exc: yaml.YAMLError) -> ConfigProblem:
+    if not isinstance(exc, yaml.MarkedYAMLError):
+        return ConfigProblem(file, "", f"not valid YAML: {exc}")
+    mark = exc.problem_mark or exc.context_mark
+    line = mark.line + 1 if mark is not None else None
+    reason = exc.problem or "cannot be parsed"
+    if exc.context:
+        context = exc.context
+        if exc.context_mark is not None and exc.context_mark.line + 1 != line:
+            context += f" that starts on line {exc.context_mark.line + 1}"
+        reason += f" ({context})"
+    return ConfigProblem(file, "", f"not valid YAML: {reason}", line)
+
+
+def _duplicate_keys(
+    node: yaml.Node, path: tuple[str, ...], file: str, seen_nodes: set[int]
+) -> Iterator[ConfigProblem]:
+    """PyYAML silently keeps the last of two equal keys; a policy file must not lose a section."""
+    if id(node) in seen_nodes:
+        return
+    seen_nodes.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        first: dict[str, int] = {}
+        for key, value in node.value:
+            if not isinstance(key, yaml.ScalarNode):
+                continue
+            line = key.start_mark.line + 1
+            if key.value in first and key.value != "<<":
+                yield ConfigProblem(
+                    file,
+                    ".".join((*path, key.value)),
+                    f"duplicate key {key.value!r} (first on line {first[key.value]}); "
+                    "YAML would silently keep only the last one",
+                    line,
+                )
+            first.setdefault(key.value, line)
+            yield from _duplicate_keys(value, (*path, key.value), file, seen_nodes)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            yield from _duplicate_keys(item, (*path, str(i)), file, seen_nodes)
+
+
+def _interpolate(
+    value: Any, env: Mapping[str, str], path: str, missing: list[tuple[str, str]]
+) -> Any:
     if isinstance(value, str):
 
         def sub(match: re.Match[str]) -> str:
@@ -298,7 +433,7 @@ def _interpolate(value: Any, env: Mapping[str, str], path: str, missing: list[st
                 return env[name]
             if default is not None:
                 return default
-            missing.append(f"{path}\0{name}")
+            missing.append((path, name))
             return ""
 
         return _ENV_REF.sub(sub, value)
@@ -313,7 +448,10 @@ def _interpolate(value: Any, env: Mapping[str, str], path: str, missing: list[st
 
 
 def _line_of(node: yaml.Node | None, path: tuple[str, ...]) -> int | None:
-    """Find the 1-based line of a dotted field path in the composed YAML tree."""
+    """Find the 1-based line of a dotted field path in the composed YAML tree.
+
+    A path that leaves the tree (a missing key) gives the line of the deepest part that exists.
+    """
     if node is None:
         return None
     best = node.start_mark.line + 1
@@ -325,7 +463,7 @@ def _line_of(node: yaml.Node | None, path: tuple[str, ...]) -> int | None:
                 if isinstance(key, yaml.ScalarNode) and key.value == part:
                     best = key.start_mark.line + 1
                     nxt = val
-                    break
+                    # no break: like the loader, the last of duplicate keys wins
         elif isinstance(current, yaml.SequenceNode) and part.isdigit():
             idx = int(part)
             if idx < len(current.value):
@@ -337,59 +475,227 @@ def _line_of(node: yaml.Node | None, path: tuple[str, ...]) -> int | None:
     return best
 
 
-def _loc_path(loc: tuple[int | str, ...]) -> tuple[str, ...]:
-    # pydantic puts validator names like "function-after[...]" into locations; they are not fields
-    return tuple(
-        str(p)
-        for p in loc
-        if not (isinstance(p, str) and ("[" in p or ("-" in p and p.startswith("function"))))
-    )
+# -- explaining validation errors --------------------------------------------------------------
+
+
+def _field_path(loc: tuple[int | str, ...], data: Any, error_type: str) -> tuple[list[str], bool]:
+    """Return the field path of a pydantic error location and whether the error is about a key.
+
+    pydantic mixes validator tags ("function-after[...]", "[key]", union member names) into
+    locations; walking the data keeps exactly the parts that are fields, including fields whose
+    user-chosen names look like tags ("function-x", "a[b]").
+    """
+    parts: list[str] = []
+    about_key = False
+    current = data
+    for i, part in enumerate(loc):
+        in_data = (isinstance(current, dict) and part in current) or (
+            isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current)
+        )
+        if part == "[key]":
+            about_key = True
+        elif in_data:
+            parts.append(str(part))
+            current = current[part]
+        elif error_type == "missing" and i == len(loc) - 1:
+            parts.append(str(part))
+    return parts, about_key
+
+
+def _unwrap(tp: Any) -> Any:
+    while True:
+        origin = get_origin(tp)
+        if origin is Annotated:
+            tp = get_args(tp)[0]
+        elif origin in (Union, types.UnionType):
+            args = [a for a in get_args(tp) if a is not type(None)]
+            if len(args) != 1:
+                return tp
+            tp = args[0]
+        else:
+            return tp
+
+
+def _model_at(path: list[str]) -> type[BaseModel] | None:
+    """Return the settings model at a field path of the policy file, if there is one."""
+    tp: Any = Policy
+    for part in path:
+        tp = _unwrap(tp)
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            field = tp.model_fields.get(part)
+            if field is None:
+                return None
+            tp = field.annotation
+        elif get_origin(tp) is dict:
+            tp = get_args(tp)[1]
+        elif get_origin(tp) in (list, tuple):
+            tp = get_args(tp)[0]
+        else:
+            return None
+    tp = _unwrap(tp)
+    return tp if isinstance(tp, type) and issubclass(tp, BaseModel) else None
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the text {value!r}"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list | tuple):
+        return "a list"
+    return f"a {type(value).__name__}"
+
+
+_EXPECTED = {
+    "model_type": "a mapping of settings (key: value)",
+    "model_attributes_type": "a mapping of settings (key: value)",
+    "dict_type": "a mapping (name: settings)",
+    "list_type": "a list",
+    "tuple_type": "a list",
+    "set_type": "a list",
+    "string_type": "text",
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "time_type": "a time of day such as '09:00'",
+    "time_parsing": "a time of day such as '09:00'",
+    "timedelta_type": "a duration such as '10m' or '2h'",
+    "timedelta_parsing": "a duration such as '10m' or '2h'",
+}
+
+_PATTERN_MEANING = {
+    "slack_id": "a Slack user id such as U0123ABCD",
+    "email": "an email address",
+    "channel": "a Slack channel id such as C0123ABCD or a #channel-name",
+}
+
+_BOUNDS = {
+    "less_than_equal": ("le", "at most"),
+    "less_than": ("lt", "less than"),
+    "greater_than_equal": ("ge", "at least"),
+    "greater_than": ("gt", "greater than"),
+}
+
+
+def _reason(err: Any, path: list[str], about_key: bool) -> str:
+    """Say what is wrong in words an on-call engineer reads at a glance."""
+    kind: str = err["type"]
+    value = err.get("input")
+    ctx: dict[str, Any] = err.get("ctx") or {}
+    if kind in ("value_error", "assertion_error") and "error" in ctx:
+        return str(ctx["error"])
+    if kind == "missing":
+        return "is required but missing"
+    if kind == "extra_forbidden":
+        model = _model_at(path[:-1])
+        allowed = sorted(model.model_fields) if model is not None else []
+        message = f"unknown key {path[-1]!r}"
+        if close := difflib.get_close_matches(path[-1], allowed, n=1):
+            return f"{message}; did you mean {close[0]!r}?"
+        return f"{message}; expected one of: {', '.join(allowed)}" if allowed else message
+    if kind == "invalid_key":
+        return f"the key {value!r} must be text; put it in quotes"
+    if kind in ("literal_error", "enum"):
+        if about_key:
+            return f"unknown key {value!r}; expected {ctx.get('expected')}"
+        return f"expected {ctx.get('expected')}, got {_describe(value)}"
+    if kind in _BOUNDS:
+        key, words = _BOUNDS[kind]
+        return f"must be {words} {ctx.get(key)}, got {value!r}"
+    if kind == "string_pattern_mismatch":
+        meaning = _PATTERN_MEANING.get(
+            path[-1] if path else "", f"text matching {ctx.get('pattern')}"
+        )
+        return f"expected {meaning}, got {value!r}"
+    if kind == "string_too_short":
+        return "must not be empty"
+    if kind in _EXPECTED:
+        if value is None:
+            return f"is empty; expected {_EXPECTED[kind]}"
+        return f"expected {_EXPECTED[kind]}, got {_describe(value)}"
+    return str(err["msg"]).removeprefix("Value error, ")
 
 
 def parse_policy(text: str, *, file: str, env: Mapping[str, str]) -> Policy:
     """Parse and validate policy YAML; raise ConfigError naming file, line, field and problem."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        root = yaml.compose(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise ConfigError([ConfigProblem(file, "", f"not valid YAML: {exc}", line)]) from exc
+        raise ConfigError([_yaml_problem(file, exc)]) from exc
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError([ConfigProblem(file, "", "the policy file must be a mapping", 1)])
-    missing: list[str] = []
-    data = _interpolate(data, env, "", missing)
-    problems = []
-    for item in missing:
-        path, name = item.split("\0")
-        line = _line_of(root, tuple(path.split(".")))
-        problems.append(ConfigProblem(file, path, f"environment variable {name} is not set", line))
-    if problems:
-        raise ConfigError(problems)
-    try:
-        return Policy.model_validate(data)
-    except ValidationError as exc:
-        for err in exc.errors():
-            loc = _loc_path(err["loc"])
-            message = err["msg"]
-            if not loc and message.startswith("Value error, "):
-                # cross-reference errors come back as one message naming their own paths
-                for part in message.removeprefix("Value error, ").split("; "):
-                    field, _, rest = part.partition(": ")
-                    line = _line_of(root, tuple(field.split(".")))
-                    problems.append(ConfigProblem(file, field, rest, line))
-                continue
-            problems.append(
+        line = root.start_mark.line + 1 if root is not None else 1
+        raise ConfigError(
+            [
                 ConfigProblem(
                     file,
-                    ".".join(loc),
-                    message.removeprefix("Value error, "),
-                    _line_of(root, loc),
+                    "",
+                    "the policy file must be a mapping of sections (timezone:, people:, "
+                    f"workflows:, …), got {_describe(data)}",
+                    line,
                 )
+            ]
+        )
+    problems = list(_duplicate_keys(root, (), file, set())) if root is not None else []
+    missing: list[tuple[str, str]] = []
+    data = _interpolate(data, env, "", missing)
+    for path, name in missing:
+        problems.append(
+            ConfigProblem(
+                file,
+                path,
+                f"environment variable {name} is not set (write ${{{name}:-default}} "
+                "to make it optional)",
+                _line_of(root, tuple(path.split("."))),
             )
-        raise ConfigError(problems) from exc
+        )
+    try:
+        policy: Policy | None = Policy.model_validate(data)
+    except ValidationError as exc:
+        policy = None
+        invalid = list(_validation_problems(exc, data, root, file))
+        # a field whose variable is unset got "" as a stand-in: the variable is the problem
+        unset = {path for path, _ in missing}
+        problems += [
+            p for p in invalid if not any(p.path == u or p.path.startswith(f"{u}.") for u in unset)
+        ]
+    problems.sort(key=lambda p: p.line or 0)
+    if problems or policy is None:
+        raise ConfigError(problems)
+    return policy
+
+
+def _validation_problems(
+    exc: ValidationError, data: dict[str, Any], root: yaml.Node | None, file: str
+) -> Iterator[ConfigProblem]:
+    def located(path: str, message: str) -> ConfigProblem:
+        return ConfigProblem(file, path, message, _line_of(root, tuple(path.split("."))))
+
+    references_checked = False
+    for err in exc.errors():
+        error = (err.get("ctx") or {}).get("error")
+        if isinstance(error, _ReferenceProblems):
+            references_checked = True
+            for path, message in error.problems:
+                yield located(path, message)
+            continue
+        parts, about_key = _field_path(err["loc"], data, err["type"])
+        yield located(".".join(parts), _reason(err, parts, about_key))
+    if not references_checked:
+        # other fields are invalid, so the model never got to its cross-reference check:
+        # run it on the file as written so those problems are reported in the same round
+        for path, message in _reference_problems(data):
+            yield located(path, message)
 
 
 def load_policy(path: Path, env: Mapping[str, str]) -> Policy:
