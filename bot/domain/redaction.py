@@ -1,8 +1,9 @@
 """Redaction of secrets and PII, and escaping for Slack mrkdwn and Jira wiki markup (§7).
 
 Everything that leaves the bot for Slack or Jira goes through `SafeText`: first `Redactor.redact`
-(so a secret is recognised in its raw form), then the escaper of the target markup (which only
-adds characters, so it cannot re-form a secret or a mention that redaction or escaping removed).
+(so a secret is recognised in its raw form, before escaping splits it), then the escaper of the
+target markup, which only inserts escapes and never joins text, so it cannot re-form a secret or a
+mention.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import pydantic
 
 __all__ = [
     "DEFAULT_POLICY",
+    "JIRA_BACKSLASH",
+    "WORD_JOINER",
     "RedactionPattern",
     "RedactionPolicy",
     "Redactor",
@@ -35,7 +38,7 @@ def _mark(label: str) -> str:
 
 
 class RedactionPattern(pydantic.BaseModel, frozen=True, extra="forbid"):
-    """A custom pattern from the policy file (`redaction.patterns`)."""
+    """A custom pattern from the policy file (`redaction.patterns`); its replacement is literal."""
 
     name: str = pydantic.Field(min_length=1)
     regex: str
@@ -43,14 +46,15 @@ class RedactionPattern(pydantic.BaseModel, frozen=True, extra="forbid"):
 
     @pydantic.field_validator("regex")
     @classmethod
-    def _compiles(cls, value: str) -> str:
+    def _compiles(cls, value: str, info: pydantic.ValidationInfo) -> str:
         """Reject a regex that does not compile or that matches the empty string."""
+        where = f"redaction pattern {info.data.get('name', '?')!r}"
         try:
             compiled = re.compile(value)
         except re.error as exc:
-            raise ValueError(f"regex {value!r} does not compile: {exc}") from exc
+            raise ValueError(f"{where}: regex {value!r} does not compile: {exc}") from exc
         if compiled.fullmatch("") is not None:
-            raise ValueError(f"regex {value!r} matches the empty string")
+            raise ValueError(f"{where}: regex {value!r} matches the empty string")
         return value
 
     @pydantic.model_validator(mode="after")
@@ -125,7 +129,7 @@ _SLACK_WEBHOOK = re.compile(
 )
 _AUTH_SCHEMES = r"(?:bearer|basic|token|digest|negotiate|ntlm|apikey)"
 _AUTHORIZATION = re.compile(
-    r"(?P<keep>\b(?:proxy-)?authorization[\"']?[ \t]*[:=][ \t]*[\"']?"
+    r"(?P<keep>\b(?:proxy-)?authorization[\"']?[ \t]*+[:=][ \t]*+[\"']?"
     rf"(?:{_AUTH_SCHEMES}[ \t]+)?)"
     rf"(?!\[REDACTED|{_AUTH_SCHEMES}\b)[^\s\"',;]+",
     re.IGNORECASE,
@@ -157,7 +161,7 @@ _KV_NAMES = (
 _KEY_VALUE = re.compile(
     # The key ends at the separator, so `input_tokens: 12` or `token_count=3` never match.
     rf"(?P<key>{_TOKEN_START}[A-Za-z0-9_.\-]*?{_KV_NAMES})"
-    r"(?P<sep>[\"']?[ \t]*(?:=>|:=|[:=])[ \t]*)"
+    r"(?P<sep>[\"']?[ \t]*+(?>=>|:=|[:=])[ \t]*+)"
     r"(?:(?P<dq>\")|(?P<sq>'))?"
     r"(?!\[REDACTED|(?:null|none|nil|true|false)\b)"
     r"(?(dq)(?:[^\"\\\r\n]|\\.)+|(?(sq)[^'\r\n]+|"
@@ -207,9 +211,9 @@ _EMAIL = re.compile(
     r"(?![\w\-])"
 )
 
-# Digits in runs: "not after/before these" keeps versions, dates, times, IPs, ids and decimals out.
-_NUM_BEFORE = r"(?<![\w.+\-/:,])"
-_NUM_AFTER = r"(?![\w\-/:]|[.,][0-9])"
+# Digits glued to these are versions, dates, times, IPs, ids, decimals or paths, not PII.
+_NUM_BEFORE = r"(?<![\w.+\-/,])(?<![0-9]:)"
+_NUM_AFTER = r"(?![\w\-/]|[.,:][0-9])"
 
 _CARD = re.compile(rf"{_NUM_BEFORE}(?:[0-9][ \-]?){{12,18}}[0-9]{_NUM_AFTER}")
 
@@ -259,10 +263,12 @@ _DIGIT_GROUP = re.compile(r"[0-9]+")
 
 
 def _phone_end(text: str, low: int, *, one_sep: bool) -> int:
-    """Return where the phone number at the start of `text` ends, or 0 if it has too few digits."""
+    """Return where the phone number at the start of `text` ends, or 0 if it is not one."""
     digits = end = 0
     seps: set[str] = set()
-    for group in _DIGIT_GROUP.finditer(text):
+    for i, group in enumerate(_DIGIT_GROUP.finditer(text)):
+        if i and len(group[0]) > 10:
+            return 0  # no subscriber number is that long: an id such as a numeric UUID
         if group.start() > 0 and text[group.start() - 1] in " ./-":
             seps.add(text[group.start() - 1])
             if one_sep and len(seps) > 1:
@@ -284,9 +290,9 @@ def _phone_replacer(low: int, *, one_sep: bool) -> Callable[[re.Match[str]], str
             return text
         end += len(text) - len(body)
         # Without separators only "+" marks a phone number, and only a long one: "+1000000" is not.
-        if international and text[:end].lstrip("+").isdigit():
-            if text.startswith("00") or end - 1 < 10:
-                return text
+        solid = international and text[:end].lstrip("+").isdigit()
+        if solid and (text.startswith("00") or end - 1 < 10):
+            return text
         return _mark("phone") + text[end:]
 
     return replace
@@ -396,7 +402,7 @@ class Redactor:
 # U+200D it has no emoji-joining meaning. After "@" it stops Slack (parse=full, link_names)
 # from turning "@channel", "@here", "@everyone" or "@name" into a mention.
 WORD_JOINER = "\u2060"
-_AT = "[@\uff20\ufe6b]"  # "@", fullwidth "＠", small "﹫"
+_AT = "[@\uff20\ufe6b]"  # ASCII, fullwidth and small commercial at
 _SLACK_MENTION = re.compile(
     rf"{_AT}(?=(?i:channel|here|everyone))|(?<!\w){_AT}(?=\w)",
 )
