@@ -69,13 +69,21 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield url
 
 
-def make_bot(db_url: str, policy: Policy | None = None, clock: FakeClock | None = None) -> Bot:
-    """Build and migrate an in-process bot; the caller enters `client`."""
+def make_bot(
+    db_url: str,
+    policy: Policy | None = None,
+    clock: FakeClock | None = None,
+    settings: Settings | None = None,
+) -> Bot:
+    """Build and migrate an in-process bot; the caller enters `client`.
+
+    Without `settings` the bot runs in local mode on `db_url`, printing to `console`.
+    """
     clock = clock or FakeClock()
     engine = create_db_engine(db_url)
     migrate(engine)
     console = io.StringIO()
-    settings = Settings(database_url=db_url, ai_incident_webhook_token=TOKEN)
+    settings = settings or Settings(database_url=db_url, ai_incident_webhook_token=TOKEN)
     container = bootstrap(
         settings, policy=policy or example_policy(), clock=clock, console=console, engine=engine
     )

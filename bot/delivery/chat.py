@@ -11,6 +11,7 @@ from sqlmodel import Session
 
 from bot.delivery.worker import Attempt, GiveUp, RetryLater
 from bot.domain.redaction import SafeText
+from bot.domain.views import JournalView
 from bot.integrations.ports import ChatNotifier
 from bot.rendering import card_blocks, card_text, journal_text
 from storage.db import readonly, session_scope
@@ -19,7 +20,8 @@ from storage.repositories import incident_view, journal_views
 
 __all__ = ["ChatDelivery"]
 
-MAX_LINES_PER_POST = 30
+MAX_LINES_PER_POST = 40
+MAX_CHARS_PER_POST = 12_000
 
 
 class ChatDelivery:
@@ -78,35 +80,51 @@ class ChatDelivery:
         if incident is None:
             raise GiveUp(f"incident {attempt.incident_id} does not exist")
         if incident.slack_ts is None or incident.slack_channel is None:
-            raise RetryLater("the incident card is not posted yet", retry_after=1.0)
+            # the card's own post (first in this key) gave up; waiting for it would hold every
+            # later row of the incident for ever, so post the thread's parent now
+            self.card(attempt)
+            with Session(readonly(self._engine)) as session:
+                incident = session.get(IncidentRow, attempt.incident_id)
+            if incident is None or incident.slack_ts is None or incident.slack_channel is None:
+                raise RetryLater("the incident card is not posted yet", retry_after=1.0)
         if not entries:
             return {"skipped": "no entries"}
-        lines = [
-            journal_text(e, self._safe, slack=self._slack) for e in entries[:MAX_LINES_PER_POST]
-        ]
-        if len(entries) > MAX_LINES_PER_POST:
-            lines.append(
-                f"… and {len(entries) - MAX_LINES_PER_POST} more (see `ai-incident export`)"
-            )
-        text = "\n".join(lines)
-        key = attempt.idempotency_key
-        ts = None
-        if attempt.uncertain:
-            ts = self._chat.find(
-                channel=incident.slack_channel, key=key, thread_ts=incident.slack_ts
-            )
-        if ts is None:
-            ts = self._chat.post(
-                channel=incident.slack_channel,
-                text=text,
-                blocks=None,
-                key=key,
-                thread_ts=incident.slack_ts,
-            ).ts
-        with session_scope(self._engine) as session:
-            for entry in entries:
-                row = session.get(JournalRow, entry.id)
-                if row is not None and row.slack_ts is None:
-                    row.slack_ts = ts
-                    session.add(row)
-        return {"ts": ts, "entries": len(entries)}
+        channel, thread = incident.slack_channel, incident.slack_ts
+        posted: list[str] = []
+        for part, chunk in enumerate(_chunks(entries, self._safe, slack=self._slack)):
+            # a storm can batch many entries: every one is posted, split over several replies
+            key = attempt.idempotency_key if part == 0 else f"{attempt.idempotency_key}#{part}"
+            text = "\n".join(line for _, line in chunk)
+            ts = None
+            if attempt.uncertain:
+                ts = self._chat.find(channel=channel, key=key, thread_ts=thread)
+            if ts is None:
+                ts = self._chat.post(
+                    channel=channel, text=text, blocks=None, key=key, thread_ts=thread
+                ).ts
+            posted.append(ts)
+            with session_scope(self._engine) as session:
+                for entry_id, _ in chunk:
+                    row = session.get(JournalRow, entry_id)
+                    if row is not None and row.slack_ts is None:
+                        row.slack_ts = ts
+                        session.add(row)
+        return {"ts": posted, "entries": len(entries)}
+
+
+def _chunks(
+    entries: list[JournalView], safe: SafeText, *, slack: bool
+) -> list[list[tuple[int, str]]]:
+    """Split journal lines into replies of at most MAX_LINES_PER_POST lines and MAX_CHARS."""
+    chunks: list[list[tuple[int, str]]] = [[]]
+    size = 0
+    for entry in entries:
+        line = journal_text(entry, safe, slack=slack)[:MAX_CHARS_PER_POST]
+        if chunks[-1] and (
+            len(chunks[-1]) >= MAX_LINES_PER_POST or size + len(line) > MAX_CHARS_PER_POST
+        ):
+            chunks.append([])
+            size = 0
+        chunks[-1].append((entry.id, line))
+        size += len(line) + 1
+    return [c for c in chunks if c]

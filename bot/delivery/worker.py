@@ -28,6 +28,9 @@ __all__ = ["Attempt", "DeliveryWorker", "GiveUp", "Handler", "RetryLater", "back
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = timedelta(minutes=10)
+# about ten hours of retrying at the capped backoff: long enough for any outage we expect,
+# short enough that a broken row does not hold its incident's later rows for ever
+MAX_ATTEMPTS = 70
 
 
 class RetryLater(Exception):
@@ -60,7 +63,7 @@ class Handler(Protocol):
 
 
 def backoff(attempt: int, rng: random.Random, retry_after: float | None = None) -> timedelta:
-    """Return the wait before the next attempt: Retry-After when given, else full jitter."""
+    """Return the wait before the next attempt: Retry-After when given, else equal jitter."""
     if retry_after is not None:
         return timedelta(seconds=max(retry_after, 0.0))
     ceiling = min(MAX_BACKOFF.total_seconds(), 0.5 * 2 ** min(attempt, 20))
@@ -169,7 +172,6 @@ class DeliveryWorker:
         handler = self._handlers.get(attempt.kind)
         if not self._renew(attempt):
             return
-        now = self._clock()
         try:
             if handler is None:
                 raise GiveUp(f"no handler for outbox kind {attempt.kind!r}")
@@ -183,6 +185,21 @@ class DeliveryWorker:
             )
             self._finish(attempt, status="failed", last_error=str(exc)[:2000], lease_until=None)
         except Exception as exc:
+            if attempt.number >= MAX_ATTEMPTS:
+                log.error(
+                    "delivery of %s (%s) failed %d times; giving up: %s",
+                    attempt.idempotency_key,
+                    attempt.kind,
+                    attempt.number,
+                    exc,
+                )
+                self._finish(
+                    attempt,
+                    status="failed",
+                    last_error=f"{type(exc).__name__}: {exc}"[:2000],
+                    lease_until=None,
+                )
+                return
             retry_after = exc.retry_after if isinstance(exc, RetryLater) else None
             wait = backoff(attempt.number, self._rng, retry_after)
             log.warning(
@@ -197,7 +214,8 @@ class DeliveryWorker:
                 attempt,
                 status="pending",
                 last_error=f"{type(exc).__name__}: {exc}"[:2000],
-                next_attempt_at=now + wait,
+                # Retry-After counts from the answer, not from when the call began
+                next_attempt_at=self._clock() + wait,
                 lease_until=None,
             )
         else:

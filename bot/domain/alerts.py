@@ -134,7 +134,13 @@ def content_digest(alert: AlertIn) -> str:
             None
             if sig is None
             else [sig.kind, sig.value, sig.threshold, sig.baseline, sig.stddev, str(sig.window)],
-            [ev.delivered_externally, ev.acted_upon, ev.customer_facing, ev.harmful_output, ev.hint],
+            [
+                ev.delivered_externally,
+                ev.acted_upon,
+                ev.customer_facing,
+                ev.harmful_output,
+                ev.hint,
+            ],
             sorted((k, str(v)) for k, v in alert.ai_context.items()),
         ],
         default=str,
@@ -173,7 +179,12 @@ def plan_group(known: Sequence[KnownAlert], incoming: Sequence[AlertIn]) -> Grou
         statuses[fp] = alert.status
     all_resolved = bool(statuses) and all(s is AlertStatus.RESOLVED for s in statuses.values())
     return GroupPlan(
-        tuple(new), tuple(changed), tuple(refired), tuple(newly_resolved), all_resolved, tuple(updated)
+        tuple(new),
+        tuple(changed),
+        tuple(refired),
+        tuple(newly_resolved),
+        all_resolved,
+        tuple(updated),
     )
 
 

@@ -340,7 +340,9 @@ class IncidentService:
             )
         for a in plan.updated:
             sig = a.evidence.signal
-            what = f" ({sig.kind} = {sig.value})" if sig is not None and sig.value is not None else ""
+            what = (
+                f" ({sig.kind} = {sig.value})" if sig is not None and sig.value is not None else ""
+            )
             journal.record(
                 session,
                 incident,
