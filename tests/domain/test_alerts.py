@@ -58,9 +58,7 @@ def test_new_alert_joins_and_resolution_is_tracked() -> None:
     assert [a.fingerprint for a in plan.new] == ["b"] and not plan.changed
     plan = plan_group([known(alert("a")), known(alert("b"))], [alert("a", "resolved")])
     assert [a.fingerprint for a in plan.newly_resolved] == ["a"] and not plan.all_resolved
-    plan = plan_group(
-        [known(alert("a", "resolved")), known(alert("b"))], [alert("b", "resolved")]
-    )
+    plan = plan_group([known(alert("a", "resolved")), known(alert("b"))], [alert("b", "resolved")])
     assert plan.all_resolved
 
 

@@ -19,7 +19,14 @@ def test_migrate_from_empty_matches_the_models_and_is_idempotent(db_url: str) ->
         migrate(engine)
         assert migration_status(engine) == (head, head)
         tables = set(sa.inspect(engine).get_table_names())
-        assert {"incident", "alert", "alert_group", "journal_entry", "outbox", "job_lease"} <= tables
+        assert {
+            "incident",
+            "alert",
+            "alert_group",
+            "journal_entry",
+            "outbox",
+            "job_lease",
+        } <= tables
         with engine.connect() as conn:
             diff = compare_metadata(MigrationContext.configure(conn), metadata)
         assert diff == [], f"models and migrations differ: {diff}"
