@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from bot.config import Source
-from bot.domain.alerts import AlertIn, AlertStatus, Link, Notification
+from bot.domain.alerts import AI_CONTEXT_KEYS, AlertIn, AlertStatus, Link, Notification
 from bot.domain.severity import Evidence, Signal, parse_duration
 
 __all__ = ["AlertmanagerPayload", "GenericAlert", "from_alertmanager", "from_generic"]
@@ -191,8 +191,6 @@ def _am_signal(alert: AmAlert, labels: dict[str, str]) -> Signal | None:
 
 
 def _am_ai_context(labels: dict[str, str], annotations: dict[str, str]) -> dict[str, Any]:
-    from bot.domain.alerts import AI_CONTEXT_KEYS
-
     ctx: dict[str, Any] = {}
     for key in AI_CONTEXT_KEYS:
         # Prometheus label names cannot hold dots; accept the underscore spelling too

@@ -1,4 +1,4 @@
-"""SQLModel tables: incidents, alerts, groups, journal, outbox, job leases."""
+"""SQLModel tables: incidents, alerts, groups, journal, outbox."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ __all__ = [
     "AlertGroupRow",
     "AlertRow",
     "IncidentRow",
-    "JobLeaseRow",
     "JournalRow",
     "OutboxRow",
     "UTCDateTime",
@@ -159,16 +158,6 @@ class OutboxRow(SQLModel, table=True):
     result: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(sa.JSON, nullable=True))
     created_at: datetime = _ts(nullable=False)
     delivered_at: datetime | None = _ts()
-
-
-class JobLeaseRow(SQLModel, table=True):
-    """A lease on a scheduled job so one replica runs it at a time."""
-
-    __tablename__ = "job_lease"
-
-    name: str = Field(primary_key=True, max_length=100)
-    holder: str = Field(max_length=100)
-    lease_until: datetime = _ts(nullable=False)
 
 
 metadata = SQLModel.metadata

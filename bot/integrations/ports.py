@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Protocol
 
-__all__ = ["ChatNotifier", "Clock", "PostedMessage"]
+__all__ = ["ChatNotifier", "PostedMessage"]
 
 
 @dataclass(frozen=True)
@@ -35,7 +34,3 @@ class ChatNotifier(Protocol):
     def find(self, *, channel: str, key: str, thread_ts: str | None = None) -> str | None:
         """Return the ts of an earlier post carrying `key`, so a retry never posts twice."""
         ...
-
-
-class Clock(Protocol):
-    def __call__(self) -> datetime: ...

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -88,8 +88,6 @@ def _evidence_dict(e: Evidence) -> dict[str, Any]:
 
 def evidence_from_row(row: AlertRow) -> Evidence:
     """Rebuild an alert's severity evidence from storage."""
-    from datetime import timedelta
-
     sig = None
     if row.signal:
         s = row.signal
@@ -125,8 +123,6 @@ def _reasons(decision: Decision) -> list[dict[str, Any]]:
 def _with_firing_since(alert: AlertIn, now: datetime) -> Evidence:
     ev = alert.evidence
     if ev.firing_since is None:
-        from dataclasses import replace
-
         return replace(ev, firing_since=alert.starts_at or now)
     return ev
 

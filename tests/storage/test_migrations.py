@@ -25,7 +25,6 @@ def test_migrate_from_empty_matches_the_models_and_is_idempotent(db_url: str) ->
             "alert_group",
             "journal_entry",
             "outbox",
-            "job_lease",
         } <= tables
         with engine.connect() as conn:
             diff = compare_metadata(MigrationContext.configure(conn), metadata)

@@ -67,13 +67,6 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_incident_workflow"), ["workflow"], unique=False)
 
     op.create_table(
-        "job_lease",
-        sa.Column("name", sa.String(length=100), nullable=False),
-        sa.Column("holder", sa.String(length=100), nullable=False),
-        sa.Column("lease_until", storage.models.UTCDateTime(), nullable=False),
-        sa.PrimaryKeyConstraint("name"),
-    )
-    op.create_table(
         "outbox",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("kind", sa.String(length=40), nullable=False),
@@ -197,7 +190,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_outbox_coalesce_key"))
 
     op.drop_table("outbox")
-    op.drop_table("job_lease")
     with op.batch_alter_table("incident", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_incident_workflow"))
         batch_op.drop_index(batch_op.f("ix_incident_state"))
