@@ -115,9 +115,13 @@ def card_blocks(view: IncidentView, safe: SafeText) -> list[dict[str, Any]]:
 
 
 def journal_text(entry: JournalView, safe: SafeText, *, slack: bool) -> str:
-    """Return one journal line as posted in the thread (or printed in local mode)."""
-    text = safe.slack(entry.text) if slack else safe.plain(entry.text)
-    return f"[{entry.kind}] {text} — {safe.slack(entry.author) if slack else entry.author}"
+    """Return a journal entry as posted in the thread: one line per line of the entry."""
+    author = safe.slack(entry.author) if slack else entry.author
+    lines = entry.text.splitlines() or [""]
+    return "\n".join(
+        f"[{entry.kind}] {safe.slack(line) if slack else safe.plain(line)} — {author}"
+        for line in lines
+    )
 
 
 def _iso(value: datetime | None) -> str | None:

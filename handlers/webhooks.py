@@ -130,13 +130,14 @@ def build_router(deps: WebhookDeps) -> APIRouter:
         except Unauthorized as exc:
             return _error(401, str(exc))
         try:
-            data = _without_nul(json.loads(body))
+            if b"\\u0000" in body:
+                payload = model.model_validate(_without_nul(json.loads(body)))
+            else:
+                payload = model.model_validate_json(body)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             return _error(
                 422, "body is not valid JSON", fields=[{"field": "(body)", "message": str(exc)}]
             )
-        try:
-            payload = model.model_validate(data)
         except ValidationError as exc:
             fields = _field_errors(exc)
             return _error(

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -104,12 +105,15 @@ class ChatDelivery:
                 ).ts
             posted.append(ts)
             with session_scope(self._engine) as session:
-                for entry_id, _ in chunk:
-                    row = session.get(JournalRow, entry_id)
-                    if row is not None and row.slack_ts is None:
-                        row.slack_ts = ts
-                        session.add(row)
-        return {"ts": posted, "entries": len(entries)}
+                session.execute(
+                    sa.update(JournalRow)
+                    .where(
+                        sa.column("id").in_([entry_id for entry_id, _ in chunk]),
+                        sa.column("slack_ts").is_(None),
+                    )
+                    .values(slack_ts=ts)
+                )
+        return {"ts": posted[0], "parts": posted, "entries": len(entries)}
 
 
 def _chunks(

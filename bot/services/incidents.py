@@ -31,6 +31,7 @@ from bot.domain.severity import (
     Signal,
     classify_all,
     escalate_for_missing_root_cause,
+    next_review,
     reevaluate,
     root_cause_deadline,
 )
@@ -112,6 +113,12 @@ def evidence_from_row(row: AlertRow) -> Evidence:
         label_severity=ev.get("label_severity"),
         firing_since=row.starts_at or row.first_seen_at,
     )
+
+
+def _updated_text(alert: AlertIn) -> str:
+    sig = alert.evidence.signal
+    what = f" ({sig.kind} = {sig.value})" if sig is not None and sig.value is not None else ""
+    return f"Alert updated{what}"
 
 
 def _reasons(decision: Decision) -> list[dict[str, Any]]:
@@ -284,9 +291,16 @@ class IncidentService:
         now: datetime,
     ) -> IngestOutcome:
         assert incident.id is not None
+        fingerprints = sorted({a.fingerprint for a in n.alerts})
+        # only the alerts this notification names: the cost must not grow with the incident
         rows = {
             r.fingerprint: r
-            for r in session.exec(select(AlertRow).where(AlertRow.incident_id == incident.id)).all()
+            for r in session.exec(
+                select(AlertRow).where(
+                    AlertRow.incident_id == incident.id,
+                    AlertRow.fingerprint.in_(fingerprints),  # type: ignore[attr-defined]
+                )
+            ).all()
         }
         known = [
             KnownAlert(fp, AlertStatus(r.status), r.ends_at, r.digest) for fp, r in rows.items()
@@ -314,55 +328,32 @@ class IncidentService:
             session.add(row)
         incident.ai_context = merge_ai_context(incident.ai_context, [*plan.new, *plan.changed])
         incident.updated_at = now
-        for a in plan.new:
-            journal.record(
-                session,
-                incident,
-                kind=JournalKind.OBSERVATION,
-                text=f"Alert joined ({a.status.value}): {a.title} [{a.fingerprint}]",
-                author=n.source,
-                now=now,
-                batch=True,
-            )
-        for a in plan.refired:
-            journal.record(
-                session,
-                incident,
-                kind=JournalKind.OBSERVATION,
-                text=f"Alert firing again: {a.title} [{a.fingerprint}]",
-                author=n.source,
-                now=now,
-                batch=True,
-            )
-        for a in plan.updated:
-            sig = a.evidence.signal
-            what = (
-                f" ({sig.kind} = {sig.value})" if sig is not None and sig.value is not None else ""
-            )
-            journal.record(
-                session,
-                incident,
-                kind=JournalKind.OBSERVATION,
-                text=f"Alert updated{what}: {a.title} [{a.fingerprint}]",
-                author=n.source,
-                now=now,
-                batch=True,
-            )
-        for a in plan.newly_resolved:
-            journal.record(
-                session,
-                incident,
-                kind=JournalKind.RESULT,
-                text=f"Alert resolved at source: {a.title} [{a.fingerprint}]",
-                author=n.source,
-                now=now,
-                batch=True,
-            )
-        session.flush()
-        if any(a.status is AlertStatus.FIRING for a in [*plan.new, *plan.refired, *plan.updated]):
-            self._reevaluate(session, incident, now)
+        for alerts, kind, say in (
+            (plan.new, JournalKind.OBSERVATION, lambda a: f"Alert joined ({a.status.value})"),
+            (plan.refired, JournalKind.OBSERVATION, lambda a: "Alert firing again"),
+            (plan.updated, JournalKind.OBSERVATION, _updated_text),
+            (plan.newly_resolved, JournalKind.RESULT, lambda a: "Alert resolved at source"),
+        ):
+            if alerts:
+                # one entry per kind of change and notification, one line per alert
+                journal.record(
+                    session,
+                    incident,
+                    kind=kind,
+                    text="\n".join(f"{say(a)}: {a.title} [{a.fingerprint}]" for a in alerts),
+                    author=n.source,
+                    now=now,
+                    batch=True,
+                )
+        fresh = [
+            _with_firing_since(a, now)
+            for a in (*plan.new, *plan.refired, *plan.updated)
+            if a.status is AlertStatus.FIRING
+        ]
+        if fresh:
+            self._raise_for(session, incident, fresh, now)
         resolved = False
-        if plan.all_resolved:
+        if plan.all_resolved and not self._others_firing(session, incident.id, fingerprints):
             resolved = self._all_resolved(session, incident, group, n, now)
         journal.card_changed(session, incident, now)
         session.add(incident)
@@ -443,20 +434,49 @@ class IncidentService:
         )
         journal.card_changed(session, incident, now)
 
-    def _reevaluate(self, session: Session, incident: IncidentRow, now: datetime) -> None:
-        assert incident.id is not None
-        evidences = self._firing_evidence(session, incident.id)
-        current = Severity(incident.severity)
-        decision = reevaluate(current, evidences, self._policy.severity, self._policy.hours, now)
+    def _raise_for(
+        self, session: Session, incident: IncidentRow, evidences: list[Evidence], now: datetime
+    ) -> None:
+        """Raise severity for alerts that just fired or changed; never lower it.
+
+        The other firing alerts were judged when they arrived and time-driven rises are the
+        scheduler's, so only these alerts need a look, and the review time only moves earlier.
+        """
+        rules, hours = self._policy.severity, self._policy.hours
+        decision = reevaluate(Severity(incident.severity), evidences, rules, hours, now)
         if decision is not None:
             self._raise_to(session, incident, decision, now)
-        full = (
-            classify_all(evidences, self._policy.severity, self._policy.hours, now)
-            if evidences
-            else None
-        )
-        incident.severity_review_at = full.review_at if full is not None else None
+        review = next_review(Severity(incident.severity), evidences, rules, hours, now)
+        current = incident.severity_review_at
+        if review is not None and (current is None or review < current):
+            incident.severity_review_at = review
         session.add(incident)
+
+    def _reevaluate(self, session: Session, incident: IncidentRow, now: datetime) -> None:
+        """Judge every firing alert of the incident again as time has passed."""
+        assert incident.id is not None
+        evidences = self._firing_evidence(session, incident.id)
+        rules, hours = self._policy.severity, self._policy.hours
+        decision = reevaluate(Severity(incident.severity), evidences, rules, hours, now)
+        if decision is not None:
+            self._raise_to(session, incident, decision, now)
+        incident.severity_review_at = next_review(
+            Severity(incident.severity), evidences, rules, hours, now
+        )
+        session.add(incident)
+
+    def _others_firing(self, session: Session, incident_id: int, fingerprints: list[str]) -> bool:
+        """Return True if an alert of the incident not in `fingerprints` is still firing."""
+        query = (
+            select(AlertRow.id)
+            .where(
+                AlertRow.incident_id == incident_id,
+                AlertRow.status == AlertStatus.FIRING.value,
+                AlertRow.fingerprint.not_in(fingerprints),  # type: ignore[attr-defined]
+            )
+            .limit(1)
+        )
+        return session.exec(query).first() is not None
 
     def review_due(self, session: Session, *, limit: int = 100) -> int:
         """Re-evaluate open incidents whose severity may have risen with time; return how many."""

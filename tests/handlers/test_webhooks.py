@@ -294,3 +294,10 @@ def test_openapi_documents_the_webhooks(bot: Bot) -> None:
     assert "/webhooks/alertmanager" in spec["paths"] and "/webhooks/alerts" in spec["paths"]
     post = spec["paths"]["/webhooks/alerts"]["post"]
     assert {"401", "413", "422", "503"} <= set(post["responses"])
+
+
+def test_nul_characters_are_replaced_not_refused(bot: Bot) -> None:
+    body = {"dedup_key": "nul", "status": "firing", "title": "bad\u0000byte", "workflow": "x"}
+    r = bot.post("/webhooks/alerts", body)
+    assert r.status_code == 202, r.text
+    assert incidents(bot)[0].title == "bad\ufffdbyte"
