@@ -60,8 +60,7 @@ def card_text(view: IncidentView, safe: SafeText) -> str:
     pairs = _ai_context_pairs(view)
     if pairs:
         lines.append("  AI context: " + ", ".join(f"{k} {safe.plain(v)}" for k, v in pairs))
-    firing = sum(1 for a in view.alerts if a.status == "firing")
-    lines.append(f"  alerts: {firing} firing of {len(view.alerts)}")
+    lines.append(f"  alerts: {view.alerts_firing} firing of {view.alerts_total}")
     return "\n".join(lines)
 
 
@@ -69,7 +68,6 @@ def card_blocks(view: IncidentView, safe: SafeText) -> list[dict[str, Any]]:
     """Return the incident card as Block Kit blocks."""
     mark = SEVERITY_MARK.get(view.severity, "")
     reasons = "\n".join(f"• {safe.slack(r['text'])}" for r in view.severity_reasons) or "• —"
-    firing = sum(1 for a in view.alerts if a.status == "firing")
     blocks: list[dict[str, Any]] = [
         {
             "type": "header",
@@ -92,7 +90,10 @@ def card_blocks(view: IncidentView, safe: SafeText) -> list[dict[str, Any]]:
                     "type": "mrkdwn",
                     "text": f"*Ticket*\n{safe.slack(view.jira_key) or 'ticket pending'}",
                 },
-                {"type": "mrkdwn", "text": f"*Alerts*\n{firing} firing of {len(view.alerts)}"},
+                {
+                    "type": "mrkdwn",
+                    "text": f"*Alerts*\n{view.alerts_firing} firing of {view.alerts_total}",
+                },
             ],
         },
         {

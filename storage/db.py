@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -43,13 +45,77 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def _sqlite_begin(conn: Any) -> None:
-    # writers take the lock up front so a read-then-write never fails on a stale snapshot;
-    # read-only work uses `readonly(engine)` and a deferred BEGIN that never blocks the writer
-    if conn.get_execution_options().get("readonly"):
-        conn.exec_driver_sql("BEGIN")
-    else:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+class FairLock:
+    """A FIFO lock: SQLite writers in this process take turns.
+
+    SQLite's own busy handler polls with sleeps, so a thread that writes in a tight loop (the
+    ingest writer during a storm) wins every race and starves the delivery worker. Handing the
+    lock over in arrival order keeps both moving. A waiter gives up after `timeout` and falls
+    back on SQLite's locking, so a lost release can slow writers down but never wedge them.
+    """
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._owner: int | None = None
+        self._waiters: deque[tuple[int, threading.Event]] = deque()
+
+    def acquire(self, timeout: float) -> bool:
+        """Wait for this thread's turn; return False if it did not come within `timeout`."""
+        me = threading.get_ident()
+        with self._mutex:
+            if self._owner is None and not self._waiters:
+                self._owner = me
+                return True
+            turn = threading.Event()
+            self._waiters.append((me, turn))
+        if turn.wait(timeout):
+            return True
+        with self._mutex:
+            if turn.is_set():
+                return True
+            self._waiters.remove((me, turn))
+            return False
+
+    def release(self) -> None:
+        """Hand the lock to the longest waiter; a no-op for a thread that does not hold it."""
+        me = threading.get_ident()
+        with self._mutex:
+            if self._owner != me:
+                return
+            if self._waiters:
+                self._owner, turn = self._waiters.popleft()
+                turn.set()
+            else:
+                self._owner = None
+
+
+FAIR_LOCK_TIMEOUT_S = 10.0
+
+
+def _sqlite_transactions(engine: Engine) -> None:
+    """Begin SQLite write transactions IMMEDIATE, one writer thread at a time in FIFO order."""
+    lock = FairLock()
+
+    @event.listens_for(engine, "begin")
+    def begin(conn: Any) -> None:
+        # writers take the lock up front so a read-then-write never fails on a stale snapshot;
+        # read-only work uses `readonly(engine)` and a deferred BEGIN that never blocks the writer
+        if conn.get_execution_options().get("readonly"):
+            conn.exec_driver_sql("BEGIN")
+            return
+        if lock.acquire(FAIR_LOCK_TIMEOUT_S):
+            conn.info["holds_fair_lock"] = True
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            end(conn)
+            raise
+
+    @event.listens_for(engine, "commit")
+    @event.listens_for(engine, "rollback")
+    def end(conn: Any) -> None:
+        if conn.info.pop("holds_fair_lock", False):
+            lock.release()
 
 
 def create_db_engine(url: str) -> Engine:
@@ -67,7 +133,7 @@ def create_db_engine(url: str) -> Engine:
         def _no_pysqlite_begin(dbapi_conn: Any, _record: Any) -> None:
             dbapi_conn.isolation_level = None
 
-        event.listen(engine, "begin", _sqlite_begin)
+        _sqlite_transactions(engine)
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from bot.domain.incidents import format_incident_id
@@ -9,6 +10,8 @@ from bot.domain.views import AlertView, IncidentView, JournalView
 from storage.models import AlertRow, IncidentRow, JournalRow
 
 __all__ = ["incident_view", "journal_views"]
+
+_ALERTS: sa.Table = AlertRow.__table__  # type: ignore[attr-defined]
 
 
 def journal_views(
@@ -36,15 +39,26 @@ def journal_views(
 
 
 def incident_view(
-    session: Session, incident_id: int, *, with_journal: bool = True
+    session: Session, incident_id: int, *, with_journal: bool = True, with_alerts: bool = True
 ) -> IncidentView | None:
     """Return the full read model of an incident, or None if there is none with that id."""
     inc = session.get(IncidentRow, incident_id)
     if inc is None or inc.id is None:
         return None
-    alerts = session.exec(
-        select(AlertRow).where(AlertRow.incident_id == inc.id).order_by(AlertRow.id)  # type: ignore[arg-type]
-    ).all()
+    counts = dict(
+        session.execute(
+            sa.select(_ALERTS.c.status, sa.func.count())
+            .where(_ALERTS.c.incident_id == inc.id)
+            .group_by(_ALERTS.c.status)
+        ).all()
+    )
+    alerts = (
+        session.exec(
+            select(AlertRow).where(AlertRow.incident_id == inc.id).order_by(AlertRow.id)  # type: ignore[arg-type]
+        ).all()
+        if with_alerts
+        else []
+    )
     return IncidentView(
         id=inc.id,
         public_id=format_incident_id(inc.id),
@@ -70,6 +84,8 @@ def incident_view(
             "resolved": inc.resolved_at,
             "root_cause_found": inc.root_cause_at,
         },
+        alerts_firing=int(counts.get("firing", 0)),
+        alerts_total=int(sum(counts.values())),
         alerts=[
             AlertView(
                 fingerprint=a.fingerprint,

@@ -49,7 +49,9 @@ class ChatDelivery:
         """Post the card once, or update it in place."""
         assert attempt.incident_id is not None
         with Session(readonly(self._engine)) as session:
-            view = incident_view(session, attempt.incident_id, with_journal=False)
+            view = incident_view(
+                session, attempt.incident_id, with_journal=False, with_alerts=False
+            )
         if view is None:
             raise GiveUp(f"incident {attempt.incident_id} does not exist")
         text = card_text(view, self._safe)

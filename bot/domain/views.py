@@ -57,5 +57,7 @@ class IncidentView:
     root_cause: str | None
     resolved_by: str | None
     milestones: dict[str, datetime | None]
+    alerts_firing: int = 0
+    alerts_total: int = 0
     alerts: list[AlertView] = field(default_factory=list)
     journal: list[JournalView] = field(default_factory=list)

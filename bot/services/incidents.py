@@ -257,30 +257,37 @@ class IncidentService:
     def _add_alerts(
         self, session: Session, incident_id: int, alerts: Sequence[AlertIn], now: datetime
     ) -> None:
-        for a in alerts:
-            session.add(
-                AlertRow(
-                    incident_id=incident_id,
-                    fingerprint=a.fingerprint,
-                    status=a.status.value,
-                    digest=content_digest(a),
-                    title=a.title,
-                    description=a.description,
-                    labels=dict(a.labels),
-                    annotations=dict(a.annotations),
-                    links=[{"title": link.title, "url": link.url} for link in a.links],
-                    values=dict(a.values),
-                    signal=_signal_dict(a.evidence.signal),
-                    evidence=_evidence_dict(a.evidence),
-                    ai_context=dict(a.ai_context),
-                    generator_url=a.generator_url,
-                    starts_at=a.starts_at,
-                    ends_at=a.ends_at,
-                    first_seen_at=now,
-                    last_seen_at=now,
-                    resolved_at=now if a.status is AlertStatus.RESOLVED else None,
-                )
-            )
+        if not alerts:
+            return
+        # one Core executemany: no ORM object per alert on the ingest hot path
+        table: sa.Table = AlertRow.__table__  # type: ignore[attr-defined]
+        session.execute(
+            sa.insert(table),
+            [
+                {
+                    "incident_id": incident_id,
+                    "fingerprint": a.fingerprint,
+                    "status": a.status.value,
+                    "digest": content_digest(a),
+                    "title": a.title,
+                    "description": a.description,
+                    "labels": dict(a.labels),
+                    "annotations": dict(a.annotations),
+                    "links": [{"title": link.title, "url": link.url} for link in a.links],
+                    "values": dict(a.values),
+                    "signal": _signal_dict(a.evidence.signal),
+                    "evidence": _evidence_dict(a.evidence),
+                    "ai_context": dict(a.ai_context),
+                    "generator_url": a.generator_url,
+                    "starts_at": a.starts_at,
+                    "ends_at": a.ends_at,
+                    "first_seen_at": now,
+                    "last_seen_at": now,
+                    "resolved_at": now if a.status is AlertStatus.RESOLVED else None,
+                }
+                for a in alerts
+            ],
+        )
 
     def _update(
         self,

@@ -115,33 +115,43 @@ class IngestPipeline:
                 return
 
     def _apply(self, batch: list[_Job]) -> None:
-        results: list[tuple[_Job, IngestOutcome | None, BaseException | None]] = []
+        """Apply a batch in one transaction; if one notification fails, redo them one by one."""
         try:
             with Session(self._engine, expire_on_commit=False) as session:
-                for job in batch:
-                    try:
-                        with session.begin_nested():
-                            outcome = self._service.ingest(session, job.notification)
-                        results.append((job, outcome, None))
-                    except (OperationalError, InterfaceError):
-                        raise
-                    except Exception as exc:
-                        log.exception(
-                            "notification from %s could not be applied", job.notification.source
-                        )
-                        results.append((job, None, exc))
+                outcomes = [self._service.ingest(session, job.notification) for job in batch]
                 session.commit()
         except (OperationalError, InterfaceError) as exc:
-            log.error("ingest transaction failed; answering 503: %s", exc)
-            for job in batch:
-                _settle(job, None, StorageUnavailable(str(exc.orig) if exc.orig else str(exc)))
+            self._unavailable(batch, exc)
             return
-        except Exception as exc:
-            log.exception("ingest transaction failed")
-            for job in batch:
-                _settle(job, None, exc)
+        except Exception:
+            if len(batch) == 1:
+                self._apply_alone(batch[0])
+            else:
+                # no savepoint per notification on the hot path: the rare failure pays instead
+                for job in batch:
+                    self._apply_alone(job)
+            self._on_commit()
             return
         self._metrics.ingest_batch.observe(len(batch))
-        for job, result, error in results:
-            _settle(job, result, error)
+        for job, outcome in zip(batch, outcomes, strict=True):
+            _settle(job, outcome, None)
         self._on_commit()
+
+    def _apply_alone(self, job: _Job) -> None:
+        try:
+            with Session(self._engine, expire_on_commit=False) as session:
+                outcome = self._service.ingest(session, job.notification)
+                session.commit()
+        except (OperationalError, InterfaceError) as exc:
+            self._unavailable([job], exc)
+        except Exception as exc:
+            log.exception("notification from %s could not be applied", job.notification.source)
+            _settle(job, None, exc)
+        else:
+            self._metrics.ingest_batch.observe(1)
+            _settle(job, outcome, None)
+
+    def _unavailable(self, jobs: list[_Job], exc: OperationalError | InterfaceError) -> None:
+        log.error("ingest transaction failed; answering 503: %s", exc)
+        for job in jobs:
+            _settle(job, None, StorageUnavailable(str(exc.orig) if exc.orig else str(exc)))

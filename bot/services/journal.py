@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import sqlalchemy as sa
 from sqlmodel import Session
 
 from bot.delivery.outbox import enqueue
@@ -31,31 +32,39 @@ def record(
     author: str,
     now: datetime,
     batch: bool = False,
-) -> JournalRow:
-    """Store a journal entry and queue its post to the thread.
+) -> int:
+    """Store a journal entry, queue its post to the thread and return the entry's id.
 
     `batch` entries (alerts joining during a storm) share one debounced thread post.
     """
     assert incident.id is not None
-    entry = JournalRow(
-        incident_id=incident.id, kind=kind.value, text=text, author=author, created_at=now
-    )
-    session.add(entry)
-    session.flush()
-    assert entry.id is not None
+    # a Core insert: no ORM object or flush per entry on the ingest hot path
+    table: sa.Table = JournalRow.__table__  # type: ignore[attr-defined]
+    entry_id: int = session.execute(
+        sa.insert(table)
+        .values(
+            incident_id=incident.id,
+            kind=kind.value,
+            text=text,
+            author=author,
+            via="bot",
+            created_at=now,
+        )
+        .returning(table.c.id)
+    ).scalar_one()
     enqueue(
         session,
         kind=JOURNAL,
-        idempotency_key=f"journal:{entry.id}",
+        idempotency_key=f"journal:{entry_id}",
         ordering_key=_ordering(incident.id),
-        payload={"entry_ids": [entry.id]},
+        payload={"entry_ids": [entry_id]},
         incident_id=incident.id,
         now=now,
         delay=JOURNAL_BATCH if batch else timedelta(0),
         coalesce_key=f"journal-batch:{incident.id}" if batch else None,
         merge_list="entry_ids",
     )
-    return entry
+    return entry_id
 
 
 def card_posted(session: Session, incident: IncidentRow, now: datetime) -> None:

@@ -93,7 +93,7 @@ def make_worker(
 def add(engine: Engine, key: str, ordering: str, clock: FakeClock, kind: str = KIND) -> int:
     """Commit one outbox row; return its id."""
     with session_scope(engine) as session:
-        row = enqueue(
+        return enqueue(
             session,
             kind=kind,
             idempotency_key=key,
@@ -101,9 +101,6 @@ def add(engine: Engine, key: str, ordering: str, clock: FakeClock, kind: str = K
             payload={"key": key},
             now=clock(),
         )
-        session.flush()
-        assert row.id is not None
-        return row.id
 
 
 def row(engine: Engine, row_id: int) -> OutboxRow:
@@ -506,7 +503,7 @@ def test_batched_journal_entries_merge_their_ids_into_one_pending_row(engine: En
                 now=clock(),
                 batch=True,
             )
-            entry_ids.append(entry.id)
+            entry_ids.append(entry)
     with session_scope(engine) as session:
         alone = journal.record(
             session, incident, kind=JournalKind.CHANGE, text="not batched", author="x", now=clock()
@@ -514,7 +511,7 @@ def test_batched_journal_entries_merge_their_ids_into_one_pending_row(engine: En
     [batch, single] = pending(engine, journal.JOURNAL)
     assert batch.payload == {"entry_ids": entry_ids}
     assert batch.next_attempt_at == clock() + journal.JOURNAL_BATCH
-    assert single.payload == {"entry_ids": [alone.id]} and single.coalesce_key is None
+    assert single.payload == {"entry_ids": [alone]} and single.coalesce_key is None
 
 
 def test_a_change_after_the_row_is_in_flight_gets_a_new_row(engine: Engine) -> None:
