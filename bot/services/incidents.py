@@ -40,6 +40,8 @@ from storage.models import AlertGroupRow, AlertRow, IncidentRow
 
 __all__ = ["IncidentService", "IngestOutcome", "evidence_from_row"]
 
+_ALERTS: sa.Table = AlertRow.__table__  # type: ignore[attr-defined]
+
 log = logging.getLogger(__name__)
 
 SYSTEM = "ai-incident"
@@ -260,9 +262,8 @@ class IncidentService:
         if not alerts:
             return
         # one Core executemany: no ORM object per alert on the ingest hot path
-        table: sa.Table = AlertRow.__table__  # type: ignore[attr-defined]
         session.execute(
-            sa.insert(table),
+            sa.insert(_ALERTS),
             [
                 {
                     "incident_id": incident_id,
@@ -299,15 +300,18 @@ class IncidentService:
     ) -> IngestOutcome:
         assert incident.id is not None
         fingerprints = sorted({a.fingerprint for a in n.alerts})
-        # only the alerts this notification names: the cost must not grow with the incident
+        # only the alerts this notification names, only the columns the plan needs, no ORM
+        # objects: the cost must not grow with the incident
         rows = {
             r.fingerprint: r
-            for r in session.exec(
-                select(AlertRow).where(
-                    AlertRow.incident_id == incident.id,
-                    AlertRow.fingerprint.in_(fingerprints),  # type: ignore[attr-defined]
+            for r in session.execute(
+                sa.select(_ALERTS.c.id, _ALERTS.c.fingerprint, _ALERTS.c.status)
+                .add_columns(_ALERTS.c.ends_at, _ALERTS.c.digest, _ALERTS.c.starts_at)
+                .where(
+                    _ALERTS.c.incident_id == incident.id,
+                    _ALERTS.c.fingerprint.in_(fingerprints),
                 )
-            ).all()
+            )
         }
         known = [
             KnownAlert(fp, AlertStatus(r.status), r.ends_at, r.digest) for fp, r in rows.items()
@@ -318,21 +322,26 @@ class IncidentService:
         self._add_alerts(session, incident.id, plan.new, now)
         for a in plan.changed:
             row = rows[a.fingerprint]
-            row.status = a.status.value
-            row.digest = content_digest(a)
-            row.ends_at = a.ends_at
-            row.labels = dict(a.labels)
-            row.annotations = dict(a.annotations)
-            row.values = dict(a.values)
-            row.description = a.description
-            row.signal = _signal_dict(a.evidence.signal)
-            row.evidence = _evidence_dict(a.evidence)
-            row.ai_context = dict(a.ai_context)
-            row.last_seen_at = now
-            row.resolved_at = now if a.status is AlertStatus.RESOLVED else None
-            if a in plan.refired:
-                row.starts_at = a.starts_at or now
-            session.add(row)
+            starts_at = (a.starts_at or now) if a in plan.refired else row.starts_at
+            session.execute(
+                sa.update(_ALERTS)
+                .where(_ALERTS.c.id == row.id)
+                .values(
+                    status=a.status.value,
+                    digest=content_digest(a),
+                    ends_at=a.ends_at,
+                    labels=dict(a.labels),
+                    annotations=dict(a.annotations),
+                    values=dict(a.values),
+                    description=a.description,
+                    signal=_signal_dict(a.evidence.signal),
+                    evidence=_evidence_dict(a.evidence),
+                    ai_context=dict(a.ai_context),
+                    last_seen_at=now,
+                    resolved_at=now if a.status is AlertStatus.RESOLVED else None,
+                    starts_at=starts_at,
+                )
+            )
         incident.ai_context = merge_ai_context(incident.ai_context, [*plan.new, *plan.changed])
         incident.updated_at = now
         for alerts, kind, say in (
