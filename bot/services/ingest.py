@@ -117,7 +117,8 @@ class IngestPipeline:
     def _apply(self, batch: list[_Job]) -> None:
         """Apply a batch in one transaction; if one notification fails, redo them one by one."""
         try:
-            with Session(self._engine, expire_on_commit=False) as session:
+            # no autoflush: incident changes reach the database once, at the batch commit
+            with Session(self._engine, expire_on_commit=False, autoflush=False) as session:
                 outcomes = [self._service.ingest(session, job.notification) for job in batch]
                 session.commit()
         except (OperationalError, InterfaceError) as exc:
@@ -139,7 +140,8 @@ class IngestPipeline:
 
     def _apply_alone(self, job: _Job) -> None:
         try:
-            with Session(self._engine, expire_on_commit=False) as session:
+            # no autoflush: incident changes reach the database once, at the batch commit
+            with Session(self._engine, expire_on_commit=False, autoflush=False) as session:
                 outcome = self._service.ingest(session, job.notification)
                 session.commit()
         except (OperationalError, InterfaceError) as exc:
