@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,6 +24,7 @@ from bot.domain.alerts import (
     plan_group,
 )
 from bot.domain.incidents import IncidentState, JournalKind, format_incident_id
+from bot.domain.permissions import has_role
 from bot.domain.severity import (
     Decision,
     Evidence,
@@ -31,20 +32,25 @@ from bot.domain.severity import (
     Signal,
     classify_all,
     escalate_for_missing_root_cause,
+    is_higher,
     next_review,
     reevaluate,
     root_cause_deadline,
 )
 from bot.services import journal
+from bot.services.errors import IncidentNotFound, InvalidTransition, NotAResponder, ReasonRequired
 from storage.models import AlertGroupRow, AlertRow, IncidentRow
 
 __all__ = ["IncidentService", "IngestOutcome", "evidence_from_row"]
 
 _ALERTS: sa.Table = AlertRow.__table__  # type: ignore[attr-defined]
+_GROUPS: sa.Table = AlertGroupRow.__table__  # type: ignore[attr-defined]
 
 log = logging.getLogger(__name__)
 
 SYSTEM = "ai-incident"
+
+GroupMembers = Mapping[str, Collection[str]] | None
 
 
 @dataclass(frozen=True)
@@ -180,7 +186,7 @@ class IncidentService:
                 ).one()
         incident = session.get(IncidentRow, group.incident_id, with_for_update=True)
         assert incident is not None
-        return self._update(session, incident, group, n, now)
+        return self._update(session, incident, n, now)
 
     def _open(self, session: Session, n: Notification, key: str, now: datetime) -> IngestOutcome:
         workflow, note = self._workflow_for(n)
@@ -294,7 +300,6 @@ class IncidentService:
         self,
         session: Session,
         incident: IncidentRow,
-        group: AlertGroupRow,
         n: Notification,
         now: datetime,
     ) -> IngestOutcome:
@@ -370,7 +375,7 @@ class IncidentService:
             self._raise_for(session, incident, fresh, now)
         resolved = False
         if plan.all_resolved and not self._others_firing(session, incident.id, fingerprints):
-            resolved = self._all_resolved(session, incident, group, n, now)
+            resolved = self._all_resolved(session, incident, n, now)
         journal.card_changed(session, incident, now)
         session.add(incident)
         return IngestOutcome(incident.id, False, False, len(plan.new), len(plan.changed), resolved)
@@ -379,7 +384,6 @@ class IncidentService:
         self,
         session: Session,
         incident: IncidentRow,
-        group: AlertGroupRow,
         n: Notification,
         now: datetime,
     ) -> bool:
@@ -399,22 +403,16 @@ class IncidentService:
                 now=now,
             )
             return False
-        previous = incident.state
-        incident.state = IncidentState.RESOLVED.value
         incident.resolved_at = now
         incident.resolved_by = f"source:{n.source}"
-        incident.severity_review_at = None
-        incident.root_cause_deadline_at = None
-        incident.updated_at = now
-        session.delete(group)
         reason = f" ({n.reason})" if n.reason else ""
-        journal.record(
+        self._move(
             session,
             incident,
-            kind=JournalKind.CHANGE,
-            text=f"State {previous} → resolved: every alert resolved at the source{reason}.",
-            author=n.source,
+            to=IncidentState.RESOLVED,
+            actor=n.source,
             now=now,
+            why=f": every alert resolved at the source{reason}.",
         )
         return True
 
@@ -539,6 +537,242 @@ class IncidentService:
             incident.root_cause_deadline_at = None
             session.add(incident)
         return len(due)
+
+    # -- people acting on incidents ---------------------------------------------------------
+
+    def _load(self, session: Session, incident_id: int) -> IncidentRow:
+        incident = session.get(IncidentRow, incident_id, with_for_update=True)
+        if incident is None:
+            raise IncidentNotFound(incident_id)
+        return incident
+
+    def _require(self, actor: str, role: str, action: str, groups: GroupMembers) -> None:
+        if not has_role(self._policy, role, actor, groups):
+            raise NotAResponder(user=actor, action=action)
+
+    def _move(
+        self,
+        session: Session,
+        incident: IncidentRow,
+        *,
+        to: IncidentState,
+        actor: str,
+        now: datetime,
+        why: str = "",
+    ) -> None:
+        assert incident.id is not None
+        previous = incident.state
+        incident.state = to.value
+        incident.updated_at = now
+        if to is IncidentState.RESOLVED:
+            # automatic deadlines end with the incident; the group closes so a new firing opens anew
+            incident.severity_review_at = None
+            incident.root_cause_deadline_at = None
+            session.execute(sa.delete(_GROUPS).where(_GROUPS.c.incident_id == incident.id))
+        session.add(incident)
+        journal.record(
+            session,
+            incident,
+            kind=JournalKind.CHANGE,
+            text=f"State {previous} → {to.value}{why}",
+            author=actor,
+            now=now,
+        )
+        journal.card_changed(session, incident, now)
+
+    def declare(
+        self,
+        session: Session,
+        *,
+        title: str,
+        actor: str,
+        severity: Severity | None = None,
+        workflow: str | None = None,
+        reason: str | None = None,
+    ) -> IncidentRow:
+        """Open an incident by hand; severity defaults to P3 until someone says otherwise."""
+        now = self._clock()
+        name = workflow if workflow and workflow in self._policy.workflows else None
+        name = name or self._policy.default_workflow
+        wf = self._policy.workflow(name)
+        sev = severity or self._policy.severity.default
+        why = f"declared {sev.value} by hand" + (f": {reason}" if reason else "")
+        incident = IncidentRow(
+            title=title[:500],
+            workflow=name,
+            category=wf.category.value,
+            severity=sev.value,
+            severity_reasons=[{"rule": "declared", "severity": sev.value, "text": why}],
+            state=IncidentState.TRIGGERED.value,
+            source=f"declared:{actor}",
+            ai_context={"workflow": name},
+            impact_external=wf.category.value == "customer-facing",
+            slack_channel=wf.channel,
+            detected_at=now,
+            triggered_at=now,
+            severity_changed_at=now,
+            root_cause_deadline_at=root_cause_deadline(sev, now, self._policy.severity),
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(incident)
+        session.flush()
+        journal.card_posted(session, incident, now)
+        note = (
+            ""
+            if name == workflow or workflow is None
+            else f" (workflow {workflow!r} is not defined; filed under {name!r})"
+        )
+        journal.record(
+            session,
+            incident,
+            kind=JournalKind.CHANGE,
+            text=f"Incident declared by {actor} as {sev.value}{note}.",
+            author=actor,
+            now=now,
+        )
+        return incident
+
+    def acknowledge(self, session: Session, *, incident_id: int, actor: str) -> IncidentRow:
+        """Acknowledge: the actor becomes commander; acknowledging twice changes nothing."""
+        now = self._clock()
+        incident = self._load(session, incident_id)
+        state = IncidentState(incident.state)
+        if state is IncidentState.ACKNOWLEDGED:
+            return incident
+        if state is not IncidentState.TRIGGERED:
+            raise InvalidTransition(incident_id, state.value, "acknowledged")
+        incident.commander = actor
+        incident.acknowledged_at = now
+        self._move(session, incident, to=IncidentState.ACKNOWLEDGED, actor=actor, now=now)
+        return incident
+
+    def mitigate(self, session: Session, *, incident_id: int, actor: str) -> IncidentRow:
+        """Record that the impact is contained."""
+        now = self._clock()
+        incident = self._load(session, incident_id)
+        state = IncidentState(incident.state)
+        if state in (IncidentState.MITIGATED, IncidentState.RESOLVED):
+            raise InvalidTransition(incident_id, state.value, "mitigated")
+        incident.mitigated_at = now
+        incident.acknowledged_at = incident.acknowledged_at or now
+        incident.commander = incident.commander or actor
+        self._move(session, incident, to=IncidentState.MITIGATED, actor=actor, now=now)
+        return incident
+
+    def resolve(
+        self,
+        session: Session,
+        *,
+        incident_id: int,
+        actor: str,
+        summary: str | None = None,
+        groups: GroupMembers = None,
+    ) -> IncidentRow:
+        """Resolve by hand (responders only)."""
+        self._require(actor, "responders", "resolve incidents", groups)
+        now = self._clock()
+        incident = self._load(session, incident_id)
+        if incident.state == IncidentState.RESOLVED.value:
+            raise InvalidTransition(incident_id, incident.state, "resolved again")
+        incident.resolved_at = now
+        incident.resolved_by = actor
+        incident.resolution_summary = summary
+        why = f": {summary}" if summary else ""
+        self._move(session, incident, to=IncidentState.RESOLVED, actor=actor, now=now, why=why)
+        return incident
+
+    def reopen(self, session: Session, *, incident_id: int, actor: str, reason: str) -> IncidentRow:
+        """Reopen a resolved incident; a reason is required."""
+        if not reason.strip():
+            raise ReasonRequired("reopen an incident")
+        now = self._clock()
+        incident = self._load(session, incident_id)
+        if incident.state != IncidentState.RESOLVED.value:
+            raise InvalidTransition(incident_id, incident.state, "reopened")
+        incident.resolved_at = None
+        incident.resolved_by = None
+        self._move(
+            session, incident, to=IncidentState.TRIGGERED, actor=actor, now=now, why=f": {reason}"
+        )
+        return incident
+
+    def note(
+        self,
+        session: Session,
+        *,
+        incident_id: int,
+        actor: str,
+        text: str,
+        kind: JournalKind = JournalKind.OBSERVATION,
+    ) -> int:
+        """Add a journal entry written by a person; return its id."""
+        incident = self._load(session, incident_id)
+        return journal.record(
+            session, incident, kind=kind, text=text, author=actor, now=self._clock()
+        )
+
+    def record_root_cause(
+        self, session: Session, *, incident_id: int, actor: str, text: str
+    ) -> IncidentRow:
+        """Record the root cause; it stops the P2 → P1 clock."""
+        if not text.strip():
+            raise ReasonRequired("record a root cause")
+        now = self._clock()
+        incident = self._load(session, incident_id)
+        incident.root_cause = text
+        incident.root_cause_at = incident.root_cause_at or now
+        incident.root_cause_deadline_at = None
+        incident.updated_at = now
+        session.add(incident)
+        journal.record(
+            session, incident, kind=JournalKind.ROOT_CAUSE, text=text, author=actor, now=now
+        )
+        journal.card_changed(session, incident, now)
+        return incident
+
+    def set_severity(
+        self,
+        session: Session,
+        *,
+        incident_id: int,
+        actor: str,
+        severity: Severity,
+        reason: str,
+        groups: GroupMembers = None,
+    ) -> IncidentRow:
+        """Change severity by hand with a reason; lowering it needs a responder."""
+        if not reason.strip():
+            raise ReasonRequired("change the severity")
+        now = self._clock()
+        incident = self._load(session, incident_id)
+        old = Severity(incident.severity)
+        if old == severity:
+            return incident
+        if is_higher(old, severity):
+            self._require(actor, "responders", "lower a severity", groups)
+        incident.severity = severity.value
+        incident.severity_reasons = [
+            {"rule": "human", "severity": severity.value, "text": f"set by {actor}: {reason}"}
+        ]
+        incident.severity_changed_at = now
+        incident.root_cause_deadline_at = (
+            None
+            if incident.root_cause_at is not None
+            else root_cause_deadline(severity, now, self._policy.severity)
+        )
+        incident.updated_at = now
+        session.add(incident)
+        journal.record(
+            session,
+            incident,
+            kind=JournalKind.DECISION,
+            text=f"Severity {old.value} → {severity.value} by {actor}: {reason}",
+            author=actor,
+            now=now,
+        )
+        journal.card_changed(session, incident, now)
+        return incident
 
     def count_open(self, session: Session) -> int:
         """Return the number of open incidents."""
