@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from slack_bolt import App
 from slack_sdk import WebClient
 from sqlalchemy.engine import Engine
 
@@ -17,11 +18,11 @@ from bot.delivery.chat import ChatDelivery
 from bot.delivery.worker import DeliveryWorker, Handler
 from bot.domain.redaction import Redactor, SafeText
 from bot.integrations.console_chat import ConsoleChat
-from bot.integrations.ports import ChatNotifier
 from bot.integrations.slack_chat import SlackChat
 from bot.metrics import Metrics
 from bot.scheduler import build_scheduler
 from bot.services import journal
+from bot.services.commands import CommandRunner
 from bot.services.incidents import IncidentService
 from bot.services.ingest import IngestPipeline
 from bot.settings import Settings, environment
@@ -54,6 +55,8 @@ class Container:
     scheduler: BackgroundScheduler
     webhook_token: str | None
     clock: Callable[[], datetime]
+    commands: CommandRunner
+    slack_app: App | None = None
 
     def start(self) -> None:
         """Start the writer, the delivery worker and the scheduler."""
@@ -69,16 +72,14 @@ class Container:
         self.worker.stop()
 
 
-def _chat(settings: Settings, stream: TextIO | None) -> ChatNotifier:
-    if settings.local_mode:
-        return ConsoleChat(stream)
-    assert settings.slack_bot_token is not None
-    client = WebClient(
+def _slack_client(settings: Settings) -> WebClient | None:
+    if settings.local_mode or settings.slack_bot_token is None:
+        return None
+    return WebClient(
         token=settings.slack_bot_token.get_secret_value(),
         base_url=settings.slack_api_url,
         timeout=10,
     )
-    return SlackChat(client)
 
 
 def bootstrap(
@@ -97,9 +98,10 @@ def bootstrap(
     metrics = Metrics()
     safe = SafeText(Redactor(policy.redaction))
     incidents = IncidentService(policy=policy, clock=clock)
+    client = _slack_client(settings)
     chat = ChatDelivery(
         engine=engine,
-        chat=_chat(settings, console),
+        chat=SlackChat(client) if client is not None else ConsoleChat(console),
         safe=safe,
         default_channel=policy.default_channel,
         slack=not settings.local_mode,
@@ -118,6 +120,19 @@ def bootstrap(
     )
     if token is None and settings.local_mode:
         token = LOCAL_DEV_TOKEN
+    commands = CommandRunner(
+        engine=engine, policy=policy, incidents=incidents, safe=safe, after_commit=worker.poke
+    )
+    slack_app = None
+    if client is not None and settings.slack_signing_secret is not None:
+        # HTTP mode: Slack's requests arrive at /slack/events
+        from handlers.slack.app import build_bolt_app
+
+        slack_app = build_bolt_app(
+            client=client,
+            signing_secret=settings.slack_signing_secret.get_secret_value(),
+            commands=commands,
+        )
     return Container(
         settings=settings,
         policy=policy,
@@ -130,4 +145,6 @@ def bootstrap(
         scheduler=scheduler,
         webhook_token=token,
         clock=clock,
+        commands=commands,
+        slack_app=slack_app,
     )

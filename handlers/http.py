@@ -7,11 +7,12 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from sqlmodel import Session
 
 from bot.wiring import Container
+from handlers.slack.app import dispatch
 from handlers.webhooks import WebhookDeps, build_router
 from storage.db import migration_status, readonly
 
@@ -50,6 +51,14 @@ def create_app(container: Container, *, manage_lifecycle: bool = True) -> FastAP
             )
         )
     )
+
+    if container.slack_app is not None:
+        bolt = container.slack_app
+
+        @app.post("/slack/events", include_in_schema=False)
+        async def slack_events(request: Request) -> Response:
+            """Slack events, slash commands and interactivity (HTTP mode)."""
+            return await dispatch(bolt, request)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

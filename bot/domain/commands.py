@@ -84,7 +84,7 @@ _SUMMARY: Mapping[str, str] = {
     "resolve": "resolve, with an optional summary",
     "page": "page someone, or whoever is on call",
     "oncall": "who is on call",
-    "oncall override": "put someone on call for a while (e.g. 2h), or from start to end (ISO)",
+    "oncall override": "put someone on call for 2h, or from start to end (ISO)",
     "handoffs": "the handoff review queue",
     "claim": "claim a handoff for review",
     "pause": "pause a workflow (kill switch)",
@@ -327,7 +327,7 @@ class _Args:
         return raw
 
 
-_Parser = Callable[["_Args", Collection[str]], Command]
+_Parser = Callable[[_Args, Collection[str]], Command]
 
 
 def _unescape(text: str) -> str:
@@ -360,14 +360,14 @@ def _only_incident(name: str, args: _Args) -> int | None:
         return None
     word = words[0]
     if len(words) > 1 or not (_INC_TOKEN.fullmatch(word) or _BARE_INC.fullmatch(word)):
-        raise _fail(name, f"`{name}` takes only an incident id: {_P} {name} INC-7, or {_P} {name}.")
+        raise _fail(name, f"`{name}` takes only an incident id: {_P} {name} INC-7, or {_P} {name}")
     return _incident_number(name, word)
 
 
 def _bare(name: str, make: Callable[[], Command]) -> _Parser:
     def parse(args: _Args, known: Collection[str]) -> Command:
         if args.left:
-            raise _fail(name, f"`{name}` takes no arguments: {_P} {name}.")
+            raise _fail(name, f"`{name}` takes no arguments: {_P} {name}")
         return make()
 
     return parse
@@ -420,19 +420,11 @@ def _declare(args: _Args, known: Collection[str]) -> Declare | DeclareModal:
         else:
             break
         words.pop()
-    raw = args.rest()
-    # Keep the title's own spacing: cut the raw text after its last word.
-    if words:
-        end = 0
-        for word in words:
-            end = raw.index(word, end) + len(word)
-        title = _unquote(_unescape(raw[:end]).strip())
-    else:
-        title = ""
+    title = _unquote(_unescape(" ".join(words)))
     if not title:
         raise _fail(
             "declare",
-            f'`declare` needs a title: {_P} declare "Bot leaks PII" P1 support-chatbot.',
+            f'`declare` needs a title: {_P} declare "Bot leaks PII" P1 support-chatbot',
         )
     return Declare(title=title, severity=severity, workflow=workflow)
 
@@ -441,17 +433,17 @@ def _sev(args: _Args) -> SetSeverity:
     incident = _optional_incident("sev", args)
     word = args.peek()
     if word is None:
-        raise _fail("sev", f"`sev` needs a severity and a reason: {_P} sev INC-7 P2 <reason>.")
+        raise _fail("sev", f"`sev` needs a severity and a reason: {_P} sev INC-7 P2 <reason>")
     severity = _severity(word)
     if severity is None:
         raise _fail(
-            "sev", f"`{word}` is not a severity; use P1, P2 or P3: {_P} sev INC-7 P2 <reason>."
+            "sev", f"`{word}` is not a severity; use P1, P2 or P3: {_P} sev INC-7 P2 <reason>"
         )
     args.take()
     reason = _unescape(args.rest())
     if not reason:
         raise _fail(
-            "sev", f"`sev` needs a reason: {_P} sev INC-7 {severity} customer emails are wrong."
+            "sev", f"`sev` needs a reason: {_P} sev INC-7 {severity} customer emails are wrong"
         )
     return SetSeverity(incident=incident, severity=severity, reason=reason)
 
@@ -460,7 +452,7 @@ def _text(name: str, example: str, args: _Args) -> tuple[int | None, str]:
     incident = _optional_incident(name, args)
     text = _unescape(args.rest())
     if not text:
-        raise _fail(name, f"`{name}` needs text: {_P} {name} INC-7 {example}.")
+        raise _fail(name, f"`{name}` needs text: {_P} {name} INC-7 {example}")
     return incident, text
 
 
@@ -491,15 +483,15 @@ def _page(args: _Args) -> Page:
         else:
             targets.append(word)
     if not targets:
-        raise _fail("page", f"`page` needs someone to page: {example}.")
+        raise _fail("page", f"`page` needs someone to page: {example}")
     if len(targets) > 1:
-        raise _fail("page", f"`page` takes one person (or oncall) and an incident: {example}.")
+        raise _fail("page", f"`page` takes one person (or oncall) and an incident: {example}")
     target = targets[0]
     if target.lower() in ("oncall", "on-call", "@oncall"):
         return Page(incident=incident, oncall=True)
     user = _user(target)
     if user is None:
-        raise _fail("page", f"`{target}` is not a @mention or oncall: {example}.")
+        raise _fail("page", f"`{target}` is not a @mention or oncall: {example}")
     return Page(incident=incident, user_id=user[0], user_name=user[1])
 
 
@@ -510,7 +502,7 @@ def _oncall(args: _Args) -> OnCall | OnCallOverride:
     if word.lower() != "override":
         raise _fail(
             "oncall override",
-            f"`oncall` takes nothing or `override`: {_P} oncall override @alex 2h.",
+            f"`oncall` takes nothing or `override`: {_P} oncall override @alex 2h",
         )
     return _override(args)
 
@@ -521,12 +513,12 @@ def _override(args: _Args) -> OnCallOverride:
     word = args.peek()
     user = None if word is None else _user(word)
     if user is None:
-        raise _fail(name, f"`oncall override` needs a @mention and a duration: {example}.")
+        raise _fail(name, f"`oncall override` needs a @mention and a duration: {example}")
     args.take()
     user_id, user_name = user
     words = args.left
     if not words:
-        raise _fail(name, f"`oncall override` needs a duration: {example}.")
+        raise _fail(name, f"`oncall override` needs a duration: {example}")
     if len(words) == 2 and all(_looks_like_date(w) for w in words):
         start, end = (_datetime(name, w) for w in words)
         if (start.tzinfo is None) != (end.tzinfo is None):
@@ -540,10 +532,10 @@ def _override(args: _Args) -> OnCallOverride:
     except (ValueError, OverflowError):
         raise _fail(
             name,
-            f"`{raw}` is not a duration like 2h or 1h30m (or give start and end): {example}.",
+            f"`{raw}` is not a duration like 2h or 1h30m (or give start and end): {example}",
         ) from None
     if duration <= timedelta(0):
-        raise _fail(name, f"The override must last longer than 0: {example}.")
+        raise _fail(name, f"The override must last longer than 0: {example}")
     return OnCallOverride(user_id=user_id, user_name=user_name, duration=duration)
 
 
@@ -567,14 +559,14 @@ def _claim(args: _Args) -> Claim:
     words = args.left
     match = _HANDOFF.fullmatch(words[0]) if len(words) == 1 else None
     if match is None:
-        raise _fail("claim", f"`claim` needs a handoff id: {_P} claim HO-12.")
+        raise _fail("claim", f"`claim` needs a handoff id: {_P} claim HO-12")
     return Claim(handoff=int(match.group(1)))
 
 
 def _pause(args: _Args, known: Collection[str]) -> Pause:
     word = args.peek()
     if word is None:
-        raise _fail("pause", f"`pause` needs a workflow: {_P} pause support-chatbot <reason>.")
+        raise _fail("pause", f"`pause` needs a workflow: {_P} pause support-chatbot <reason>")
     args.take()
     reason = _unescape(args.rest()) or None
     return Pause(workflow=_workflow(word, known) or word, reason=reason)
@@ -583,7 +575,7 @@ def _pause(args: _Args, known: Collection[str]) -> Pause:
 def _resume(args: _Args, known: Collection[str]) -> Resume:
     words = args.left
     if len(words) != 1:
-        raise _fail("resume", f"`resume` needs one workflow: {_P} resume support-chatbot.")
+        raise _fail("resume", f"`resume` needs one workflow: {_P} resume support-chatbot")
     return Resume(workflow=_workflow(words[0], known) or words[0])
 
 

@@ -69,7 +69,7 @@ from urllib.parse import parse_qsl
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 __all__ = ["CHANNEL_ID", "TS", "USER_ID", "Call", "SlackError", "SlackStandin", "metadata_keys"]
@@ -234,6 +234,7 @@ class SlackStandin:
         self._channels: dict[str, str | None] = {}  # id -> name
         self._messages: dict[tuple[str, str], _Message] = {}  # (channel, ts) -> message, post order
         self._ephemerals: list[dict[str, Any]] = []
+        self._responses: list[dict[str, Any]] = []
         self._calls: list[Call] = []
         self._failures: dict[str, deque[_Failure]] = {}
         self._delays: dict[tuple[str, bool], float] = {}  # (method or "*", after_effect) -> seconds
@@ -254,7 +255,29 @@ class SlackStandin:
         return f"http://127.0.0.1:{self.port}/api/"
 
     def _routes(self) -> list[Route]:
-        return [Route("/api/{method}", self._endpoint, methods=["GET", "POST"])]
+        return [
+            Route("/api/{method}", self._endpoint, methods=["GET", "POST"]),
+            Route("/response/{token}", self._response_url, methods=["POST"]),
+        ]
+
+    def response_url(self, token: str = "T0001") -> str:
+        """A ``response_url`` for inbound payloads; posts to it are kept in `responses`."""
+        return f"http://127.0.0.1:{self.port}/response/{token}"
+
+    def responses(self, token: str | None = None) -> list[dict[str, Any]]:
+        """Return the JSON bodies posted to ``response_url`` targets, oldest first."""
+        with self._lock:
+            return [dict(r) for r in self._responses if token is None or r["_token"] == token]
+
+    async def _response_url(self, request: Request) -> Response:
+        body = await request.body()
+        try:
+            data = json.loads(body)
+        except json.JSONDecodeError:
+            return PlainTextResponse("invalid_payload", status_code=400)
+        with self._lock:
+            self._responses.append({**data, "_token": request.path_params["token"]})
+        return PlainTextResponse("ok")
 
     def start(self, timeout: float = 10.0) -> SlackStandin:
         """Serve on an ephemeral loopback port; return once it accepts connections."""

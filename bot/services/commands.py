@@ -1,0 +1,212 @@
+"""The `/ai-incident` flow: parse the text, run the use case, answer in one sentence or a list."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session, select
+
+from bot.config import Policy
+from bot.domain import commands as cmd
+from bot.domain.incidents import IncidentState, format_incident_id
+from bot.domain.redaction import SafeText
+from bot.services.errors import DomainError
+from bot.services.incidents import IncidentService
+from storage.db import readonly, session_scope
+from storage.models import IncidentRow
+
+__all__ = ["CommandRunner", "Invocation"]
+
+log = logging.getLogger(__name__)
+
+LATER = {
+    "page": "paging",
+    "oncall": "on-call schedules",
+    "oncall override": "on-call overrides",
+    "handoffs": "the handoff queue",
+    "claim": "claiming handoffs",
+    "pause": "the kill switch",
+    "resume": "the kill switch",
+    "digest": "the weekly digest",
+    "timeline": "timeline export in Slack (use `ai-incident export` meanwhile)",
+    "postmortem": "postmortem drafts",
+}
+LIST_LIMIT = 20
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """Who typed what, where."""
+
+    text: str
+    user: str
+    channel: str
+    groups: Mapping[str, Collection[str]] | None = None
+
+
+class CommandRunner:
+    """Turns one slash command into one answer; never raises to the transport."""
+
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        policy: Policy,
+        incidents: IncidentService,
+        safe: SafeText,
+        after_commit: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._engine = engine
+        self._policy = policy
+        self._incidents = incidents
+        self._safe = safe
+        self._after_commit = after_commit
+
+    def run(self, inv: Invocation) -> str:
+        """Return the ephemeral answer to an invocation."""
+        try:
+            command = cmd.parse_command(inv.text, known_workflows=self._policy.workflows)
+        except cmd.CommandError as exc:
+            return f"{exc.message}\nUsage: `{exc.usage}`"
+        try:
+            return self._dispatch(command, inv)
+        except DomainError as exc:
+            return str(exc)
+        except OperationalError:
+            log.exception("database unavailable for /ai-incident %s", command.subcommand)
+            return "The incident database is unavailable right now; try again in a minute."
+
+    def _incident_id(self, given: int | None, channel: str) -> int:
+        if given is not None:
+            return given
+        with Session(readonly(self._engine)) as session:
+            ids = session.exec(
+                select(IncidentRow.id).where(
+                    IncidentRow.slack_channel == channel,
+                    IncidentRow.state != IncidentState.RESOLVED.value,
+                )
+            ).all()
+        if len(ids) == 1 and ids[0] is not None:
+            return ids[0]
+        if not ids:
+            raise DomainError("This channel has no open incident; name one, e.g. INC-7.")
+        raise DomainError(
+            "This channel has several open incidents ("
+            + ", ".join(format_incident_id(i) for i in sorted(i for i in ids if i is not None))
+            + "); name one."
+        )
+
+    def _dispatch(self, command: cmd.Command, inv: Invocation) -> str:
+        svc = self._incidents
+        user = inv.user
+        match command:
+            case cmd.Help(unknown=unknown):
+                prefix = f"I don't know `{self._safe.slack(unknown)}`.\n" if unknown else ""
+                return prefix + cmd.HELP_TEXT
+            case cmd.ListIncidents():
+                return self._list()
+            case cmd.Status(incident=given):
+                return self._status(self._incident_id(given, inv.channel))
+            case cmd.Declare(title=title, severity=severity, workflow=workflow):
+                with session_scope(self._engine) as s:
+                    row = svc.declare(
+                        s, title=title, actor=user, severity=severity, workflow=workflow
+                    )
+                    public = format_incident_id(row.id or 0)
+                    answer = f"Declared {public} ({row.severity}) in workflow {row.workflow}."
+                self._after_commit()
+                return answer
+            case cmd.DeclareModal():
+                return "Give a title: `/ai-incident declare <title> [P1|P2|P3] [workflow]`."
+            case cmd.Ack(incident=given):
+                inc = self._incident_id(given, inv.channel)
+                self._write(lambda s: svc.acknowledge(s, incident_id=inc, actor=user))
+                return f"You acknowledged {format_incident_id(inc)} and are its commander."
+            case cmd.Mitigate(incident=given):
+                inc = self._incident_id(given, inv.channel)
+                self._write(lambda s: svc.mitigate(s, incident_id=inc, actor=user))
+                return f"{format_incident_id(inc)} is mitigated."
+            case cmd.Resolve(incident=given, summary=summary):
+                inc = self._incident_id(given, inv.channel)
+                self._write(
+                    lambda s: svc.resolve(
+                        s, incident_id=inc, actor=user, summary=summary, groups=inv.groups
+                    )
+                )
+                return f"{format_incident_id(inc)} is resolved."
+            case cmd.SetSeverity(incident=given, severity=severity, reason=reason):
+                inc = self._incident_id(given, inv.channel)
+                self._write(
+                    lambda s: svc.set_severity(
+                        s,
+                        incident_id=inc,
+                        actor=user,
+                        severity=severity,
+                        reason=reason,
+                        groups=inv.groups,
+                    )
+                )
+                return f"{format_incident_id(inc)} is now {severity.value}."
+            case cmd.Note(incident=given, text=text):
+                inc = self._incident_id(given, inv.channel)
+                self._write(lambda s: svc.note(s, incident_id=inc, actor=user, text=text))
+                return f"Noted in the {format_incident_id(inc)} journal."
+            case cmd.RootCause(incident=given, text=text):
+                inc = self._incident_id(given, inv.channel)
+                self._write(
+                    lambda s: svc.record_root_cause(s, incident_id=inc, actor=user, text=text)
+                )
+                return f"Root cause of {format_incident_id(inc)} recorded."
+            case _:
+                feature = LATER.get(command.subcommand, command.subcommand)
+                return f"`{command.subcommand}` is not available yet: {feature} is not built yet."
+
+    def _write(self, action: Callable[[Session], object]) -> None:
+        with session_scope(self._engine) as session:
+            action(session)
+        self._after_commit()
+
+    def _list(self) -> str:
+        with Session(readonly(self._engine)) as session:
+            rows = session.exec(
+                select(IncidentRow)
+                .where(IncidentRow.state != IncidentState.RESOLVED.value)
+                .order_by(IncidentRow.severity, IncidentRow.id)  # type: ignore[arg-type]
+                .limit(LIST_LIMIT + 1)
+            ).all()
+            total = int(
+                session.execute(
+                    sa.select(sa.func.count())
+                    .select_from(IncidentRow)
+                    .where(sa.column("state") != IncidentState.RESOLVED.value)
+                ).scalar_one()
+            )
+        if not rows:
+            return "No open incidents."
+        lines = [
+            f"• {format_incident_id(r.id or 0)} [{r.severity}] {self._safe.slack(r.title)} — "
+            f"{r.state}, {self._safe.slack(r.workflow)}"
+            for r in rows[:LIST_LIMIT]
+        ]
+        if total > LIST_LIMIT:
+            lines.append(f"… and {total - LIST_LIMIT} more.")
+        return f"{total} open incident(s):\n" + "\n".join(lines)
+
+    def _status(self, incident_id: int) -> str:
+        with Session(readonly(self._engine)) as session:
+            row = session.get(IncidentRow, incident_id)
+        if row is None:
+            return f"There is no incident {format_incident_id(incident_id)}."
+        reasons = "; ".join(self._safe.slack(r["text"]) for r in row.severity_reasons)
+        commander = f"<@{row.commander}>" if row.commander else "none yet"
+        return (
+            f"{format_incident_id(incident_id)} [{row.severity}] {self._safe.slack(row.title)}\n"
+            f"state {row.state} · workflow {self._safe.slack(row.workflow)} · "
+            f"commander {commander} · ticket {row.jira_key or 'pending'}\n"
+            f"why {row.severity}: {reasons}"
+        )

@@ -1,0 +1,1 @@
+"""Slack edges: the Bolt app and its listeners, one module per surface."""

@@ -1,0 +1,58 @@
+"""Build the Bolt app (HTTP mode) and hand Slack's requests to it off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import Response
+from slack_bolt import App, BoltContext, BoltRequest
+from slack_bolt.authorization import AuthorizeResult
+from slack_sdk import WebClient
+
+from bot.services.commands import CommandRunner
+from handlers.slack.commands import COMMAND, handle_slash_command
+
+__all__ = ["build_bolt_app", "dispatch"]
+
+
+def build_bolt_app(*, client: WebClient, signing_secret: str, commands: CommandRunner) -> App:
+    """Return the Bolt app; services reach listeners through `context`."""
+    token = client.token or ""
+
+    def authorize(**_: Any) -> AuthorizeResult:
+        # one workspace, one bot token: no auth.test on the request path, whatever Slack's latency
+        return AuthorizeResult(enterprise_id=None, team_id=None, bot_token=token)
+
+    app = App(
+        client=client,
+        signing_secret=signing_secret,
+        authorize=authorize,
+        raise_error_for_unhandled_request=False,
+    )
+
+    def services(context: BoltContext, next: Callable[[], Any]) -> Any:
+        context["commands"] = commands
+        return next()
+
+    app.use(services)
+    app.command(COMMAND)(handle_slash_command)
+    return app
+
+
+async def dispatch(app: App, request: Request) -> Response:
+    """Verify and dispatch one Slack request in a worker thread; the loop never blocks."""
+    body = await request.body()
+    bolt_request = BoltRequest(
+        body=body.decode("utf-8", errors="replace"),
+        query=dict(request.query_params),
+        headers={k: v for k, v in request.headers.items()},
+    )
+    answer = await asyncio.to_thread(app.dispatch, bolt_request)
+    return Response(
+        status_code=answer.status,
+        content=answer.body,
+        headers=answer.first_headers_without_set_cookie(),
+    )
