@@ -48,7 +48,14 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     except ConfigError as exc:
         print(f"ai-incident: the policy file has problems:\n{exc}", file=sys.stderr)
         return 2
-    migrate(container.engine)
+    try:
+        migrate(container.engine)
+    except DBAPIError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        print(
+            f"ai-incident: cannot reach {_shown(settings.database_url)}: {reason}", file=sys.stderr
+        )
+        return 1
     if settings.local_mode:
         print(
             LOCAL_BANNER.format(
@@ -56,7 +63,16 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             ),
             flush=True,
         )
-    elif container.webhook_token is None and not container.policy.sources:
+    if settings.slack_app_token is not None:
+        logging.getLogger("bot").warning(
+            "SLACK_APP_TOKEN is set but Socket Mode is not supported yet; "
+            "Slack must reach POST /slack/events (HTTP mode)"
+        )
+    if not settings.local_mode and settings.slack_signing_secret is None:
+        logging.getLogger("bot").warning(
+            "SLACK_SIGNING_SECRET is not set: /slack/events is off, slash commands will fail"
+        )
+    if container.webhook_token is None and not container.policy.sources:
         logging.getLogger("bot").warning(
             "AI_INCIDENT_WEBHOOK_TOKEN is not set and no source has a token: every webhook gets 401"
         )
@@ -163,6 +179,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # the scheduler's job bookkeeping is noise at INFO
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     result: int = args.func(args, settings)
     return result
 
