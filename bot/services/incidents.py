@@ -424,29 +424,46 @@ class IncidentService:
         ).all()
         return [evidence_from_row(r) for r in rows]
 
-    def _raise_to(
-        self, session: Session, incident: IncidentRow, decision: Decision, now: datetime
+    def _change_severity(
+        self,
+        session: Session,
+        incident: IncidentRow,
+        *,
+        to: Severity,
+        reasons: list[dict[str, Any]],
+        kind: JournalKind,
+        text: str,
+        actor: str,
+        now: datetime,
     ) -> None:
-        old = incident.severity
-        incident.severity = decision.severity.value
-        incident.severity_reasons = _reasons(decision)
+        """Set a new severity with its reasons; a P2 without root cause restarts its clock."""
+        incident.severity = to.value
+        incident.severity_reasons = reasons
         incident.severity_changed_at = now
         incident.root_cause_deadline_at = (
             None
             if incident.root_cause_at is not None
-            else root_cause_deadline(decision.severity, now, self._policy.severity)
+            else root_cause_deadline(to, now, self._policy.severity)
         )
         incident.updated_at = now
+        session.add(incident)
+        journal.record(session, incident, kind=kind, text=text, author=actor, now=now)
+        journal.card_changed(session, incident, now)
+
+    def _raise_to(
+        self, session: Session, incident: IncidentRow, decision: Decision, now: datetime
+    ) -> None:
         reasons = "; ".join(r.text for r in decision.reasons)
-        journal.record(
+        self._change_severity(
             session,
             incident,
+            to=decision.severity,
+            reasons=_reasons(decision),
             kind=JournalKind.CHANGE,
-            text=f"Severity {old} → {decision.severity.value}: {reasons}",
-            author=SYSTEM,
+            text=f"Severity {incident.severity} → {decision.severity.value}: {reasons}",
+            actor=SYSTEM,
             now=now,
         )
-        journal.card_changed(session, incident, now)
 
     def _raise_for(
         self, session: Session, incident: IncidentRow, evidences: list[Evidence], now: datetime
@@ -751,27 +768,18 @@ class IncidentService:
             return incident
         if is_higher(old, severity):
             self._require(actor, "responders", "lower a severity", groups)
-        incident.severity = severity.value
-        incident.severity_reasons = [
-            {"rule": "human", "severity": severity.value, "text": f"set by {actor}: {reason}"}
-        ]
-        incident.severity_changed_at = now
-        incident.root_cause_deadline_at = (
-            None
-            if incident.root_cause_at is not None
-            else root_cause_deadline(severity, now, self._policy.severity)
-        )
-        incident.updated_at = now
-        session.add(incident)
-        journal.record(
+        self._change_severity(
             session,
             incident,
+            to=severity,
+            reasons=[
+                {"rule": "human", "severity": severity.value, "text": f"set by {actor}: {reason}"}
+            ],
             kind=JournalKind.DECISION,
             text=f"Severity {old.value} → {severity.value} by {actor}: {reason}",
-            author=actor,
+            actor=actor,
             now=now,
         )
-        journal.card_changed(session, incident, now)
         return incident
 
     def count_open(self, session: Session) -> int:
