@@ -64,6 +64,65 @@ def card_text(view: IncidentView, safe: SafeText) -> str:
     return "\n".join(lines)
 
 
+ACK_ACTION_ID = "incident_ack"
+RESOLVE_ACTION_ID = "incident_resolve"
+ESCALATE_ACTION_ID = "incident_escalate"
+SEVERITY_ACTION_ID = "incident_severity"
+CARD_ACTIONS_BLOCK = "incident_actions"
+
+
+def _card_actions(view: IncidentView) -> dict[str, Any]:
+    value = str(view.id)
+    elements: list[dict[str, Any]] = []
+    if view.state == "triggered":
+        elements.append(
+            {
+                "type": "button",
+                "action_id": ACK_ACTION_ID,
+                "text": {"type": "plain_text", "text": "Acknowledge"},
+                "style": "primary",
+                "value": value,
+            }
+        )
+    elements.append(
+        {
+            "type": "button",
+            "action_id": RESOLVE_ACTION_ID,
+            "text": {"type": "plain_text", "text": "Resolve"},
+            "value": value,
+            "confirm": {
+                "title": {"type": "plain_text", "text": "Resolve this incident?"},
+                "text": {"type": "plain_text", "text": f"{view.public_id} will be resolved."},
+                "confirm": {"type": "plain_text", "text": "Resolve"},
+                "deny": {"type": "plain_text", "text": "Cancel"},
+            },
+        }
+    )
+    if view.severity != "P1":
+        elements.append(
+            {
+                "type": "button",
+                "action_id": ESCALATE_ACTION_ID,
+                "text": {"type": "plain_text", "text": "Escalate"},
+                "style": "danger",
+                "value": value,
+            }
+        )
+    options = [
+        {"text": {"type": "plain_text", "text": sev}, "value": sev} for sev in ("P1", "P2", "P3")
+    ]
+    elements.append(
+        {
+            "type": "static_select",
+            "action_id": SEVERITY_ACTION_ID,
+            "placeholder": {"type": "plain_text", "text": "Severity"},
+            "options": options,
+            "initial_option": next(o for o in options if o["value"] == view.severity),
+        }
+    )
+    return {"type": "actions", "block_id": f"{CARD_ACTIONS_BLOCK}:{view.id}", "elements": elements}
+
+
 def card_blocks(view: IncidentView, safe: SafeText) -> list[dict[str, Any]]:
     """Return the incident card as Block Kit blocks."""
     mark = SEVERITY_MARK.get(view.severity, "")
@@ -112,6 +171,8 @@ def card_blocks(view: IncidentView, safe: SafeText) -> list[dict[str, Any]]:
                 ],
             }
         )
+    if view.state != "resolved":
+        blocks.append(_card_actions(view))
     return blocks
 
 

@@ -15,6 +15,7 @@ from bot.config import Policy
 from bot.domain import commands as cmd
 from bot.domain.incidents import IncidentState, format_incident_id
 from bot.domain.redaction import SafeText
+from bot.domain.severity import Severity
 from bot.services.errors import DomainError
 from bot.services.incidents import IncidentService
 from storage.db import readonly, session_scope
@@ -165,6 +166,100 @@ class CommandRunner:
             case _:
                 feature = LATER.get(command.subcommand, command.subcommand)
                 return f"`{command.subcommand}` is not available yet: {feature} is not built yet."
+
+    # -- card buttons -----------------------------------------------------------------------
+
+    def press(
+        self,
+        *,
+        action: str,
+        incident_id: int,
+        user: str,
+        value: str | None = None,
+        groups: Mapping[str, Collection[str]] | None = None,
+    ) -> str | None:
+        """Run a card button or the severity select; return a sentence only for a refusal."""
+        svc = self._incidents
+        try:
+            match action:
+                case "ack":
+                    self._write(lambda s: svc.acknowledge(s, incident_id=incident_id, actor=user))
+                case "resolve":
+                    self._write(
+                        lambda s: svc.resolve(
+                            s, incident_id=incident_id, actor=user, summary=None, groups=groups
+                        )
+                    )
+                case "escalate" | "severity":
+                    self._write(
+                        lambda s: self._severity_from_card(
+                            s, action, incident_id, user, value, groups
+                        )
+                    )
+                case _:
+                    return f"The card button `{action}` is not available yet."
+        except DomainError as exc:
+            return str(exc)
+        return None
+
+    def _severity_from_card(
+        self,
+        session: Session,
+        action: str,
+        incident_id: int,
+        user: str,
+        value: str | None,
+        groups: Mapping[str, Collection[str]] | None,
+    ) -> None:
+        row = session.get(IncidentRow, incident_id)
+        if row is None:
+            raise DomainError(f"There is no incident {format_incident_id(incident_id)}.")
+        if action == "escalate":
+            target = {"P3": Severity.P2, "P2": Severity.P1}.get(row.severity)
+            if target is None:
+                raise DomainError(f"{format_incident_id(incident_id)} is already P1.")
+            reason = "escalated from the incident card"
+        else:
+            target = Severity(value or row.severity)
+            reason = "set from the incident card"
+        self._incidents.set_severity(
+            session,
+            incident_id=incident_id,
+            actor=user,
+            severity=target,
+            reason=reason,
+            groups=groups,
+        )
+
+    # -- the thread is the journal ----------------------------------------------------------
+
+    def thread_message(self, event: Mapping[str, object]) -> None:
+        """Capture replies, edits and deletions in incident threads; ignore everything else."""
+        channel = str(event.get("channel", ""))
+        subtype = event.get("subtype")
+        svc = self._incidents
+        if subtype == "message_changed":
+            message = event.get("message")
+            if isinstance(message, dict) and message.get("thread_ts") and not message.get("bot_id"):
+                ts, text = str(message.get("ts", "")), str(message.get("text", ""))
+                self._write(lambda s: svc.capture_edit(s, channel=channel, ts=ts, text=text))
+            return
+        if subtype == "message_deleted":
+            ts = str(event.get("deleted_ts", ""))
+            self._write(lambda s: svc.capture_delete(s, channel=channel, ts=ts))
+            return
+        # the bot's own posts and other bots' are already in the journal or not a person's words
+        if subtype is not None or event.get("bot_id") or not event.get("thread_ts"):
+            return
+        thread_ts, ts = str(event["thread_ts"]), str(event.get("ts", ""))
+        if ts == thread_ts:
+            return
+        user, text = str(event.get("user", "")), str(event.get("text", ""))
+        self._write(
+            lambda s: svc.capture_reply(
+                s, channel=channel, thread_ts=thread_ts, ts=ts, user=user, text=text
+            )
+        )
 
     def _write(self, action: Callable[[Session], object]) -> None:
         with session_scope(self._engine) as session:

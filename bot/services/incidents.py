@@ -39,7 +39,7 @@ from bot.domain.severity import (
 )
 from bot.services import journal
 from bot.services.errors import IncidentNotFound, InvalidTransition, NotAResponder, ReasonRequired
-from storage.models import AlertGroupRow, AlertRow, IncidentRow
+from storage.models import AlertGroupRow, AlertRow, IncidentRow, JournalRow
 
 __all__ = ["IncidentService", "IngestOutcome", "evidence_from_row"]
 
@@ -781,6 +781,73 @@ class IncidentService:
             now=now,
         )
         return incident
+
+    # -- the thread is the journal ----------------------------------------------------------
+
+    def _by_thread(self, session: Session, channel: str, thread_ts: str) -> IncidentRow | None:
+        return session.exec(
+            select(IncidentRow).where(
+                IncidentRow.slack_channel == channel, IncidentRow.slack_ts == thread_ts
+            )
+        ).first()
+
+    def capture_reply(
+        self, session: Session, *, channel: str, thread_ts: str, ts: str, user: str, text: str
+    ) -> int | None:
+        """Store a person's reply in an incident thread as a journal entry; once per message."""
+        incident = self._by_thread(session, channel, thread_ts)
+        if incident is None or incident.id is None:
+            return None
+        existing = session.exec(
+            select(JournalRow.id).where(
+                JournalRow.incident_id == incident.id, JournalRow.slack_ts == ts
+            )
+        ).first()
+        if existing is not None:
+            return existing
+        entry = JournalRow(
+            incident_id=incident.id,
+            kind=JournalKind.OBSERVATION.value,
+            text=text,
+            author=user,
+            via="slack",
+            created_at=self._clock(),
+            slack_ts=ts,
+        )
+        session.add(entry)
+        session.flush()
+        return entry.id
+
+    def _captured(self, session: Session, channel: str, ts: str) -> JournalRow | None:
+        return session.exec(
+            select(JournalRow)
+            .join(IncidentRow, IncidentRow.id == JournalRow.incident_id)  # type: ignore[arg-type]
+            .where(
+                IncidentRow.slack_channel == channel,
+                JournalRow.slack_ts == ts,
+                JournalRow.via == "slack",
+            )
+        ).first()
+
+    def capture_edit(self, session: Session, *, channel: str, ts: str, text: str) -> bool:
+        """Reflect an edited thread reply, keeping the previous text."""
+        entry = self._captured(session, channel, ts)
+        if entry is None or entry.text == text:
+            return False
+        entry.previous_text = entry.text
+        entry.text = text
+        entry.edited_at = self._clock()
+        session.add(entry)
+        return True
+
+    def capture_delete(self, session: Session, *, channel: str, ts: str) -> bool:
+        """Mark a deleted thread reply as deleted; the entry itself is kept."""
+        entry = self._captured(session, channel, ts)
+        if entry is None or entry.deleted_at is not None:
+            return False
+        entry.deleted_at = self._clock()
+        session.add(entry)
+        return True
 
     def count_open(self, session: Session) -> int:
         """Return the number of open incidents."""

@@ -13,7 +13,9 @@ from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
 
 from bot.services.commands import CommandRunner
+from handlers.slack.actions import ACTIONS, handle_card_action
 from handlers.slack.commands import COMMAND, handle_slash_command
+from handlers.slack.events import handle_message_event
 
 __all__ = ["build_bolt_app", "dispatch"]
 
@@ -39,6 +41,9 @@ def build_bolt_app(*, client: WebClient, signing_secret: str, commands: CommandR
 
     app.use(services)
     app.command(COMMAND)(handle_slash_command)
+    for action_id in ACTIONS:
+        app.action(action_id)(handle_card_action)
+    app.event("message")(handle_message_event)
     return app
 
 

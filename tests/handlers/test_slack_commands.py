@@ -2,55 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import time
-from collections.abc import Iterator
 from urllib.parse import urlencode
 
-import pytest
 from sqlmodel import Session, select
 
-from bot.settings import Settings
 from storage.models import IncidentRow, JournalRow
-from tests.conftest import TOKEN, Bot, make_bot, payload
+from tests.conftest import Bot, payload
 from tests.standins.slack import SlackStandin
-
-SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
-ALICE = "U0ALICE001"  # a responder in the example policy
-CAROL = "U0CAROL003"  # not a responder
-SUMMARY_CHANNEL = "C0SUMMARY01"
-
-
-@pytest.fixture
-def slack() -> Iterator[SlackStandin]:
-    with SlackStandin() as standin:
-        yield standin
-
-
-@pytest.fixture
-def sbot(db_url: str, slack: SlackStandin) -> Iterator[Bot]:
-    settings = Settings(
-        database_url=db_url,
-        ai_incident_webhook_token=TOKEN,
-        slack_bot_token="xoxb-test",
-        slack_signing_secret=SECRET,
-        slack_api_url=slack.url,
-    )
-    b = make_bot(db_url, settings=settings)
-    with b.client:
-        yield b
-    b.container.engine.dispose()
-
-
-def signed(body: str, *, secret: str = SECRET, at: int | None = None) -> dict[str, str]:
-    stamp = str(int(time.time()) if at is None else at)
-    digest = hmac.new(secret.encode(), f"v0:{stamp}:{body}".encode(), hashlib.sha256).hexdigest()
-    return {
-        "X-Slack-Request-Timestamp": stamp,
-        "X-Slack-Signature": f"v0={digest}",
-        "Content-Type": "application/x-www-form-urlencoded",
-    }
+from tests.support.slack_requests import ALICE, CAROL, SUMMARY_CHANNEL, signed
 
 
 def command_body(slack: SlackStandin, text: str, user: str = ALICE, token: str = "R1") -> str:

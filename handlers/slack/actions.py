@@ -1,0 +1,63 @@
+"""Incident card buttons and the severity select."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import Ack, BoltContext, Respond
+
+from bot.rendering import (
+    ACK_ACTION_ID,
+    ESCALATE_ACTION_ID,
+    RESOLVE_ACTION_ID,
+    SEVERITY_ACTION_ID,
+)
+from bot.services.commands import CommandRunner
+
+__all__ = ["ACTIONS", "handle_card_action"]
+
+log = logging.getLogger(__name__)
+
+ACTIONS = {
+    ACK_ACTION_ID: "ack",
+    RESOLVE_ACTION_ID: "resolve",
+    ESCALATE_ACTION_ID: "escalate",
+    SEVERITY_ACTION_ID: "severity",
+}
+FAILED = "Something went wrong on our side with that button; it has been logged."
+
+
+def _incident_of(action: dict[str, Any]) -> int | None:
+    raw = action.get("value") or str(action.get("block_id", "")).rpartition(":")[2]
+    return int(raw) if str(raw).isdigit() else None
+
+
+def handle_card_action(
+    ack: Ack, action: dict[str, Any], body: dict[str, Any], respond: Respond, context: BoltContext
+) -> None:
+    """Acknowledge at once; the card itself is refreshed by the delivery worker."""
+    ack()
+    runner: CommandRunner = context["commands"]
+    incident_id = _incident_of(action)
+    user = str((body.get("user") or {}).get("id", ""))
+    if incident_id is None:
+        respond(
+            text="That card is missing its incident id.",
+            response_type="ephemeral",
+            replace_original=False,
+        )
+        return
+    selected = (action.get("selected_option") or {}).get("value")
+    try:
+        refusal = runner.press(
+            action=ACTIONS[str(action["action_id"])],
+            incident_id=incident_id,
+            user=user,
+            value=selected,
+        )
+    except Exception:
+        log.exception("card action %s on INC-%s failed", action.get("action_id"), incident_id)
+        refusal = FAILED
+    if refusal:
+        respond(text=refusal, response_type="ephemeral", replace_original=False)
