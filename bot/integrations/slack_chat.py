@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 from slack_sdk import WebClient
@@ -49,8 +51,25 @@ def _translate(exc: Exception, method: str) -> Exception:
 class SlackChat:
     """A ChatNotifier on slack_sdk's WebClient; base URL from SLACK_API_URL."""
 
-    def __init__(self, client: WebClient) -> None:
+    def __init__(
+        self,
+        client: WebClient,
+        *,
+        per_channel_interval: float = 1.0,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._client = client
+        self._interval = per_channel_interval
+        self._monotonic = monotonic
+        self._sleep = sleep
+        self._next_post: dict[str, float] = {}
+
+    def _pace(self, channel: str) -> None:
+        """Keep to about one message per second per channel, as Slack asks, before it says 429."""
+        wait = self._next_post.get(channel, 0.0) - self._monotonic()
+        if wait > 0:
+            self._sleep(wait)
 
     def post(
         self,
@@ -61,6 +80,7 @@ class SlackChat:
         key: str,
         thread_ts: str | None = None,
     ) -> PostedMessage:
+        self._pace(channel)
         try:
             resp = self._client.chat_postMessage(
                 channel=channel,
@@ -73,6 +93,9 @@ class SlackChat:
             )
         except (SlackApiError, SlackClientError, OSError) as exc:
             raise _translate(exc, "chat.postMessage") from exc
+        finally:
+            # counted from the answer, so the gap Slack sees between two posts is never shorter
+            self._next_post[channel] = self._monotonic() + self._interval
         return PostedMessage(channel=str(resp["channel"]), ts=str(resp["ts"]))
 
     def update(
