@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -10,8 +12,10 @@ from bot.domain.views import IncidentView, JournalView
 
 __all__ = [
     "AI_CONTEXT_LABELS",
+    "DECLARE_VIEW_ID",
     "card_blocks",
     "card_text",
+    "declare_modal",
     "export_json",
     "export_markdown",
     "journal_text",
@@ -174,6 +178,100 @@ def card_blocks(view: IncidentView, safe: SafeText) -> list[dict[str, Any]]:
     if view.state != "resolved":
         blocks.append(_card_actions(view))
     return blocks
+
+
+DECLARE_VIEW_ID = "incident_declare"
+DECLARE_TITLE_BLOCK = "declare_title"
+DECLARE_TITLE_ACTION = "title"
+DECLARE_SEVERITY_BLOCK = "declare_severity"
+DECLARE_SEVERITY_ACTION = "severity"
+DECLARE_WORKFLOW_BLOCK = "declare_workflow"
+DECLARE_WORKFLOW_ACTION = "workflow"
+DECLARE_REASON_BLOCK = "declare_reason"
+DECLARE_REASON_ACTION = "reason"
+DECLARE_TITLE_MAX = 150
+DECLARE_REASON_MAX = 3000
+_MAX_OPTIONS = 100  # Slack's limit for a static_select
+
+
+def _option(value: str) -> dict[str, Any]:
+    return {"text": {"type": "plain_text", "text": value[:75]}, "value": value}
+
+
+def declare_modal(workflows: Sequence[str], channel: str) -> dict[str, Any]:
+    """Return the `/ai-incident declare` form as a Block Kit modal view.
+
+    `private_metadata` is ``{"channel": <id>}`` (JSON): where the command was typed, so the
+    submission can be confirmed there. The workflow select is left out when there is no workflow.
+    """
+    severities = [_option(sev) for sev in ("P1", "P2", "P3")]
+    blocks: list[dict[str, Any]] = [
+        {
+            "type": "input",
+            "block_id": DECLARE_TITLE_BLOCK,
+            "label": {"type": "plain_text", "text": "Title"},
+            "element": {
+                "type": "plain_text_input",
+                "action_id": DECLARE_TITLE_ACTION,
+                "max_length": DECLARE_TITLE_MAX,
+                "placeholder": {"type": "plain_text", "text": "What is going wrong?"},
+            },
+        },
+        {
+            "type": "input",
+            "block_id": DECLARE_SEVERITY_BLOCK,
+            "optional": True,
+            "label": {"type": "plain_text", "text": "Severity"},
+            "element": {
+                "type": "static_select",
+                "action_id": DECLARE_SEVERITY_ACTION,
+                "options": severities,
+                "initial_option": severities[-1],
+            },
+        },
+    ]
+    # only values under Slack's 150-character option limit can be offered
+    names = [w for w in workflows if 0 < len(w) <= 150][:_MAX_OPTIONS]
+    if names:
+        blocks.append(
+            {
+                "type": "input",
+                "block_id": DECLARE_WORKFLOW_BLOCK,
+                "optional": True,
+                "label": {"type": "plain_text", "text": "Workflow"},
+                "hint": {"type": "plain_text", "text": "Left empty: the default workflow."},
+                "element": {
+                    "type": "static_select",
+                    "action_id": DECLARE_WORKFLOW_ACTION,
+                    "placeholder": {"type": "plain_text", "text": "Choose a workflow"},
+                    "options": [_option(w) for w in names],
+                },
+            }
+        )
+    blocks.append(
+        {
+            "type": "input",
+            "block_id": DECLARE_REASON_BLOCK,
+            "optional": True,
+            "label": {"type": "plain_text", "text": "Description"},
+            "hint": {"type": "plain_text", "text": "Why this severity, what you have seen."},
+            "element": {
+                "type": "plain_text_input",
+                "action_id": DECLARE_REASON_ACTION,
+                "multiline": True,
+                "max_length": DECLARE_REASON_MAX,
+            },
+        }
+    )
+    return {
+        "type": "modal",
+        "callback_id": DECLARE_VIEW_ID,
+        "title": {"type": "plain_text", "text": "Declare an incident"},
+        "submit": {"type": "plain_text", "text": "Declare"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "private_metadata": json.dumps({"channel": channel}),
+        "blocks": blocks,
+    }
 
 
 def journal_text(entry: JournalView, safe: SafeText, *, slack: bool) -> str:

@@ -19,6 +19,7 @@ from bot.delivery.worker import DeliveryWorker, Handler
 from bot.domain.redaction import Redactor, SafeText
 from bot.integrations.console_chat import ConsoleChat
 from bot.integrations.slack_chat import SlackChat
+from bot.integrations.slack_groups import SlackGroups
 from bot.metrics import Metrics
 from bot.scheduler import build_scheduler
 from bot.services import journal
@@ -121,7 +122,12 @@ def bootstrap(
     if token is None and settings.local_mode:
         token = LOCAL_DEV_TOKEN
     commands = CommandRunner(
-        engine=engine, policy=policy, incidents=incidents, safe=safe, after_commit=worker.poke
+        engine=engine,
+        policy=policy,
+        incidents=incidents,
+        safe=safe,
+        after_commit=worker.poke,
+        group_members=SlackGroups(client).members if client is not None else None,
     )
     slack_app = None
     if client is not None and settings.slack_signing_secret is not None:

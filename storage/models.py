@@ -123,6 +123,17 @@ class AlertRow(SQLModel, table=True):
 
 class JournalRow(SQLModel, table=True):
     __tablename__ = "journal_entry"
+    __table_args__ = (
+        # a person's Slack message is captured once, however often Slack delivers the event
+        sa.Index(
+            "uq_journal_slack_message",
+            "incident_id",
+            "slack_ts",
+            unique=True,
+            sqlite_where=sa.text("via = 'slack'"),
+            postgresql_where=sa.text("via = 'slack'"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     incident_id: int = Field(foreign_key="incident.id", index=True)

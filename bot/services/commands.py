@@ -21,7 +21,7 @@ from bot.services.incidents import IncidentService
 from storage.db import readonly, session_scope
 from storage.models import IncidentRow
 
-__all__ = ["CommandRunner", "Invocation"]
+__all__ = ["DECLARE_FALLBACK", "CommandRunner", "Invocation"]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,7 @@ LATER = {
     "postmortem": "postmortem drafts",
 }
 LIST_LIMIT = 20
+DECLARE_FALLBACK = f"The declare form could not be opened; type `{cmd.USAGE['declare']}` instead."
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,9 @@ class CommandRunner:
         incidents: IncidentService,
         safe: SafeText,
         after_commit: Callable[[], None] = lambda: None,
+        group_members: Callable[[Collection[str]], Mapping[str, Collection[str]]] | None = None,
     ) -> None:
+        self._group_members = group_members
         self._engine = engine
         self._policy = policy
         self._incidents = incidents
@@ -81,6 +84,56 @@ class CommandRunner:
         except OperationalError:
             log.exception("database unavailable for /ai-incident %s", command.subcommand)
             return "The incident database is unavailable right now; try again in a minute."
+
+    @property
+    def workflows(self) -> list[str]:
+        """The policy's workflow names, as configured (the declare form offers them)."""
+        return list(self._policy.workflows)
+
+    def declare_from_modal(
+        self,
+        *,
+        user: str,
+        title: str,
+        severity: Severity | None = None,
+        workflow: str | None = None,
+        reason: str | None = None,
+    ) -> str:
+        """Declare from the submitted form; return the one-sentence answer for the submitter."""
+        title = title.strip()
+        if not title:
+            return "An incident needs a title."
+        try:
+            return self._declare(
+                user=user,
+                title=title,
+                severity=severity,
+                workflow=workflow or None,
+                reason=(reason or "").strip() or None,
+            )
+        except DomainError as exc:
+            return str(exc)
+        except OperationalError:
+            log.exception("database unavailable for the declare form")
+            return "The incident database is unavailable right now; try again in a minute."
+
+    def _declare(
+        self,
+        *,
+        user: str,
+        title: str,
+        severity: Severity | None,
+        workflow: str | None,
+        reason: str | None = None,
+    ) -> str:
+        with session_scope(self._engine) as s:
+            row = self._incidents.declare(
+                s, title=title, actor=user, severity=severity, workflow=workflow, reason=reason
+            )
+            public = format_incident_id(row.id or 0)
+            answer = f"Declared {public} ({row.severity}) in workflow {row.workflow}."
+        self._after_commit()
+        return answer
 
     def _incident_id(self, given: int | None, channel: str) -> int:
         if given is not None:
@@ -114,16 +167,10 @@ class CommandRunner:
             case cmd.Status(incident=given):
                 return self._status(self._incident_id(given, inv.channel))
             case cmd.Declare(title=title, severity=severity, workflow=workflow):
-                with session_scope(self._engine) as s:
-                    row = svc.declare(
-                        s, title=title, actor=user, severity=severity, workflow=workflow
-                    )
-                    public = format_incident_id(row.id or 0)
-                    answer = f"Declared {public} ({row.severity}) in workflow {row.workflow}."
-                self._after_commit()
-                return answer
+                return self._declare(user=user, title=title, severity=severity, workflow=workflow)
             case cmd.DeclareModal():
-                return "Give a title: `/ai-incident declare <title> [P1|P2|P3] [workflow]`."
+                # reached only when the form could not be opened (or outside Slack)
+                return DECLARE_FALLBACK
             case cmd.Ack(incident=given):
                 inc = self._incident_id(given, inv.channel)
                 self._write(lambda s: svc.acknowledge(s, incident_id=inc, actor=user))
@@ -136,7 +183,11 @@ class CommandRunner:
                 inc = self._incident_id(given, inv.channel)
                 self._write(
                     lambda s: svc.resolve(
-                        s, incident_id=inc, actor=user, summary=summary, groups=inv.groups
+                        s,
+                        incident_id=inc,
+                        actor=user,
+                        summary=summary,
+                        groups=self._groups(inv.groups),
                     )
                 )
                 return f"{format_incident_id(inc)} is resolved."
@@ -149,7 +200,7 @@ class CommandRunner:
                         actor=user,
                         severity=severity,
                         reason=reason,
-                        groups=inv.groups,
+                        groups=self._groups(inv.groups),
                     )
                 )
                 return f"{format_incident_id(inc)} is now {severity.value}."
@@ -180,6 +231,7 @@ class CommandRunner:
     ) -> str | None:
         """Run a card button or the severity select; return a sentence only for a refusal."""
         svc = self._incidents
+        groups = self._groups(groups)
         try:
             match action:
                 case "ack":
@@ -260,6 +312,19 @@ class CommandRunner:
                 s, channel=channel, thread_ts=thread_ts, ts=ts, user=user, text=text
             )
         )
+
+    def _groups(
+        self, given: Mapping[str, Collection[str]] | None
+    ) -> Mapping[str, Collection[str]] | None:
+        """Return the members of the Slack user groups listed under responders."""
+        if given is not None or self._group_members is None:
+            return given
+        listed = [
+            m.removeprefix("group:")
+            for m in self._policy.roles.responders
+            if m.startswith("group:")
+        ]
+        return self._group_members(listed) if listed else None
 
     def _write(self, action: Callable[[Session], object]) -> None:
         with session_scope(self._engine) as session:

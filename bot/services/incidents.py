@@ -814,8 +814,12 @@ class IncidentService:
             created_at=self._clock(),
             slack_ts=ts,
         )
-        session.add(entry)
-        session.flush()
+        try:
+            with session.begin_nested():
+                session.add(entry)
+        except IntegrityError:
+            # the same event delivered twice at once: the other delivery stored it
+            return None
         return entry.id
 
     def _captured(self, session: Session, channel: str, ts: str) -> JournalRow | None:

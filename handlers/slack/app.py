@@ -12,10 +12,12 @@ from slack_bolt import App, BoltContext, BoltRequest
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
 
+from bot.rendering import DECLARE_VIEW_ID
 from bot.services.commands import CommandRunner
 from handlers.slack.actions import ACTIONS, handle_card_action
 from handlers.slack.commands import COMMAND, handle_slash_command
 from handlers.slack.events import handle_message_event
+from handlers.slack.views import handle_declare_submission
 
 __all__ = ["build_bolt_app", "dispatch"]
 
@@ -44,6 +46,7 @@ def build_bolt_app(*, client: WebClient, signing_secret: str, commands: CommandR
     for action_id in ACTIONS:
         app.action(action_id)(handle_card_action)
     app.event("message")(handle_message_event)
+    app.view(DECLARE_VIEW_ID)(handle_declare_submission)
     return app
 
 

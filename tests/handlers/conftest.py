@@ -16,6 +16,7 @@ from tests.support.slack_requests import SECRET
 def slack() -> Iterator[SlackStandin]:
     with SlackStandin() as standin:
         yield standin
+    standin.assert_no_violations()
 
 
 @pytest.fixture

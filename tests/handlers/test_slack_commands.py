@@ -113,3 +113,15 @@ def test_a_command_is_acknowledged_while_slack_is_slow(sbot: Bot, slack: SlackSt
     started = time.monotonic()
     r = sbot.client.post("/slack/events", content=body, headers=signed(body))
     assert r.status_code == 200 and time.monotonic() - started < 1.0
+
+
+def test_a_member_of_a_responder_user_group_may_resolve(sbot: Bot, slack: SlackStandin) -> None:
+    # the example policy lists group:S0RESPOND1 under responders; Carol is not listed by name
+    slack.add_usergroup("S0RESPOND1", [CAROL])
+    assert (
+        sbot.post("/webhooks/alertmanager", payload("alertmanager_v4_firing.json")).status_code
+        == 202
+    )
+    assert run(sbot, slack, "resolve INC-1 fixed upstream", user=CAROL) == "INC-1 is resolved."
+    assert incident(sbot).resolved_by == CAROL
+    assert slack.calls("usergroups.users.list")

@@ -377,6 +377,7 @@ def test_sigkill_while_alerts_stream_in_loses_and_duplicates_nothing(
             f"{len(incidents)} incidents, {len(outbox)} outbox rows, {len(messages)} messages, "
             f"{len(lookups)} lookups"
         )
+        slack.assert_no_violations()
 
 
 def test_answer_lost_after_the_post_took_effect_duplicates_nothing(workdir: Path) -> None:
@@ -401,3 +402,4 @@ def test_answer_lost_after_the_post_took_effect_duplicates_nothing(workdir: Path
         assert [c.status for c in slack.calls("chat.postMessage")][:1] == [503]
         keys = metadata_keys(slack.messages())
         assert sorted(keys) == sorted(set(keys)), f"posted more than once: {keys}"
+        slack.assert_no_violations()

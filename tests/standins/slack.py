@@ -25,7 +25,20 @@ Behaviour, as Slack's Web API docs (https://api.slack.com/web) and its OpenAPI s
 - Messages keep ``thread_ts``, ``metadata`` and ``blocks``. ``metadata`` is only returned by
   ``conversations.history``/``conversations.replies`` when ``include_all_metadata`` is true.
 - Implemented: ``auth.test``, ``chat.postMessage``, ``chat.update``, ``chat.postEphemeral``,
-  ``conversations.history``, ``conversations.replies``. Others answer ``unknown_method``.
+  ``conversations.history``, ``conversations.replies``, ``usergroups.users.list`` (groups made
+  with `add_usergroup`; others are ``no_such_subteam``). Others answer ``unknown_method``.
+
+Every call is checked against Slack's published Web API spec (the excerpt in
+``tests/specs/slack_web_api_excerpt.json``; see ``tests/specs/README.md``): the method exists there
+or in `NEWER_METHODS` (methods the 2020 spec lacks), every required parameter is present (``token``
+aside: clients send it as ``Authorization: Bearer``; `DOCUMENTED_REQUIRED` adds what Slack's method
+docs require though the spec leaves it optional), and ids have the spec's formats: ``channel``
+``^[CGD][A-Z0-9]{8,}$`` once ``#name``/user ids are mapped, ``user`` ``^[UW][A-Z0-9]{2,}$``,
+``ts`` and ``thread_ts`` ten digits, a dot, six digits. A call that breaks these, a body that cannot
+be decoded, and a method in the spec that the stand-in does not implement are each recorded in
+`violations` (readable strings) and answered as Slack would (``ok: false``: ``unknown_method``,
+``invalid_arguments``, ``channel_not_found``, ...). `assert_no_violations` fails a test that made
+such calls; the Slack fixtures call it on teardown.
 
 Making it misbehave (all thread-safe, callable while the bot runs):
 
@@ -40,7 +53,7 @@ Making it misbehave (all thread-safe, callable while the bot runs):
   per channel (a token bucket of ``rate_limit_burst`` messages); beyond it, HTTP 429 ``ratelimited``
   with ``Retry-After``, and nothing is posted.
 
-Inspecting: `messages`, `thread`, `ephemerals`, `calls`, `channel_id`.
+Inspecting: `messages`, `thread`, `ephemerals`, `calls`, `channel_id`, `violations`.
 
 Extension points: a new Web API method is a ``_m_<method with dots as underscores>`` handler taking
 the decoded parameters and returning the answer's fields (raise `SlackError` for ``ok: false``);
@@ -52,6 +65,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import copy
+import functools
 import hashlib
 import json
 import math
@@ -63,6 +77,7 @@ from collections import deque
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -72,7 +87,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-__all__ = ["CHANNEL_ID", "TS", "USER_ID", "Call", "SlackError", "SlackStandin", "metadata_keys"]
+__all__ = [
+    "CHANNEL_ID",
+    "DOCUMENTED_REQUIRED",
+    "NEWER_METHODS",
+    "SPEC_PATH",
+    "TS",
+    "USER_ID",
+    "Call",
+    "SlackError",
+    "SlackStandin",
+    "WebApiSpec",
+    "metadata_keys",
+]
 
 CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{8,}$")
 USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
@@ -88,12 +115,80 @@ APP_ID = "A0BOTAPP01"
 MAX_TEXT = 40_000
 MAX_BLOCKS = 50
 
+SPEC_PATH = Path(__file__).resolve().parent.parent / "specs" / "slack_web_api_excerpt.json"
+# Methods newer than the 2020 spec, with the parameters their docs (api.slack.com/methods) require.
+NEWER_METHODS: dict[str, frozenset[str]] = {
+    "files.getUploadURLExternal": frozenset({"filename", "length"}),
+    "files.completeUploadExternal": frozenset({"files"}),
+}
+# Required by Slack's method docs and by the real API, though the spec leaves them optional.
+DOCUMENTED_REQUIRED: dict[str, frozenset[str]] = {
+    "conversations.history": frozenset({"channel"}),
+    "conversations.replies": frozenset({"channel", "ts"}),
+    "views.update": frozenset({"view"}),
+}
+# parameter -> the spec definition its value must match
+_ID_DEFINITIONS = {
+    "channel": "defs_channel",
+    "user": "defs_user_id",
+    "ts": "defs_ts",
+    "thread_ts": "defs_ts",
+}
+# what Slack answers for a malformed id: parameter -> error, or {method: error, "*": default}
+_ID_ERRORS: dict[str, dict[str, str]] = {
+    "channel": {"*": "channel_not_found"},
+    "user": {"*": "user_not_found"},
+    "ts": {
+        "chat.update": "message_not_found",
+        "conversations.replies": "thread_not_found",
+        "*": "invalid_arguments",
+    },
+    "thread_ts": {"*": "invalid_thread_ts"},
+}
+
 _STATUS_ERRORS = {
     429: "ratelimited",
     500: "internal_error",
     502: "bad_gateway",
     503: "service_unavailable",
 }
+
+
+@dataclass(frozen=True)
+class WebApiSpec:
+    """What the stand-in checks calls against, read from the spec excerpt."""
+
+    required: dict[str, frozenset[str]]  # method -> required parameters, ``token`` left out
+    patterns: dict[str, re.Pattern[str]]  # parameter -> the id format its value must have
+
+    @classmethod
+    def load(cls, path: Path = SPEC_PATH) -> WebApiSpec:
+        """Read the Swagger 2.0 excerpt at `path`, adding `NEWER_METHODS`/`DOCUMENTED_REQUIRED`."""
+        spec = json.loads(path.read_text(encoding="utf-8"))
+        required: dict[str, frozenset[str]] = {}
+        for route, operations in spec["paths"].items():
+            method = route.removeprefix("/")
+            names: set[str] = set()
+            for operation in operations.values():  # the spec's HTTP verbs are not checked
+                names.update(
+                    p["name"]
+                    for p in operation.get("parameters", [])
+                    if p.get("required") and p["name"] != "token"
+                )
+            required[method] = frozenset(names | DOCUMENTED_REQUIRED.get(method, frozenset()))
+        for method, names in NEWER_METHODS.items():
+            required.setdefault(method, names)
+        definitions = spec["definitions"]
+        patterns = {
+            param: re.compile(definitions[name]["pattern"])
+            for param, name in _ID_DEFINITIONS.items()
+        }
+        return cls(required=required, patterns=patterns)
+
+
+@functools.cache
+def _web_api_spec() -> WebApiSpec:
+    return WebApiSpec.load()
 
 
 class SlackError(Exception):
@@ -230,8 +325,12 @@ class SlackStandin:
         self.strict_channels = strict_channels
         self.rate_limit_per_channel = rate_limit_per_channel
         self.rate_limit_burst = rate_limit_burst
+        self.spec = _web_api_spec()
+        # calls Slack would refuse or the stand-in cannot answer truthfully, as readable strings
+        self.violations: list[str] = []
         self._lock = threading.RLock()
         self._channels: dict[str, str | None] = {}  # id -> name
+        self._usergroups: dict[str, list[str]] = {}  # subteam id -> member user ids
         self._messages: dict[tuple[str, str], _Message] = {}  # (channel, ts) -> message, post order
         self._ephemerals: list[dict[str, Any]] = []
         self._responses: list[dict[str, Any]] = []
@@ -367,6 +466,16 @@ class SlackStandin:
         with self._lock:
             self._delays[(method or "*", after_effect)] = max(0.0, seconds)
 
+    def add_usergroup(self, group_id: str, users: Iterable[str]) -> None:
+        """Create (or replace) user group `group_id` (``S…``) with `users` as its members."""
+        members = list(users)
+        if not re.match(r"^S[A-Z0-9]{2,}$", group_id):
+            raise ValueError(f"not a Slack user group id: {group_id!r}")
+        if not all(isinstance(u, str) and USER_ID.match(u) for u in members):
+            raise ValueError(f"not Slack user ids: {members!r}")
+        with self._lock:
+            self._usergroups[group_id] = members
+
     def add_channel(self, name: str | None = None, channel_id: str | None = None) -> str:
         """Create a channel (by `#name`, by id, or both); return its id."""
         with self._lock:
@@ -424,6 +533,16 @@ class SlackStandin:
         """Recorded requests, in arrival order; only those of `method` when given."""
         with self._lock:
             return [c for c in self._calls if method is None or c.method == method]
+
+    def assert_no_violations(self) -> None:
+        """Fail when any call broke the Web API spec (see `violations`)."""
+        with self._lock:
+            found = list(self.violations)
+        if found:
+            listing = "\n".join(f"- {v}" for v in found)
+            raise AssertionError(
+                f"{len(found)} Slack Web API call(s) Slack would refuse:\n{listing}"
+            )
 
     # -- HTTP -------------------------------------------------------------------------------
 
@@ -489,6 +608,11 @@ class SlackStandin:
         self, method: str, params: dict[str, Any], token: str | None, decode_error: str | None
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
         with self._lock:
+            if decode_error is not None:
+                problems = [(f"{method}: the body could not be decoded ({decode_error})", "")]
+            else:
+                problems = self._spec_problems(method, params)
+            self.violations.extend(message for message, _ in problems)
             queue = self._failures.get(method) or self._failures.get("*")
             failure = queue.popleft() if queue else None
             try:
@@ -497,8 +621,14 @@ class SlackStandin:
                 if decode_error is not None:
                     raise SlackError(decode_error)
                 self._authenticate(token)
+                if problems:
+                    raise SlackError(problems[0][1])
                 handler = getattr(self, "_m_" + method.replace(".", "_"), None)
                 if handler is None:
+                    self.violations.append(
+                        f"{method}: in Slack's spec but not implemented by the stand-in "
+                        f"(add _m_{method.replace('.', '_')}); answered unknown_method"
+                    )
                     raise SlackError("unknown_method")
                 result: dict[str, Any] = handler(params)
                 if failure is not None:
@@ -506,6 +636,45 @@ class SlackStandin:
             except SlackError as exc:
                 return exc.status, {"ok": False, "error": exc.error}, exc.headers
             return 200, {"ok": True, **result}, {}
+
+    def _spec_problems(self, method: str, params: dict[str, Any]) -> list[tuple[str, str]]:
+        """Check a call against the spec; return (violation, Slack's error) pairs."""
+        required = self.spec.required.get(method)
+        if required is None:
+            return [
+                (
+                    f"{method}: no such Web API method (neither in the spec excerpt nor in "
+                    "NEWER_METHODS)",
+                    "unknown_method",
+                )
+            ]
+        problems = []
+        for name in sorted(required):
+            if params.get(name) in (None, ""):
+                error = "channel_not_found" if name == "channel" else "invalid_arguments"
+                problems.append((f"{method}: required parameter {name!r} is missing", error))
+        for name, pattern in self.spec.patterns.items():
+            value = params.get(name)
+            if value in (None, ""):
+                continue
+            shown = value
+            if (
+                name == "channel"
+                and isinstance(value, str)
+                and (USER_ID.match(value) or CHANNEL_NAME.match(value))
+            ):
+                shown = f"{value} -> {self.channel_id(value)}"
+                value = self.channel_id(value)
+            if isinstance(value, str) and pattern.match(value):
+                continue
+            errors = _ID_ERRORS[name]
+            problems.append(
+                (
+                    f"{method}: {name}={shown!r} does not match {pattern.pattern}",
+                    errors.get(method, errors["*"]),
+                )
+            )
+        return problems
 
     def _authenticate(self, token: str | None) -> None:
         if not token:
@@ -721,6 +890,38 @@ class SlackStandin:
             }
         )
         return {"message_ts": ts}
+
+    def _m_views_open(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Open a modal: needs ``trigger_id`` and a ``view`` object; the view is in `calls`."""
+        trigger_id = params.get("trigger_id")
+        view = self._json_param(params, "view", "invalid_arguments")
+        if not isinstance(trigger_id, str) or not trigger_id:
+            raise SlackError("invalid_arguments")
+        if not isinstance(view, dict) or view.get("type") != "modal":
+            raise SlackError("invalid_arguments")
+        view_id = _stable_id("V", self._next_ts())
+        return {
+            "view": {
+                **copy.deepcopy(view),
+                "id": view_id,
+                "team_id": TEAM_ID,
+                "app_id": APP_ID,
+                "bot_id": BOT_ID,
+                "root_view_id": view_id,
+                "previous_view_id": None,
+                "state": {"values": {}},
+                "hash": f"{int(time.time())}.{view_id}",
+                "private_metadata": view.get("private_metadata", ""),
+                "callback_id": view.get("callback_id", ""),
+                "external_id": view.get("external_id", ""),
+            }
+        }
+
+    def _m_usergroups_users_list(self, params: dict[str, Any]) -> dict[str, Any]:
+        members = self._usergroups.get(str(params.get("usergroup")))
+        if members is None:
+            raise SlackError("no_such_subteam")
+        return {"users": list(members)}
 
     def _m_conversations_history(self, params: dict[str, Any]) -> dict[str, Any]:
         channel = self._resolve_channel(params.get("channel"))
