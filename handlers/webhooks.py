@@ -58,7 +58,7 @@ def _error(status: int, message: str, **extra: Any) -> JSONResponse:
 
 
 class _TooLarge(Exception):
-    pass
+    """The body is over the size limit."""
 
 
 async def _read_body(request: Request, limit: int) -> bytes:

@@ -60,7 +60,8 @@ class BotProcess:
                 if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
                     return self
             except httpx.HTTPError:
-                pass
+                time.sleep(0.1)  # not listening yet
+                continue
             time.sleep(0.1)
         self.kill()
         raise RuntimeError(f"bot not ready in {timeout}s:\n{self.output()}")
