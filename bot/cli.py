@@ -63,14 +63,14 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             ),
             flush=True,
         )
-    if settings.slack_app_token is not None:
+    if (
+        not settings.local_mode
+        and settings.slack_signing_secret is None
+        and settings.slack_app_token is None
+    ):
         logging.getLogger("bot").warning(
-            "SLACK_APP_TOKEN is set but Socket Mode is not supported yet; "
-            "Slack must reach POST /slack/events (HTTP mode)"
-        )
-    if not settings.local_mode and settings.slack_signing_secret is None:
-        logging.getLogger("bot").warning(
-            "SLACK_SIGNING_SECRET is not set: /slack/events is off, slash commands will fail"
+            "neither SLACK_SIGNING_SECRET (HTTP mode) nor SLACK_APP_TOKEN (Socket Mode) is set: "
+            "slash commands, buttons and thread capture are off"
         )
     if container.webhook_token is None and not container.policy.sources:
         logging.getLogger("bot").warning(

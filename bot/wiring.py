@@ -10,6 +10,7 @@ from typing import TextIO
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from slack_bolt import App
+from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_sdk import WebClient
 from sqlalchemy.engine import Engine
 
@@ -58,15 +59,20 @@ class Container:
     clock: Callable[[], datetime]
     commands: CommandRunner
     slack_app: App | None = None
+    socket_mode: SocketModeHandler | None = None
 
     def start(self) -> None:
         """Start the writer, the delivery worker and the scheduler."""
         self.pipeline.start()
         self.worker.start()
         self.scheduler.start()
+        if self.socket_mode is not None:
+            self.socket_mode.connect()  # type: ignore[no-untyped-call]
 
     def stop(self) -> None:
         """Stop them, letting queued ingest finish."""
+        if self.socket_mode is not None:
+            self.socket_mode.close()  # type: ignore[no-untyped-call]
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
         self.pipeline.stop()
@@ -130,15 +136,24 @@ def bootstrap(
         group_members=SlackGroups(client).members if client is not None else None,
     )
     slack_app = None
-    if client is not None and settings.slack_signing_secret is not None:
-        # HTTP mode: Slack's requests arrive at /slack/events
+    socket_mode = None
+    app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else None
+    if client is not None and (settings.slack_signing_secret is not None or app_token):
         from handlers.slack.app import build_bolt_app
 
         slack_app = build_bolt_app(
             client=client,
-            signing_secret=settings.slack_signing_secret.get_secret_value(),
+            signing_secret=(
+                settings.slack_signing_secret.get_secret_value()
+                if settings.slack_signing_secret is not None
+                else None
+            ),
             commands=commands,
         )
+        if app_token:
+            # Socket Mode: Slack's traffic comes over a websocket the bot opens; /slack/events
+            # still answers if a signing secret is set
+            socket_mode = SocketModeHandler(slack_app, app_token, web_client=client)
     return Container(
         settings=settings,
         policy=policy,
@@ -152,5 +167,6 @@ def bootstrap(
         webhook_token=token,
         clock=clock,
         commands=commands,
-        slack_app=slack_app,
+        slack_app=slack_app if settings.slack_signing_secret is not None else None,
+        socket_mode=socket_mode,
     )

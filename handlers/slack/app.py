@@ -22,7 +22,9 @@ from handlers.slack.views import handle_declare_submission
 __all__ = ["build_bolt_app", "dispatch"]
 
 
-def build_bolt_app(*, client: WebClient, signing_secret: str, commands: CommandRunner) -> App:
+def build_bolt_app(
+    *, client: WebClient, signing_secret: str | None, commands: CommandRunner
+) -> App:
     """Return the Bolt app; services reach listeners through `context`."""
     token = client.token or ""
 
@@ -32,7 +34,9 @@ def build_bolt_app(*, client: WebClient, signing_secret: str, commands: CommandR
 
     app = App(
         client=client,
-        signing_secret=signing_secret,
+        # Socket Mode needs no signing secret: the connection itself is authenticated
+        signing_secret=signing_secret or "",
+        request_verification_enabled=signing_secret is not None,
         authorize=authorize,
         raise_error_for_unhandled_request=False,
     )

@@ -85,7 +85,8 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 __all__ = [
     "CHANNEL_ID",
@@ -105,7 +106,7 @@ CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{8,}$")
 USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 CHANNEL_NAME = re.compile(r"^#?[a-z0-9][a-z0-9_-]{0,79}$")
 TS = re.compile(r"^\d{10}\.\d{6}$")
-DEFAULT_TOKEN = re.compile(r"^xox[bp]-[A-Za-z0-9-]+$")
+DEFAULT_TOKEN = re.compile(r"^(xox[bp]|xapp)-[A-Za-z0-9-]+$")
 
 TEAM_ID = "T0STANDIN1"
 TEAM_NAME = "AI Incident Test"
@@ -120,6 +121,7 @@ SPEC_PATH = Path(__file__).resolve().parent.parent / "specs" / "slack_web_api_ex
 NEWER_METHODS: dict[str, frozenset[str]] = {
     "files.getUploadURLExternal": frozenset({"filename", "length"}),
     "files.completeUploadExternal": frozenset({"files"}),
+    "apps.connections.open": frozenset(),
 }
 # Required by Slack's method docs and by the real API, though the spec leaves them optional.
 DOCUMENTED_REQUIRED: dict[str, frozenset[str]] = {
@@ -334,6 +336,10 @@ class SlackStandin:
         self._messages: dict[tuple[str, str], _Message] = {}  # (channel, ts) -> message, post order
         self._ephemerals: list[dict[str, Any]] = []
         self._responses: list[dict[str, Any]] = []
+        self._socket_link: (
+            tuple[asyncio.AbstractEventLoop, asyncio.Queue[dict[str, Any]]] | None
+        ) = None
+        self._socket_acks: list[dict[str, Any]] = []
         self._calls: list[Call] = []
         self._failures: dict[str, deque[_Failure]] = {}
         self._delays: dict[tuple[str, bool], float] = {}  # (method or "*", after_effect) -> seconds
@@ -357,7 +363,63 @@ class SlackStandin:
         return [
             Route("/api/{method}", self._endpoint, methods=["GET", "POST"]),
             Route("/response/{token}", self._response_url, methods=["POST"]),
+            WebSocketRoute("/socket", self._socket_mode),
         ]
+
+    # -- Socket Mode ------------------------------------------------------------------------
+
+    async def _socket_mode(self, ws: WebSocket) -> None:
+        """One Socket Mode connection: hello, then envelopes from `socket_send`; acks recorded."""
+        await ws.accept()
+        outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        with self._lock:
+            self._socket_link = (asyncio.get_running_loop(), outbox)
+        await ws.send_text(
+            json.dumps(
+                {
+                    "type": "hello",
+                    "num_connections": 1,
+                    "connection_info": {"app_id": "A0001"},
+                    "debug_info": {"host": "standin"},
+                }
+            )
+        )
+
+        async def pump() -> None:
+            while True:
+                await ws.send_text(json.dumps(await outbox.get()))
+
+        sender = asyncio.create_task(pump())
+        try:
+            while True:
+                message = json.loads(await ws.receive_text())
+                with self._lock:
+                    self._socket_acks.append(message)
+        except (WebSocketDisconnect, json.JSONDecodeError):
+            return
+        finally:
+            sender.cancel()
+            with self._lock:
+                self._socket_link = None
+
+    def socket_connected(self) -> bool:
+        """Return True while a Socket Mode client is connected."""
+        with self._lock:
+            return self._socket_link is not None
+
+    def socket_send(self, envelope: dict[str, Any]) -> None:
+        """Send an envelope (e.g. ``type: slash_commands``) to the connected Socket Mode client."""
+        with self._lock:
+            link = self._socket_link
+        if link is None:
+            raise RuntimeError("no Socket Mode client is connected")
+        loop, outbox = link
+        loop.call_soon_threadsafe(outbox.put_nowait, envelope)
+
+    def socket_acks(self) -> list[dict[str, Any]]:
+        """Return what the client sent back (acks carry the ``envelope_id``)."""
+        with self._lock:
+            return list(self._socket_acks)
 
     def response_url(self, token: str = "T0001") -> str:
         """A ``response_url`` for inbound payloads; posts to it are kept in `responses`."""
@@ -392,7 +454,7 @@ class SlackStandin:
             access_log=False,
             lifespan="off",
             http="h11",
-            ws="none",
+            ws="websockets-sansio",
             loop="asyncio",
             timeout_graceful_shutdown=2,
         )
@@ -803,6 +865,9 @@ class SlackStandin:
         return page, has_more, next_cursor
 
     # -- Web API methods --------------------------------------------------------------------
+
+    def _m_apps_connections_open(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {"url": f"ws://127.0.0.1:{self.port}/socket"}
 
     def _m_auth_test(self, params: dict[str, Any]) -> dict[str, Any]:
         return {
