@@ -71,6 +71,7 @@ def card_text(view: IncidentView, safe: SafeText) -> str:
 ACK_ACTION_ID = "incident_ack"
 RESOLVE_ACTION_ID = "incident_resolve"
 ESCALATE_ACTION_ID = "incident_escalate"
+PAUSE_ACTION_ID = "incident_pause"
 SEVERITY_ACTION_ID = "incident_severity"
 CARD_ACTIONS_BLOCK = "incident_actions"
 
@@ -109,6 +110,16 @@ def _card_actions(view: IncidentView) -> dict[str, Any]:
                 "action_id": ESCALATE_ACTION_ID,
                 "text": {"type": "plain_text", "text": "Escalate"},
                 "style": "danger",
+                "value": value,
+            }
+        )
+    if view.severity in ("P1", "P2"):
+        # the runbook's first response to P1/P2: switch the workflow to humans
+        elements.append(
+            {
+                "type": "button",
+                "action_id": PAUSE_ACTION_ID,
+                "text": {"type": "plain_text", "text": "Pause workflow"},
                 "value": value,
             }
         )

@@ -248,6 +248,10 @@ class CommandRunner:
                             s, action, incident_id, user, value, groups
                         )
                     )
+                case "pause":
+                    return (
+                        "Pausing a workflow is not available yet: the kill switch is not built yet."
+                    )
                 case _:
                     return f"The card button `{action}` is not available yet."
         except DomainError as exc:

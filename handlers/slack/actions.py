@@ -10,6 +10,7 @@ from slack_bolt import Ack, BoltContext, Respond
 from bot.rendering import (
     ACK_ACTION_ID,
     ESCALATE_ACTION_ID,
+    PAUSE_ACTION_ID,
     RESOLVE_ACTION_ID,
     SEVERITY_ACTION_ID,
 )
@@ -24,6 +25,7 @@ ACTIONS = {
     RESOLVE_ACTION_ID: "resolve",
     ESCALATE_ACTION_ID: "escalate",
     SEVERITY_ACTION_ID: "severity",
+    PAUSE_ACTION_ID: "pause",
 }
 FAILED = "Something went wrong on our side with that button; it has been logged."
 

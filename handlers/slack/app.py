@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,8 @@ from handlers.slack.events import handle_message_event
 from handlers.slack.views import handle_declare_submission
 
 __all__ = ["build_bolt_app", "dispatch"]
+
+log = logging.getLogger(__name__)
 
 
 def build_bolt_app(
@@ -57,12 +60,21 @@ def build_bolt_app(
 async def dispatch(app: App, request: Request) -> Response:
     """Verify and dispatch one Slack request in a worker thread; the loop never blocks."""
     body = await request.body()
-    bolt_request = BoltRequest(
-        body=body.decode("utf-8", errors="replace"),
-        query=dict(request.query_params),
-        headers={k: v for k, v in request.headers.items()},
-    )
-    answer = await asyncio.to_thread(app.dispatch, bolt_request)
+    try:
+        bolt_request = BoltRequest(
+            body=body.decode("utf-8", errors="replace"),
+            query=dict(request.query_params),
+            headers={k: v for k, v in request.headers.items()},
+        )
+        # Bolt parses the body before it checks the signature, and some of its middleware
+        # assumes well-formed payloads: garbage gets a plain 400, never a trace
+        parsed = bolt_request.body
+        if "event" in parsed and not isinstance(parsed["event"], dict):
+            raise TypeError("event is not an object")
+        answer = await asyncio.to_thread(app.dispatch, bolt_request)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        log.warning("malformed Slack request refused: %s: %s", type(exc).__name__, exc)
+        return Response(status_code=400, content=b"malformed Slack request")
     return Response(
         status_code=answer.status,
         content=answer.body,

@@ -182,7 +182,7 @@ def test_an_alert_storm_updates_one_card_and_batches_the_thread(
     db_url: str, slack: SlackStandin
 ) -> None:
     bot = slack_bot(db_url, slack)
-    notifications, per_notification = 50, 4
+    notifications, per_notification = 75, 4  # 300 alerts into one group
     with driven(bot):
         for n in range(1, notifications + 1):
             notify(bot, with_alerts(n * per_notification))
@@ -193,9 +193,9 @@ def test_an_alert_storm_updates_one_card_and_batches_the_thread(
     total = notifications * per_notification
     assert len(top_level_posts(slack)) == 1
     updates = slack.calls("chat.update")
-    assert 3 <= len(updates) <= 10, len(updates)
+    assert 3 <= len(updates) <= 15, len(updates)
     thread = replies(slack)
-    assert 3 <= len(thread) <= 12, len(thread)
+    assert 3 <= len(thread) <= 20, len(thread)
     assert all(c.ok for c in slack.calls())
 
     # every alert is accounted for in the thread, in arrival order, none twice

@@ -94,7 +94,8 @@ def test_the_card_has_valid_blocks_with_buttons(sbot: Bot, slack: SlackStandin) 
         parsed.validate_json()
     actions = next(b for b in card["blocks"] if b["type"] == "actions")
     ids = [e["action_id"] for e in actions["elements"]]
-    assert ids == ["incident_ack", "incident_resolve", "incident_severity"]  # P1: no Escalate
+    # P1: nothing to escalate to; the runbook's first response, pausing, is offered
+    assert ids == ["incident_ack", "incident_resolve", "incident_pause", "incident_severity"]
 
 
 def test_acknowledge_button_and_severity_select(sbot: Bot, slack: SlackStandin) -> None:
@@ -175,6 +176,28 @@ def test_thread_replies_edits_and_deletes_reach_the_journal(sbot: Bot, slack: Sl
     post(sbot, event(deleted, "Ev04"), json_body=True)
     wait(lambda: entries()[0].deleted_at is not None)
     assert len(entries()) == 1  # marked, not erased
+
+
+def test_pause_button_answers_honestly(sbot: Bot, slack: SlackStandin) -> None:
+    inc = posted_incident(sbot)
+    pause = {"action_id": "incident_pause", "value": str(inc.id), "type": "button"}
+    post(sbot, interaction(slack, ALICE, pause, "P1"))
+    wait(lambda: slack.responses("P1"))
+    assert "not available yet" in slack.responses("P1")[0]["text"]
+
+
+def test_garbage_is_refused_without_a_trace(sbot: Bot, slack: SlackStandin) -> None:
+    for body, kind in (
+        ("payload=%7Bnot-json", "application/x-www-form-urlencoded"),
+        ("{not json", "application/json"),
+        ("payload=" + "x" * 10, "application/x-www-form-urlencoded"),
+        ('{"type": "event_callback", "event": "nope"}', "application/json"),
+    ):
+        headers = signed(body)
+        headers["Content-Type"] = kind
+        r = sbot.client.post("/slack/events", content=body, headers=headers)
+        assert r.status_code in (200, 400, 404), (body, r.status_code)
+        assert "Traceback" not in r.text
 
 
 def test_url_verification(sbot: Bot) -> None:
