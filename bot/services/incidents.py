@@ -41,7 +41,7 @@ from bot.services import journal
 from bot.services.errors import IncidentNotFound, InvalidTransition, NotAResponder, ReasonRequired
 from storage.models import AlertGroupRow, AlertRow, IncidentRow, JournalRow
 
-__all__ = ["IncidentService", "IngestOutcome", "evidence_from_row"]
+__all__ = ["IncidentService", "IngestOutcome", "evidence_from_row", "journal_kind_of"]
 
 _ALERTS: sa.Table = AlertRow.__table__  # type: ignore[attr-defined]
 _GROUPS: sa.Table = AlertGroupRow.__table__  # type: ignore[attr-defined]
@@ -121,6 +121,29 @@ def evidence_from_row(row: AlertRow) -> Evidence:
         label_severity=ev.get("label_severity"),
         firing_since=row.starts_at or row.first_seen_at,
     )
+
+
+_KIND_PREFIXES = {
+    "change": JournalKind.CHANGE,
+    "observation": JournalKind.OBSERVATION,
+    "noticed": JournalKind.OBSERVATION,
+    "action": JournalKind.ACTION,
+    "tried": JournalKind.ACTION,
+    "result": JournalKind.RESULT,
+    "worked": JournalKind.RESULT,
+    "root cause": JournalKind.ROOT_CAUSE,
+    "rootcause": JournalKind.ROOT_CAUSE,
+    "decision": JournalKind.DECISION,
+}
+
+
+def journal_kind_of(text: str) -> tuple[JournalKind, str]:
+    """Read an optional `kind:` prefix of a thread reply ("action: restarted worker-1")."""
+    head, sep, rest = text.partition(":")
+    kind = _KIND_PREFIXES.get(head.strip().lower()) if sep else None
+    if kind is None or not rest.strip():
+        return JournalKind.OBSERVATION, text
+    return kind, rest.strip()
 
 
 def _updated_text(alert: AlertIn) -> str:
@@ -805,9 +828,10 @@ class IncidentService:
         ).first()
         if existing is not None:
             return existing
+        kind, text = journal_kind_of(text)
         entry = JournalRow(
             incident_id=incident.id,
-            kind=JournalKind.OBSERVATION.value,
+            kind=kind.value,
             text=text,
             author=user,
             via="slack",

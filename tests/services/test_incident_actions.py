@@ -165,3 +165,22 @@ def test_resolving_by_hand_closes_the_alert_group(
     with session_scope(engine) as s:
         again = svc.ingest(s, n)
     assert again.opened and again.incident_id != first.incident_id
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "rest"),
+    [
+        ("action: restarted worker-1", JournalKind.ACTION, "restarted worker-1"),
+        ("Root cause: prompt v7", JournalKind.ROOT_CAUSE, "prompt v7"),
+        ("result: errors back to 1%", JournalKind.RESULT, "errors back to 1%"),
+        ("decision: keep it paused", JournalKind.DECISION, "keep it paused"),
+        ("errors at 10:32: still high", JournalKind.OBSERVATION, "errors at 10:32: still high"),
+        ("action:", JournalKind.OBSERVATION, "action:"),
+    ],
+)
+def test_thread_replies_may_name_their_journal_kind(
+    text: str, kind: JournalKind, rest: str
+) -> None:
+    from bot.services.incidents import journal_kind_of
+
+    assert journal_kind_of(text) == (kind, rest)
