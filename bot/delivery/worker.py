@@ -56,6 +56,7 @@ class Attempt:
     payload: Mapping[str, Any]
     number: int
     uncertain: bool  # an earlier attempt may have reached the receiver before a crash
+    claimed_at: datetime | None = None
 
 
 class Handler(Protocol):
@@ -141,6 +142,7 @@ class DeliveryWorker:
                         payload=dict(row.payload),
                         number=row.attempts,
                         uncertain=uncertain,
+                        claimed_at=now,
                     )
                 )
         return attempts
@@ -170,7 +172,12 @@ class DeliveryWorker:
     def deliver(self, attempt: Attempt) -> None:
         """Run one attempt and record its outcome."""
         handler = self._handlers.get(attempt.kind)
-        if not self._renew(attempt):
+        # a fresh lease needs no renewal; one a slow batch has eaten into is renewed (and a row
+        # another worker took over after expiry is left alone)
+        fresh = (
+            attempt.claimed_at is not None and self._clock() - attempt.claimed_at < self._lease / 3
+        )
+        if not fresh and not self._renew(attempt):
             return
         try:
             if handler is None:
@@ -238,8 +245,13 @@ class DeliveryWorker:
         """Wake the worker: new rows were committed."""
         self._wake.set()
 
-    def start(self, interval: float = 0.5) -> None:
-        """Run in a background thread until stop()."""
+    def start(self, interval: float = 0.5, min_gap: float = 0.05) -> None:
+        """Run in a background thread until stop().
+
+        Pokes wake the worker early, but at most every `min_gap` seconds: during a storm every
+        ingest commit pokes, and looking for due rows hundreds of times a second would take the
+        interpreter from ingest for nothing.
+        """
 
         def loop() -> None:
             while not self._stop.is_set():
@@ -247,7 +259,8 @@ class DeliveryWorker:
                     self.run_once()
                 except Exception:
                     log.exception("delivery loop failed; retrying")
-                self._wake.wait(interval)
+                self._stop.wait(min_gap)
+                self._wake.wait(max(interval - min_gap, 0.0))
                 self._wake.clear()
 
         self._thread = threading.Thread(target=loop, name="delivery", daemon=True)
