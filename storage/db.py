@@ -21,7 +21,6 @@ from sqlmodel import Session
 __all__ = [
     "StorageUnavailable",
     "create_db_engine",
-    "is_postgres",
     "migrate",
     "migration_status",
     "readonly",
@@ -145,11 +144,6 @@ def create_db_engine(url: str) -> Engine:
 def readonly(engine: Engine) -> Engine:
     """Return a view of `engine` for reads that must not take SQLite's write lock."""
     return engine.execution_options(readonly=True)
-
-
-def is_postgres(engine: Engine) -> bool:
-    """Return True for PostgreSQL (row locks with SKIP LOCKED are available)."""
-    return engine.dialect.name == "postgresql"
 
 
 @contextmanager

@@ -11,7 +11,7 @@ from bot.delivery.outbox import enqueue
 from bot.domain.incidents import JournalKind
 from storage.models import IncidentRow, JournalRow
 
-__all__ = ["CARD", "JOURNAL", "card_changed", "record"]
+__all__ = ["CARD", "JOURNAL", "card_changed", "card_posted", "record"]
 
 CARD = "chat.card"
 JOURNAL = "chat.journal"
