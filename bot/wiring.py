@@ -22,7 +22,7 @@ from bot.integrations.console_chat import ConsoleChat
 from bot.integrations.slack_chat import SlackChat
 from bot.integrations.slack_groups import SlackGroups
 from bot.metrics import Metrics
-from bot.scheduler import build_scheduler
+from bot.scheduler import Job, build_scheduler
 from bot.services import journal
 from bot.services.commands import CommandRunner
 from bot.services.incidents import IncidentService
@@ -55,6 +55,7 @@ class Container:
     pipeline: IngestPipeline
     worker: DeliveryWorker
     scheduler: BackgroundScheduler
+    jobs: list[Job]
     webhook_token: str | None
     clock: Callable[[], datetime]
     commands: CommandRunner
@@ -119,7 +120,8 @@ def bootstrap(
     pipeline = IngestPipeline(
         engine=engine, service=incidents, metrics=metrics, on_commit=worker.poke
     )
-    scheduler = build_scheduler(engine, incidents, worker.poke, scheduler_interval_s)
+    jobs: list[Job] = [incidents.review_due, incidents.escalate_due]
+    scheduler = build_scheduler(engine, jobs, worker.poke, scheduler_interval_s)
     token = (
         settings.ai_incident_webhook_token.get_secret_value()
         if settings.ai_incident_webhook_token
@@ -164,6 +166,7 @@ def bootstrap(
         pipeline=pipeline,
         worker=worker,
         scheduler=scheduler,
+        jobs=jobs,
         webhook_token=token,
         clock=clock,
         commands=commands,

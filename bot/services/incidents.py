@@ -39,6 +39,14 @@ from bot.domain.severity import (
 )
 from bot.services import journal
 from bot.services.errors import IncidentNotFound, InvalidTransition, NotAResponder, ReasonRequired
+from bot.services.events import (
+    IncidentOpened,
+    Listener,
+    RootCauseRecorded,
+    SeverityChanged,
+    StateChanged,
+    publish,
+)
 from storage.models import AlertGroupRow, AlertRow, IncidentRow, JournalRow
 
 __all__ = ["IncidentService", "IngestOutcome", "evidence_from_row", "journal_kind_of"]
@@ -168,9 +176,20 @@ def _with_firing_since(alert: AlertIn, now: datetime) -> Evidence:
 class IncidentService:
     """Use cases on incidents; every method works inside the caller's transaction."""
 
-    def __init__(self, *, policy: Policy, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        *,
+        policy: Policy,
+        clock: Callable[[], datetime],
+        listeners: Sequence[Listener] = (),
+    ) -> None:
         self._policy = policy
         self._clock = clock
+        self._listeners = list(listeners)
+
+    def subscribe(self, listener: Listener) -> None:
+        """Tell `listener` about every incident event, inside the transaction that caused it."""
+        self._listeners.append(listener)
 
     # -- ingest -----------------------------------------------------------------------------
 
@@ -283,6 +302,11 @@ class IncidentService:
                 author=SYSTEM,
                 now=now,
             )
+        publish(
+            session,
+            self._listeners,
+            IncidentOpened(incident=incident, actor=n.source, now=now, declared=False),
+        )
         return IngestOutcome(incident.id, True, False, len(n.alerts), 0, False)
 
     def _add_alerts(
@@ -458,8 +482,11 @@ class IncidentService:
         text: str,
         actor: str,
         now: datetime,
+        reason: str,
+        by_human: bool,
     ) -> None:
         """Set a new severity with its reasons; a P2 without root cause restarts its clock."""
+        previous = Severity(incident.severity)
         incident.severity = to.value
         incident.severity_reasons = reasons
         incident.severity_changed_at = now
@@ -472,6 +499,19 @@ class IncidentService:
         session.add(incident)
         journal.record(session, incident, kind=kind, text=text, author=actor, now=now)
         journal.card_changed(session, incident, now)
+        publish(
+            session,
+            self._listeners,
+            SeverityChanged(
+                incident=incident,
+                previous=previous,
+                current=to,
+                actor=actor,
+                now=now,
+                reason=reason,
+                by_human=by_human,
+            ),
+        )
 
     def _raise_to(
         self, session: Session, incident: IncidentRow, decision: Decision, now: datetime
@@ -486,6 +526,8 @@ class IncidentService:
             text=f"Severity {incident.severity} → {decision.severity.value}: {reasons}",
             actor=SYSTEM,
             now=now,
+            reason=reasons,
+            by_human=False,
         )
 
     def _raise_for(
@@ -619,6 +661,18 @@ class IncidentService:
             now=now,
         )
         journal.card_changed(session, incident, now)
+        publish(
+            session,
+            self._listeners,
+            StateChanged(
+                incident=incident,
+                previous=IncidentState(previous),
+                current=to,
+                actor=actor,
+                now=now,
+                why=why.lstrip(": ").rstrip("."),
+            ),
+        )
 
     def declare(
         self,
@@ -670,6 +724,11 @@ class IncidentService:
             text=f"Incident declared by {actor} as {sev.value}{note}.",
             author=actor,
             now=now,
+        )
+        publish(
+            session,
+            self._listeners,
+            IncidentOpened(incident=incident, actor=actor, now=now, declared=True),
         )
         return incident
 
@@ -769,6 +828,11 @@ class IncidentService:
             session, incident, kind=JournalKind.ROOT_CAUSE, text=text, author=actor, now=now
         )
         journal.card_changed(session, incident, now)
+        publish(
+            session,
+            self._listeners,
+            RootCauseRecorded(incident=incident, text=text, actor=actor, now=now),
+        )
         return incident
 
     def set_severity(
@@ -802,6 +866,8 @@ class IncidentService:
             text=f"Severity {old.value} → {severity.value} by {actor}: {reason}",
             actor=actor,
             now=now,
+            reason=reason,
+            by_human=True,
         )
         return incident
 

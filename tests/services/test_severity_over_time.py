@@ -44,7 +44,7 @@ def test_sustained_error_rate_becomes_p2_then_p1_without_root_cause_across_resta
         # the deadline is persisted, not held in memory
         assert inc.severity_review_at == clock.now.replace(hour=12)
         clock.advance(minutes=119)
-        assert run_due_jobs(first.container.engine, first.container.incidents, lambda: None) == 0
+        assert run_due_jobs(first.container.engine, first.container.jobs, lambda: None) == 0
         assert _incident(first.container.engine).severity == "P3"
     first.container.engine.dispose()
 
@@ -52,7 +52,7 @@ def test_sustained_error_rate_becomes_p2_then_p1_without_root_cause_across_resta
     clock.advance(minutes=5)
     second = make_bot(db_url, clock=clock)
     with second.client:
-        moved = run_due_jobs(second.container.engine, second.container.incidents, lambda: None)
+        moved = run_due_jobs(second.container.engine, second.container.jobs, lambda: None)
         assert moved == 1
         inc = _incident(second.container.engine)
         assert inc.severity == "P2"
@@ -61,13 +61,13 @@ def test_sustained_error_rate_becomes_p2_then_p1_without_root_cause_across_resta
         assert (inc.root_cause_deadline_at - clock.now).total_seconds() == 4 * 3600
         assert any("P3 → P2" in t for t in _journal(second.container.engine))
         # running again changes nothing: decisions are idempotent
-        assert run_due_jobs(second.container.engine, second.container.incidents, lambda: None) == 0
+        assert run_due_jobs(second.container.engine, second.container.jobs, lambda: None) == 0
     second.container.engine.dispose()
 
     clock.advance(hours=4, seconds=1)
     third = make_bot(db_url, clock=clock)
     with third.client:
-        assert run_due_jobs(third.container.engine, third.container.incidents, lambda: None) == 1
+        assert run_due_jobs(third.container.engine, third.container.jobs, lambda: None) == 1
         inc = _incident(third.container.engine)
         assert inc.severity == "P1"
         assert inc.root_cause_deadline_at is None
