@@ -56,7 +56,8 @@ def card_text(view: IncidentView, safe: SafeText) -> str:
     """Return the card as readable plain text (Slack fallback text and local console)."""
     lines = [
         f"{view.public_id} [{view.severity}] {safe.plain(view.title)}",
-        f"  state: {view.state}   workflow: {safe.plain(view.workflow)} ({view.category})",
+        f"  state: {view.state}   workflow: {safe.plain(view.workflow)} ({view.category})"
+        + ("  [PAUSED by kill switch]" if view.workflow_paused else ""),
         f"  commander: {view.commander or 'none yet'}   ticket: {view.jira_key or 'ticket pending'}",
     ]
     for reason in view.severity_reasons:
@@ -72,6 +73,7 @@ ACK_ACTION_ID = "incident_ack"
 RESOLVE_ACTION_ID = "incident_resolve"
 ESCALATE_ACTION_ID = "incident_escalate"
 PAUSE_ACTION_ID = "incident_pause"
+RESUME_ACTION_ID = "incident_resume"
 SEVERITY_ACTION_ID = "incident_severity"
 CARD_ACTIONS_BLOCK = "incident_actions"
 
@@ -113,7 +115,25 @@ def _card_actions(view: IncidentView) -> dict[str, Any]:
                 "value": value,
             }
         )
-    if view.severity in ("P1", "P2"):
+    if view.workflow_paused:
+        elements.append(
+            {
+                "type": "button",
+                "action_id": RESUME_ACTION_ID,
+                "text": {"type": "plain_text", "text": "Resume workflow"},
+                "value": value,
+                "confirm": {
+                    "title": {"type": "plain_text", "text": "Resume the workflow?"},
+                    "text": {
+                        "type": "plain_text",
+                        "text": "Agents of this workflow will run on their own again.",
+                    },
+                    "confirm": {"type": "plain_text", "text": "Resume"},
+                    "deny": {"type": "plain_text", "text": "Cancel"},
+                },
+            }
+        )
+    elif view.severity in ("P1", "P2"):
         # the runbook's first response to P1/P2: switch the workflow to humans
         elements.append(
             {
@@ -154,7 +174,12 @@ def card_blocks(view: IncidentView, safe: SafeText) -> list[dict[str, Any]]:
                 {"type": "mrkdwn", "text": f"*State*\n{view.state}"},
                 {
                     "type": "mrkdwn",
-                    "text": f"*Workflow*\n{safe.slack(view.workflow)} ({view.category})",
+                    "text": f"*Workflow*\n{safe.slack(view.workflow)} ({view.category})"
+                    + (
+                        "\n:double_vertical_bar: *paused* (kill switch)"
+                        if view.workflow_paused
+                        else ""
+                    ),
                 },
                 {
                     "type": "mrkdwn",

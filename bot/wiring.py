@@ -27,6 +27,7 @@ from bot.services import journal
 from bot.services.commands import CommandRunner
 from bot.services.incidents import IncidentService
 from bot.services.ingest import IngestPipeline
+from bot.services.killswitch import KillSwitchService
 from bot.settings import Settings, environment
 from storage.db import create_db_engine
 
@@ -59,6 +60,7 @@ class Container:
     webhook_token: str | None
     clock: Callable[[], datetime]
     commands: CommandRunner
+    killswitch: KillSwitchService
     slack_app: App | None = None
     socket_mode: SocketModeHandler | None = None
 
@@ -106,6 +108,8 @@ def bootstrap(
     metrics = Metrics()
     safe = SafeText(Redactor(policy.redaction))
     incidents = IncidentService(policy=policy, clock=clock)
+    killswitch = KillSwitchService(policy=policy, clock=clock)
+    incidents.subscribe(killswitch.on_incident_event)
     client = _slack_client(settings)
     chat = ChatDelivery(
         engine=engine,
@@ -114,6 +118,7 @@ def bootstrap(
         default_channel=policy.default_channel,
         slack=not settings.local_mode,
         clock=clock,
+        paused=killswitch.is_paused,
     )
     handlers: dict[str, Handler] = {journal.CARD: chat.card, journal.JOURNAL: chat.journal}
     worker = DeliveryWorker(engine=engine, handlers=handlers, clock=clock)
@@ -136,6 +141,7 @@ def bootstrap(
         safe=safe,
         after_commit=worker.poke,
         group_members=SlackGroups(client).members if client is not None else None,
+        killswitch=killswitch,
     )
     slack_app = None
     socket_mode = None
@@ -170,6 +176,7 @@ def bootstrap(
         webhook_token=token,
         clock=clock,
         commands=commands,
+        killswitch=killswitch,
         slack_app=slack_app if settings.slack_signing_secret is not None else None,
         socket_mode=socket_mode,
     )

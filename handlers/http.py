@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from sqlmodel import Session
 
 from bot.wiring import Container
+from handlers.ofrep import OfrepDeps, build_ofrep_router
 from handlers.slack.app import dispatch
 from handlers.webhooks import WebhookDeps, build_router
 from storage.db import migration_status, readonly
@@ -47,6 +48,18 @@ def create_app(container: Container, *, manage_lifecycle: bool = True) -> FastAP
                 global_token=container.webhook_token,
                 pipeline=container.pipeline,
                 metrics=container.metrics,
+                max_body_bytes=container.settings.max_body_bytes,
+            )
+        )
+    )
+
+    app.include_router(
+        build_ofrep_router(
+            OfrepDeps(
+                engine=container.engine,
+                policy=container.policy,
+                killswitch=container.killswitch,
+                global_token=container.webhook_token,
                 max_body_bytes=container.settings.max_body_bytes,
             )
         )

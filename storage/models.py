@@ -15,7 +15,9 @@ __all__ = [
     "IncidentRow",
     "JournalRow",
     "OutboxRow",
+    "SwitchAuditRow",
     "UTCDateTime",
+    "WorkflowSwitchRow",
     "metadata",
 ]
 
@@ -169,6 +171,35 @@ class OutboxRow(SQLModel, table=True):
     result: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(sa.JSON, nullable=True))
     created_at: datetime = _ts(nullable=False)
     delivered_at: datetime | None = _ts()
+
+
+class WorkflowSwitchRow(SQLModel, table=True):
+    """The kill switch of one workflow; no row means the policy file's default holds."""
+
+    __tablename__ = "workflow_switch"
+
+    workflow: str = Field(primary_key=True, max_length=200)
+    enabled: bool
+    reason: str | None = None
+    changed_by: str = Field(max_length=100)
+    changed_at: datetime = _ts(nullable=False)
+    version: int = 1
+
+
+class SwitchAuditRow(SQLModel, table=True):
+    """Every flip of a kill switch: who, when, old → new, why, from where."""
+
+    __tablename__ = "switch_audit"
+
+    id: int | None = Field(default=None, primary_key=True)
+    workflow: str = Field(max_length=200, index=True)
+    old_enabled: bool
+    new_enabled: bool
+    actor: str = Field(max_length=100)
+    reason: str | None = None
+    via: str = Field(max_length=20)
+    incident_id: int | None = None
+    at: datetime = _ts(nullable=False)
 
 
 metadata = SQLModel.metadata

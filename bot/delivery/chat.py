@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -37,7 +38,9 @@ class ChatDelivery:
         default_channel: str,
         slack: bool,
         clock: Callable[[], datetime],
+        paused: Callable[[Session, str], bool] | None = None,
     ) -> None:
+        self._paused = paused
         self._engine = engine
         self._chat = chat
         self._safe = safe
@@ -52,6 +55,8 @@ class ChatDelivery:
             view = incident_view(
                 session, attempt.incident_id, with_journal=False, with_alerts=False
             )
+            if view is not None and self._paused is not None:
+                view = replace(view, workflow_paused=self._paused(session, view.workflow))
         if view is None:
             raise GiveUp(f"incident {attempt.incident_id} does not exist")
         text = card_text(view, self._safe)

@@ -61,3 +61,5 @@ class IncidentView:
     alerts_total: int = 0
     alerts: list[AlertView] = field(default_factory=list)
     journal: list[JournalView] = field(default_factory=list)
+    # the kill switch of the incident's workflow, filled in where it is known
+    workflow_paused: bool = False

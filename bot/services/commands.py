@@ -18,6 +18,7 @@ from bot.domain.redaction import SafeText
 from bot.domain.severity import Severity
 from bot.services.errors import DomainError
 from bot.services.incidents import IncidentService
+from bot.services.killswitch import Flip, KillSwitchService
 from storage.db import readonly, session_scope
 from storage.models import IncidentRow
 
@@ -31,8 +32,6 @@ LATER = {
     "oncall override": "on-call overrides",
     "handoffs": "the handoff queue",
     "claim": "claiming handoffs",
-    "pause": "the kill switch",
-    "resume": "the kill switch",
     "digest": "the weekly digest",
     "timeline": "timeline export in Slack (use `ai-incident export` meanwhile)",
     "postmortem": "postmortem drafts",
@@ -63,8 +62,10 @@ class CommandRunner:
         safe: SafeText,
         after_commit: Callable[[], None] = lambda: None,
         group_members: Callable[[Collection[str]], Mapping[str, Collection[str]]] | None = None,
+        killswitch: KillSwitchService | None = None,
     ) -> None:
         self._group_members = group_members
+        self._killswitch = killswitch or KillSwitchService(policy=policy, clock=incidents.clock)
         self._engine = engine
         self._policy = policy
         self._incidents = incidents
@@ -214,6 +215,24 @@ class CommandRunner:
                     lambda s: svc.record_root_cause(s, incident_id=inc, actor=user, text=text)
                 )
                 return f"Root cause of {format_incident_id(inc)} recorded."
+            case cmd.Pause(workflow=to_pause, reason=why):
+                flip = self._flip(
+                    lambda s: self._killswitch.pause(
+                        s,
+                        workflow=to_pause,
+                        actor=user,
+                        reason=why,
+                        groups=self._groups(inv.groups),
+                    )
+                )
+                return self._flipped(flip)
+            case cmd.Resume(workflow=to_resume):
+                flip = self._flip(
+                    lambda s: self._killswitch.resume(
+                        s, workflow=to_resume, actor=user, groups=self._groups(inv.groups)
+                    )
+                )
+                return self._flipped(flip)
             case _:
                 feature = LATER.get(command.subcommand, command.subcommand)
                 return f"`{command.subcommand}` is not available yet: {feature} is not built yet."
@@ -248,10 +267,8 @@ class CommandRunner:
                             s, action, incident_id, user, value, groups
                         )
                     )
-                case "pause":
-                    return (
-                        "Pausing a workflow is not available yet: the kill switch is not built yet."
-                    )
+                case "pause" | "resume":
+                    return self._switch_from_card(action, incident_id, user, groups)
                 case _:
                     return f"The card button `{action}` is not available yet."
         except DomainError as exc:
@@ -285,6 +302,70 @@ class CommandRunner:
             severity=target,
             reason=reason,
             groups=groups,
+        )
+
+    def _switch_from_card(
+        self,
+        action: str,
+        incident_id: int,
+        user: str,
+        groups: Mapping[str, Collection[str]] | None,
+    ) -> str | None:
+        """Pause or resume the workflow of the card's incident; answer only when nothing flipped."""
+        with Session(readonly(self._engine)) as session:
+            row = session.get(IncidentRow, incident_id)
+        if row is None:
+            raise DomainError(f"There is no incident {format_incident_id(incident_id)}.")
+        workflow = row.workflow
+        public = format_incident_id(incident_id)
+        switch = self._killswitch
+        if action == "pause":
+            flip = self._flip(
+                lambda s: switch.pause(
+                    s,
+                    workflow=workflow,
+                    actor=user,
+                    reason=f"paused from the {public} card",
+                    via="button",
+                    incident_id=incident_id,
+                    groups=groups,
+                )
+            )
+        else:
+            flip = self._flip(
+                lambda s: switch.resume(
+                    s,
+                    workflow=workflow,
+                    actor=user,
+                    reason=f"resumed from the {public} card",
+                    via="button",
+                    incident_id=incident_id,
+                    groups=groups,
+                )
+            )
+        # a flip shows in the thread and on the card; only "nothing changed" needs saying
+        return None if flip.changed else self._flipped(flip)
+
+    def _flip(self, action: Callable[[Session], Flip]) -> Flip:
+        with session_scope(self._engine) as session:
+            flip = action(session)
+        self._after_commit()
+        return flip
+
+    def _flipped(self, flip: Flip) -> str:
+        name = self._safe.slack(flip.state.workflow)
+        if not flip.changed:
+            return f"Workflow {name} is already {flip.state.word}; nothing changed."
+        where = (
+            " Journalled in " + ", ".join(format_incident_id(i) for i in flip.incidents) + "."
+            if flip.incidents
+            else ""
+        )
+        if flip.state.enabled:
+            return f"Workflow {name} is running again: its flag reads enabled.{where}"
+        return (
+            f"Workflow {name} is paused: agents reading `workflow.{name}.enabled` now get false "
+            f"and its handoffs all go to a human.{where}"
         )
 
     # -- the thread is the journal ----------------------------------------------------------

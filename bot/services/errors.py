@@ -5,6 +5,7 @@ DomainError
   InvalidTransition     -- the incident's state does not allow the action
   NotAResponder         -- the actor lacks the responder role the action needs
   ReasonRequired        -- the action needs a reason and got none
+  UnknownWorkflow       -- the policy file defines no workflow of that name
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ __all__ = [
     "InvalidTransition",
     "NotAResponder",
     "ReasonRequired",
+    "UnknownWorkflow",
 ]
 
 
@@ -50,3 +52,12 @@ class ReasonRequired(DomainError):
     def __init__(self, action: str) -> None:
         super().__init__(f"Give a reason to {action}.")
         self.action = action
+
+
+class UnknownWorkflow(DomainError):
+    def __init__(self, workflow: str, known: list[str]) -> None:
+        names = ", ".join(sorted(known)) or "none"
+        super().__init__(
+            f"There is no workflow {workflow!r} in the policy file (workflows: {names})."
+        )
+        self.workflow = workflow

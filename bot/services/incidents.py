@@ -187,6 +187,11 @@ class IncidentService:
         self._clock = clock
         self._listeners = list(listeners)
 
+    @property
+    def clock(self) -> Callable[[], datetime]:
+        """The clock the service reads `now` from."""
+        return self._clock
+
     def subscribe(self, listener: Listener) -> None:
         """Tell `listener` about every incident event, inside the transaction that caused it."""
         self._listeners.append(listener)

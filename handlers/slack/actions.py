@@ -12,6 +12,7 @@ from bot.rendering import (
     ESCALATE_ACTION_ID,
     PAUSE_ACTION_ID,
     RESOLVE_ACTION_ID,
+    RESUME_ACTION_ID,
     SEVERITY_ACTION_ID,
 )
 from bot.services.commands import CommandRunner
@@ -26,6 +27,7 @@ ACTIONS = {
     ESCALATE_ACTION_ID: "escalate",
     SEVERITY_ACTION_ID: "severity",
     PAUSE_ACTION_ID: "pause",
+    RESUME_ACTION_ID: "resume",
 }
 FAILED = "Something went wrong on our side with that button; it has been logged."
 

@@ -178,12 +178,37 @@ def test_thread_replies_edits_and_deletes_reach_the_journal(sbot: Bot, slack: Sl
     assert len(entries()) == 1  # marked, not erased
 
 
-def test_pause_button_answers_honestly(sbot: Bot, slack: SlackStandin) -> None:
+def test_pause_button_pauses_the_workflow_and_the_card_offers_resume(
+    sbot: Bot, slack: SlackStandin
+) -> None:
     inc = posted_incident(sbot)
     pause = {"action_id": "incident_pause", "value": str(inc.id), "type": "button"}
+    post(sbot, interaction(slack, CAROL, pause, "P0"))  # not a responder
+    wait(lambda: slack.responses("P0"))
+    assert slack.responses("P0")[0]["text"].startswith("Only responders can pause a workflow")
     post(sbot, interaction(slack, ALICE, pause, "P1"))
-    wait(lambda: slack.responses("P1"))
-    assert "not available yet" in slack.responses("P1")[0]["text"]
+    with Session(sbot.container.engine) as s:
+        wait(lambda: sbot.container.killswitch.is_paused(s, inc.workflow))
+    # the flip is journalled in the thread, and the refreshed card offers Resume instead
+    wait(
+        lambda: any(
+            "Kill switch" in m.get("text", "")
+            for m in slack.thread(inc.slack_channel or "", inc.slack_ts or "")
+        )
+    )
+    sbot.clock.advance(seconds=5)
+    sbot.container.worker.poke()
+
+    def card_offers_resume() -> bool:
+        updates = [c.params for c in slack.calls("chat.update")]
+        return any("incident_resume" in json.dumps(u.get("blocks")) for u in updates)
+
+    wait(card_offers_resume)
+    assert slack.responses("P1") == []  # a flip that happened needs no extra answer
+    resume = {"action_id": "incident_resume", "value": str(inc.id), "type": "button"}
+    post(sbot, interaction(slack, ALICE, resume, "P2"))
+    with Session(sbot.container.engine) as s:
+        wait(lambda: not sbot.container.killswitch.is_paused(s, inc.workflow))
 
 
 def test_garbage_is_refused_without_a_trace(sbot: Bot, slack: SlackStandin) -> None:
