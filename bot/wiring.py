@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TextIO
 
@@ -54,7 +54,7 @@ class Container:
     safe: SafeText
     incidents: IncidentService
     pipeline: IngestPipeline
-    worker: DeliveryWorker
+    worker: DeliveryWorker  # the chat lane: cards and journal lines
     scheduler: BackgroundScheduler
     jobs: list[Job]
     webhook_token: str | None
@@ -63,11 +63,28 @@ class Container:
     killswitch: KillSwitchService
     slack_app: App | None = None
     socket_mode: SocketModeHandler | None = None
+    # further delivery lanes (tickets, pages, callbacks), each on its own thread
+    lanes: list[DeliveryWorker] = field(default_factory=list)
+
+    @property
+    def workers(self) -> list[DeliveryWorker]:
+        """Every delivery lane, chat first."""
+        return [self.worker, *self.lanes]
+
+    def poke(self) -> None:
+        """Wake every delivery lane: new outbox rows were committed."""
+        for worker in self.workers:
+            worker.poke()
+
+    def deliver_due(self) -> int:
+        """Deliver everything due now on every lane, in this thread (tests and tools)."""
+        return sum(worker.run_once() for worker in self.workers)
 
     def start(self) -> None:
-        """Start the writer, the delivery worker and the scheduler."""
+        """Start the writer, the delivery lanes and the scheduler."""
         self.pipeline.start()
-        self.worker.start()
+        for worker in self.workers:
+            worker.start()
         self.scheduler.start()
         if self.socket_mode is not None:
             self.socket_mode.connect()  # type: ignore[no-untyped-call]
@@ -79,7 +96,8 @@ class Container:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
         self.pipeline.stop()
-        self.worker.stop()
+        for worker in self.workers:
+            worker.stop()
 
 
 def _slack_client(settings: Settings) -> WebClient | None:
@@ -121,12 +139,18 @@ def bootstrap(
         paused=killswitch.is_paused,
     )
     handlers: dict[str, Handler] = {journal.CARD: chat.card, journal.JOURNAL: chat.journal}
-    worker = DeliveryWorker(engine=engine, handlers=handlers, clock=clock)
-    pipeline = IngestPipeline(
-        engine=engine, service=incidents, metrics=metrics, on_commit=worker.poke
+    worker = DeliveryWorker(
+        engine=engine, handlers=handlers, clock=clock, kinds=list(handlers), name="delivery-chat"
     )
+    lanes: list[DeliveryWorker] = []
+
+    def poke() -> None:
+        for lane in (worker, *lanes):
+            lane.poke()
+
+    pipeline = IngestPipeline(engine=engine, service=incidents, metrics=metrics, on_commit=poke)
     jobs: list[Job] = [incidents.review_due, incidents.escalate_due]
-    scheduler = build_scheduler(engine, jobs, worker.poke, scheduler_interval_s)
+    scheduler = build_scheduler(engine, jobs, poke, scheduler_interval_s)
     token = (
         settings.ai_incident_webhook_token.get_secret_value()
         if settings.ai_incident_webhook_token
@@ -139,7 +163,7 @@ def bootstrap(
         policy=policy,
         incidents=incidents,
         safe=safe,
-        after_commit=worker.poke,
+        after_commit=poke,
         group_members=SlackGroups(client).members if client is not None else None,
         killswitch=killswitch,
     )
@@ -179,4 +203,5 @@ def bootstrap(
         killswitch=killswitch,
         slack_app=slack_app if settings.slack_signing_secret is not None else None,
         socket_mode=socket_mode,
+        lanes=lanes,
     )

@@ -97,7 +97,9 @@ def create_app(container: Container, *, manage_lifecycle: bool = True) -> FastAP
 
     def _gauges() -> None:
         try:
-            container.metrics.outbox_pending.set(container.worker.pending_count())
+            container.metrics.outbox_pending.set(
+                sum(worker.pending_count() for worker in container.workers)
+            )
             with Session(readonly(container.engine)) as session:
                 container.metrics.open_incidents.set(container.incidents.count_open(session))
         except Exception as exc:

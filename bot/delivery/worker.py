@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -72,7 +72,11 @@ def backoff(attempt: int, rng: random.Random, retry_after: float | None = None) 
 
 
 class DeliveryWorker:
-    """Claims due rows and hands them to the handler registered for their kind."""
+    """Claims due rows and hands them to the handler registered for their kind.
+
+    With `kinds`, the worker is one lane: it claims only rows of those kinds, so a receiver that
+    answers slowly (Jira at its timeout, a pager retrying) never holds up another lane's rows.
+    """
 
     def __init__(
         self,
@@ -83,9 +87,13 @@ class DeliveryWorker:
         lease: timedelta = timedelta(seconds=30),
         batch: int = 10,
         rng: random.Random | None = None,
+        kinds: Collection[str] | None = None,
+        name: str = "delivery",
     ) -> None:
         self._engine = engine
         self._handlers = handlers
+        self._kinds = sorted(kinds) if kinds is not None else None
+        self.name = name
         self._clock = clock
         self._lease = lease
         self._batch = batch
@@ -112,13 +120,10 @@ class DeliveryWorker:
             sa.and_(o.c.status == "pending", o.c.next_attempt_at <= now),
             sa.and_(o.c.status == "in_flight", o.c.lease_until < now),
         )
-        query = (
-            sa.select(o.c.id)
-            .where(due, ~earlier_open)
-            .order_by(o.c.id)
-            .limit(self._batch)
-            .with_for_update(skip_locked=True, of=o)
-        )
+        query = sa.select(o.c.id).where(due, ~earlier_open)
+        if self._kinds is not None:
+            query = query.where(o.c.kind.in_(self._kinds))
+        query = query.order_by(o.c.id).limit(self._batch).with_for_update(skip_locked=True, of=o)
         attempts: list[Attempt] = []
         with session_scope(self._engine) as session:
             ids = [r[0] for r in session.execute(query)]
@@ -263,7 +268,7 @@ class DeliveryWorker:
                 self._wake.wait(max(interval - min_gap, 0.0))
                 self._wake.clear()
 
-        self._thread = threading.Thread(target=loop, name="delivery", daemon=True)
+        self._thread = threading.Thread(target=loop, name=self.name, daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -274,12 +279,13 @@ class DeliveryWorker:
             self._thread.join(timeout=10)
 
     def pending_count(self) -> int:
-        """Return rows not yet delivered (for /metrics)."""
+        """Return this lane's rows not yet delivered (for /metrics)."""
+        query = (
+            sa.select(sa.func.count())
+            .where(sa.column("status").in_(("pending", "in_flight")))
+            .select_from(OutboxRow)
+        )
+        if self._kinds is not None:
+            query = query.where(sa.column("kind").in_(self._kinds))
         with Session(self._engine) as session:
-            return int(
-                session.execute(
-                    sa.select(sa.func.count())
-                    .where(sa.column("status").in_(("pending", "in_flight")))
-                    .select_from(OutboxRow)
-                ).scalar_one()
-            )
+            return int(session.execute(query).scalar_one())

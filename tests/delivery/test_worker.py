@@ -559,3 +559,39 @@ def test_a_change_after_the_row_is_in_flight_gets_a_new_row(engine: Engine) -> N
     assert worker.run_once() == 2
     assert [a.kind for a in seen] == [journal.CARD, journal.JOURNAL] * 2
     assert len(rows(engine)) == 4 and {r.status for r in rows(engine)} == {"done"}
+
+
+def test_a_slow_lane_never_holds_up_another_lane(engine: Engine) -> None:
+    """A receiver stuck at its timeout delays only its own lane's rows."""
+    clock = FakeClock()
+    release = threading.Event()
+    slow_started = threading.Event()
+
+    def slow(attempt: Attempt) -> dict[str, Any]:
+        slow_started.set()
+        release.wait(10)
+        return {}
+
+    fast = Recorder()
+    slow_lane = DeliveryWorker(
+        engine=engine, handlers={"slow.kind": slow}, clock=clock, kinds=["slow.kind"], name="slow"
+    )
+    fast_lane = DeliveryWorker(
+        engine=engine, handlers={KIND: fast}, clock=clock, kinds=[KIND], name="fast"
+    )
+    add(engine, "slow-1", "incident:1", clock, kind="slow.kind")
+    add(engine, "fast-1", "chat:1", clock)
+    slow_lane.start(interval=0.05)
+    fast_lane.start(interval=0.05)
+    try:
+        assert slow_started.wait(5)
+        deadline = time.monotonic() + 5
+        while fast.keys() != ["fast-1"] and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert fast.keys() == ["fast-1"]  # delivered while the slow lane is still waiting
+        assert slow_lane.pending_count() == 1 and fast_lane.pending_count() == 0
+    finally:
+        release.set()
+        slow_lane.stop()
+        fast_lane.stop()
+    assert [r.status for r in rows(engine)] == ["done", "done"]
