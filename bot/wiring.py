@@ -138,7 +138,11 @@ def bootstrap(
         clock=clock,
         paused=killswitch.is_paused,
     )
-    handlers: dict[str, Handler] = {journal.CARD: chat.card, journal.JOURNAL: chat.journal}
+    handlers: dict[str, Handler] = {
+        journal.CARD: chat.card,
+        journal.JOURNAL: chat.journal,
+        journal.REPORT: chat.report,
+    }
     worker = DeliveryWorker(
         engine=engine, handlers=handlers, clock=clock, kinds=list(handlers), name="delivery-chat"
     )

@@ -104,4 +104,6 @@ def incident_view(
             for a in alerts
         ],
         journal=journal_views(session, inc.id) if with_journal else [],
+        resolution_summary=inc.resolution_summary,
+        impact_external=inc.impact_external,
     )

@@ -16,6 +16,7 @@ from bot.domain.redaction import SafeText
 from bot.domain.views import JournalView
 from bot.integrations.ports import ChatNotifier
 from bot.rendering import card_blocks, card_text, journal_text
+from bot.reports import Section, postmortem_sections, render_slack, timeline_lines
 from storage.db import readonly, session_scope
 from storage.models import IncidentRow, JournalRow
 from storage.repositories import incident_view, journal_views
@@ -121,6 +122,67 @@ class ChatDelivery:
                     .values(slack_ts=ts)
                 )
         return {"ts": posted[0], "parts": posted, "entries": len(entries)}
+
+    def report(self, attempt: Attempt) -> dict[str, Any]:
+        """Post the incident's timeline or postmortem draft in its thread, split if long."""
+        assert attempt.incident_id is not None
+        name = str(attempt.payload.get("report", ""))
+        with Session(readonly(self._engine)) as session:
+            view = incident_view(session, attempt.incident_id)
+        if view is None:
+            raise GiveUp(f"incident {attempt.incident_id} does not exist")
+        esc = self._safe.slack if self._slack else self._safe.plain
+        if name == "timeline":
+            text = render_slack(
+                f"Timeline of {view.public_id}", [Section("Timeline", timeline_lines(view, esc))]
+            )
+        elif name == "postmortem":
+            text = render_slack(
+                f"Postmortem draft: {view.public_id} {esc(view.title)}",
+                postmortem_sections(view, esc),
+            )
+        else:
+            raise GiveUp(f"unknown report {name!r}")
+        if view.slack_ts is None or view.slack_channel is None:
+            self.card(attempt)
+            with Session(readonly(self._engine)) as session:
+                incident = session.get(IncidentRow, attempt.incident_id)
+            if incident is None or incident.slack_ts is None or incident.slack_channel is None:
+                raise RetryLater("the incident card is not posted yet", retry_after=1.0)
+            channel, thread = incident.slack_channel, incident.slack_ts
+        else:
+            channel, thread = view.slack_channel, view.slack_ts
+        posted: list[str] = []
+        for part, chunk in enumerate(_split(text, MAX_CHARS_PER_POST)):
+            key = attempt.idempotency_key if part == 0 else f"{attempt.idempotency_key}#{part}"
+            ts = (
+                self._chat.find(channel=channel, key=key, thread_ts=thread)
+                if attempt.uncertain
+                else None
+            )
+            if ts is None:
+                ts = self._chat.post(
+                    channel=channel, text=chunk, blocks=None, key=key, thread_ts=thread
+                ).ts
+            posted.append(ts)
+        return {"report": name, "parts": posted}
+
+
+def _split(text: str, limit: int) -> list[str]:
+    """Split text on line breaks into parts of at most `limit` characters."""
+    parts: list[str] = []
+    current: list[str] = []
+    size = 0
+    for line in text.split("\n"):
+        line = line[:limit]
+        if current and size + len(line) + 1 > limit:
+            parts.append("\n".join(current))
+            current, size = [], 0
+        current.append(line)
+        size += len(line) + 1
+    if current:
+        parts.append("\n".join(current))
+    return parts
 
 
 def _chunks(

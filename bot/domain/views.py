@@ -63,3 +63,5 @@ class IncidentView:
     journal: list[JournalView] = field(default_factory=list)
     # the kill switch of the incident's workflow, filled in where it is known
     workflow_paused: bool = False
+    resolution_summary: str | None = None
+    impact_external: bool = False

@@ -33,8 +33,6 @@ LATER = {
     "handoffs": "the handoff queue",
     "claim": "claiming handoffs",
     "digest": "the weekly digest",
-    "timeline": "timeline export in Slack (use `ai-incident export` meanwhile)",
-    "postmortem": "postmortem drafts",
 }
 LIST_LIMIT = 20
 DECLARE_FALLBACK = f"The declare form could not be opened; type `{cmd.USAGE['declare']}` instead."
@@ -136,7 +134,12 @@ class CommandRunner:
         self._after_commit()
         return answer
 
-    def _incident_id(self, given: int | None, channel: str) -> int:
+    def _incident_id(self, given: int | None, channel: str, *, latest: bool = False) -> int:
+        """Return the named incident, else the channel's only open one.
+
+        With `latest` (reports, usually asked for after resolving), a channel with no open
+        incident means its most recently resolved one.
+        """
         if given is not None:
             return given
         with Session(readonly(self._engine)) as session:
@@ -146,6 +149,15 @@ class CommandRunner:
                     IncidentRow.state != IncidentState.RESOLVED.value,
                 )
             ).all()
+            if not ids and latest:
+                last = session.exec(
+                    select(IncidentRow.id)
+                    .where(IncidentRow.slack_channel == channel)
+                    .order_by(IncidentRow.resolved_at.desc())  # type: ignore[union-attr]
+                    .limit(1)
+                ).first()
+                if last is not None:
+                    return last
         if len(ids) == 1 and ids[0] is not None:
             return ids[0]
         if not ids:
@@ -215,6 +227,17 @@ class CommandRunner:
                     lambda s: svc.record_root_cause(s, incident_id=inc, actor=user, text=text)
                 )
                 return f"Root cause of {format_incident_id(inc)} recorded."
+            case cmd.Timeline(incident=given):
+                inc = self._incident_id(given, inv.channel, latest=True)
+                self._write(lambda s: svc.report(s, incident_id=inc, actor=user, name="timeline"))
+                return f"The timeline of {format_incident_id(inc)} is being posted in its thread."
+            case cmd.Postmortem(incident=given):
+                inc = self._incident_id(given, inv.channel, latest=True)
+                self._write(lambda s: svc.report(s, incident_id=inc, actor=user, name="postmortem"))
+                return (
+                    f"The postmortem draft of {format_incident_id(inc)} is being posted in its "
+                    "thread; the parts marked TO FILL IN need a human."
+                )
             case cmd.Pause(workflow=to_pause, reason=why):
                 flip = self._flip(
                     lambda s: self._killswitch.pause(

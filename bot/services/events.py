@@ -22,6 +22,7 @@ __all__ = [
     "IncidentEvent",
     "IncidentOpened",
     "Listener",
+    "PostmortemDrafted",
     "RootCauseRecorded",
     "SeverityChanged",
     "StateChanged",
@@ -72,7 +73,18 @@ class RootCauseRecorded:
     now: datetime
 
 
-IncidentEvent = IncidentOpened | StateChanged | SeverityChanged | RootCauseRecorded
+@dataclass(frozen=True)
+class PostmortemDrafted:
+    """Someone asked for the postmortem draft; it is posted in the thread (tickets attach it)."""
+
+    incident: IncidentRow
+    actor: str
+    now: datetime
+
+
+IncidentEvent = (
+    IncidentOpened | StateChanged | SeverityChanged | RootCauseRecorded | PostmortemDrafted
+)
 
 
 class Listener(Protocol):

@@ -42,6 +42,7 @@ from bot.services.errors import IncidentNotFound, InvalidTransition, NotARespond
 from bot.services.events import (
     IncidentOpened,
     Listener,
+    PostmortemDrafted,
     RootCauseRecorded,
     SeverityChanged,
     StateChanged,
@@ -874,6 +875,27 @@ class IncidentService:
             reason=reason,
             by_human=True,
         )
+        return incident
+
+    def report(self, session: Session, *, incident_id: int, actor: str, name: str) -> IncidentRow:
+        """Post the timeline or the postmortem draft in the incident's thread."""
+        now = self._clock()
+        incident = self._load(session, incident_id)
+        journal.report(session, incident, name=name, now=now)
+        if name == "postmortem":
+            journal.record(
+                session,
+                incident,
+                kind=JournalKind.ACTION,
+                text=f"Postmortem draft requested by {actor}; it follows in this thread.",
+                author=actor,
+                now=now,
+            )
+            publish(
+                session,
+                self._listeners,
+                PostmortemDrafted(incident=incident, actor=actor, now=now),
+            )
         return incident
 
     # -- the thread is the journal ----------------------------------------------------------

@@ -11,10 +11,11 @@ from bot.delivery.outbox import enqueue
 from bot.domain.incidents import JournalKind
 from storage.models import IncidentRow, JournalRow
 
-__all__ = ["CARD", "JOURNAL", "card_changed", "card_posted", "record"]
+__all__ = ["CARD", "JOURNAL", "REPORT", "card_changed", "card_posted", "record", "report"]
 
 CARD = "chat.card"
 JOURNAL = "chat.journal"
+REPORT = "chat.report"
 CARD_DEBOUNCE = timedelta(seconds=2)
 JOURNAL_BATCH = timedelta(seconds=2)
 
@@ -94,4 +95,18 @@ def card_changed(session: Session, incident: IncidentRow, now: datetime) -> None
         now=now,
         delay=CARD_DEBOUNCE,
         coalesce_key=f"card-update:{incident.id}",
+    )
+
+
+def report(session: Session, incident: IncidentRow, *, name: str, now: datetime) -> None:
+    """Queue a report (`timeline` or `postmortem`) posted in the incident thread."""
+    assert incident.id is not None
+    enqueue(
+        session,
+        kind=REPORT,
+        idempotency_key=f"report:{incident.id}:{name}:{now.timestamp():.6f}",
+        ordering_key=_ordering(incident.id),
+        payload={"report": name},
+        incident_id=incident.id,
+        now=now,
     )

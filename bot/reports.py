@@ -1,0 +1,173 @@
+"""Pure reports from an incident's record: the timeline and the postmortem draft (§13).
+
+The draft follows the runbooks' template — summary, impact, timeline, what was tried, root cause,
+prompt version, model version, external API changes, follow-ups — filled from the incident, its
+alerts and its journal; what the record cannot know is marked for a human to fill in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from bot.domain.views import IncidentView, JournalView
+
+__all__ = [
+    "GAP",
+    "Section",
+    "postmortem_sections",
+    "render_markdown",
+    "render_slack",
+    "timeline_lines",
+]
+
+GAP = "TO FILL IN"
+
+Escape = Callable[[str | None], str]
+
+
+@dataclass(frozen=True)
+class Section:
+    title: str
+    lines: list[str]
+
+
+def _ts(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value else "—"
+
+
+def _duration(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    parts = [f"{days} d"] if days else []
+    if hours:
+        parts.append(f"{hours} h")
+    parts.append(f"{minutes} min")
+    return " ".join(parts)
+
+
+def _gap(what: str) -> str:
+    return f"[{GAP}: {what}]"
+
+
+def _entry(j: JournalView, esc: Escape) -> str:
+    kind = j.kind.replace("_", " ")
+    text = esc(j.text)
+    if j.deleted_at is not None:
+        return (
+            f"{_ts(j.created_at)} · {kind} · {esc(j.author)}: (deleted {_ts(j.deleted_at)}) {text}"
+        )
+    edited = (
+        f" (edited {_ts(j.edited_at)}; before: {esc(j.previous_text)})"
+        if j.edited_at is not None
+        else ""
+    )
+    return f"{_ts(j.created_at)} · {kind} · {esc(j.author)}: {text}{edited}"
+
+
+def timeline_lines(view: IncidentView, esc: Escape) -> list[str]:
+    """Return the milestones and every journal entry in time order, one line each."""
+    events: list[tuple[datetime, int, str]] = []
+    for name, at in view.milestones.items():
+        if at is not None:
+            events.append((at, 0, f"{_ts(at)} · milestone · {name.replace('_', ' ')}"))
+    for j in view.journal:
+        events.append((j.created_at, 1, _entry(j, esc)))
+    events.sort(key=lambda e: (e[0], e[1]))
+    return [line for _, _, line in events]
+
+
+def _context(view: IncidentView, key: str) -> str | None:
+    value = view.ai_context.get(key)
+    return str(value) if value not in (None, "") else None
+
+
+def postmortem_sections(view: IncidentView, esc: Escape) -> list[Section]:
+    """Return the postmortem draft's sections, filled from the record, gaps marked."""
+    m = view.milestones
+    triggered, resolved = m.get("triggered"), m.get("resolved")
+    acknowledged = m.get("acknowledged")
+    summary = [
+        f"{view.public_id} {esc(view.title)} — {view.severity}, {view.state}, workflow "
+        f"{esc(view.workflow)} ({view.category}).",
+        "Why " + view.severity + ": " + "; ".join(esc(r["text"]) for r in view.severity_reasons),
+    ]
+    if triggered and acknowledged:
+        summary.append(f"Acknowledged after {_duration(acknowledged - triggered)}.")
+    if triggered and resolved:
+        summary.append(f"Resolved after {_duration(resolved - triggered)}.")
+    summary.append(
+        f"Resolution: {esc(view.resolution_summary)}"
+        if view.resolution_summary
+        else _gap("how it was resolved, in one sentence")
+    )
+
+    firing = sum(1 for a in view.alerts if a.status == "firing")
+    impact = [
+        "External impact: "
+        + (
+            "yes — the workflow is customer-facing or output reached customers"
+            if view.impact_external
+            else "none recorded (internal workflow, nothing delivered externally)"
+        ),
+        f"Alerts: {len(view.alerts)} ({firing} still firing).",
+        _gap("who was affected, how many, for how long"),
+    ]
+
+    tried = [_entry(j, esc) for j in view.journal if j.kind == "action" and j.deleted_at is None]
+    results = [_entry(j, esc) for j in view.journal if j.kind == "result" and j.deleted_at is None]
+    decisions = [
+        _entry(j, esc) for j in view.journal if j.kind == "decision" and j.deleted_at is None
+    ]
+    prompt = _context(view, "prompt_version")
+    models = [
+        f"{label}: {esc(value)}"
+        for label, key in (
+            ("requested", "gen_ai.request.model"),
+            ("used", "gen_ai.response.model"),
+            ("provider", "gen_ai.provider.name"),
+            ("agent version", "agent.version"),
+        )
+        if (value := _context(view, key))
+    ]
+    return [
+        Section("Summary", summary),
+        Section("Impact", impact),
+        Section("Timeline", timeline_lines(view, esc) or [_gap("what happened, when")]),
+        Section(
+            "What was tried",
+            (tried + results) or [_gap("what was tried and what worked")],
+        ),
+        Section(
+            "Root cause",
+            [esc(view.root_cause)] if view.root_cause else [_gap("the root cause")],
+        ),
+        Section("Prompt version", [esc(prompt)] if prompt else [_gap("the prompt version")]),
+        Section("Model version", models or [_gap("the model and its version")]),
+        Section(
+            "External API changes",
+            [_gap("vendor model updates, API, pricing or terms changes around " + _ts(triggered))],
+        ),
+        Section("Follow-ups", [*decisions, _gap("follow-up actions with owners and dates")]),
+    ]
+
+
+def render_slack(title: str, sections: list[Section]) -> str:
+    """Render sections as Slack mrkdwn (the lines are already escaped)."""
+    out = [f"*{title}*"]
+    for section in sections:
+        out.append("")
+        out.append(f"*{section.title}*")
+        out.extend(f"• {line}" for line in section.lines)
+    return "\n".join(out)
+
+
+def render_markdown(title: str, sections: list[Section]) -> str:
+    """Render sections as a Markdown document."""
+    out = [f"# {title}"]
+    for section in sections:
+        out += ["", f"## {section.title}", ""]
+        out.extend(f"- {line}" for line in section.lines)
+    return "\n".join(out) + "\n"
