@@ -1,4 +1,4 @@
-"""The `ai-incident` command: serve, migrate, check-config, export."""
+"""The `ai-incident` command: serve, migrate, check-config, export, digest."""
 
 from __future__ import annotations
 
@@ -144,6 +144,44 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _digest(args: argparse.Namespace, settings: Settings) -> int:
+    from zoneinfo import ZoneInfo
+
+    from bot.config import load_policy
+    from bot.domain.digest import Week
+    from bot.domain.redaction import Redactor, SafeText
+    from bot.reports import digest_text
+    from bot.services.digest import DigestService
+    from bot.wiring import utc_now
+
+    try:
+        policy = load_policy(settings.ai_incident_config, environment())
+    except ConfigError as exc:
+        print(f"ai-incident: the policy file has problems:\n{exc}", file=sys.stderr)
+        return 2
+    service = DigestService(policy=policy, clock=utc_now)
+    try:
+        week = Week.parse(args.week) if args.week else service.current_week()
+    except ValueError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    engine = create_db_engine(settings.database_url)
+    try:
+        with Session(readonly(engine)) as session:
+            digest = service.build(session, week)
+    except DBAPIError as exc:
+        reason = str(exc.orig).strip().splitlines()[0]
+        print(
+            f"cannot read incidents from {_shown(settings.database_url)}: {reason} "
+            "(is DATABASE_URL right, and has `ai-incident migrate` run?)",
+            file=sys.stderr,
+        )
+        return 1
+    safe = SafeText(Redactor(policy.redaction))
+    print(digest_text(digest, safe.plain, ZoneInfo(policy.timezone), slack=False))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser (every subcommand has --help)."""
     parser = argparse.ArgumentParser(
@@ -169,6 +207,16 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("incident", help="incident id, e.g. INC-7")
     export.add_argument("--format", choices=["json", "md"], default="md")
     export.set_defaults(func=_export)
+    digest = sub.add_parser(
+        "digest", help="print the weekly review digest as text (it posts on its schedule)"
+    )
+    digest.add_argument(
+        "--preview",
+        action="store_true",
+        help="print the digest of the week in progress (the default without --week)",
+    )
+    digest.add_argument("--week", help="a past ISO week instead, e.g. 2026-W47")
+    digest.set_defaults(func=_digest)
     return parser
 
 

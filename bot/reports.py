@@ -10,12 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
+from bot.domain.digest import Digest
 from bot.domain.views import IncidentView, JournalView
 
 __all__ = [
     "GAP",
     "Section",
+    "digest_text",
     "postmortem_sections",
     "render_markdown",
     "render_slack",
@@ -171,3 +174,111 @@ def render_markdown(title: str, sections: list[Section]) -> str:
         out += ["", f"## {section.title}", ""]
         out.extend(f"- {line}" for line in section.lines)
     return "\n".join(out) + "\n"
+
+
+def _span(delta: timedelta | None) -> str:
+    if delta is None:
+        return "no data"
+    if delta < timedelta(minutes=1):
+        return f"{int(delta.total_seconds())} s"
+    return _duration(delta)
+
+
+def _pct(value: float | None) -> str:
+    return "no data" if value is None else f"{value:.1%}"
+
+
+def digest_text(d: Digest, esc: Escape, zone: ZoneInfo, *, slack: bool = True) -> str:
+    """Render the weekly digest as Slack mrkdwn (or plain text); it stands without the chart."""
+
+    def bold(text: str) -> str:
+        return f"*{text}*" if slack else text
+
+    def mark(name: str) -> str:
+        if slack:
+            return f":{name}:"
+        return {"white_check_mark": "[ok]", "x": "[missing]", "warning": "(!)"}[name]
+
+    def local(at: datetime | None) -> str:
+        return at.astimezone(zone).strftime("%a %d %b %H:%M") if at else "never"
+
+    first = d.start.astimezone(zone).date()
+    last = (d.end.astimezone(zone) - timedelta(seconds=1)).date()
+    title = f"Weekly AI operations review — {d.week} ({first:%d %b} to {last:%d %b %Y})"
+    if d.late:
+        title += " — posted late: the bot was down at the scheduled time"
+    out = [bold(title), ""]
+
+    out.append(bold("1. Cost against baseline"))
+    for w in d.workflows:
+        if w.cost_usd is None:
+            figure = "no data (no alert or handoff carried `cost_usd`)"
+        elif w.cost_baseline_usd is None:
+            figure = f"${w.cost_usd:,.2f} (no baseline set)"
+        else:
+            ratio = w.cost_ratio
+            flag = f" {mark('warning')} above 150 %" if ratio is not None and ratio > 1.5 else ""
+            figure = (
+                f"${w.cost_usd:,.2f} of ${w.cost_baseline_usd:,.2f} baseline ({ratio:.0%}){flag}"
+            )
+        out.append(f"• {esc(w.name)}: {figure}")
+
+    out += ["", bold("2. Error rates")]
+    for w in d.workflows:
+        if w.error_rate_max is None:
+            out.append(f"• {esc(w.name)}: no data (no `error_rate` signal this week)")
+        else:
+            out.append(
+                f"• {esc(w.name)}: peak {_pct(w.error_rate_max)}, last {_pct(w.error_rate_last)}"
+            )
+
+    out += ["", bold(f"3. P3 incidents since last week ({len(d.p3_incidents)})")]
+    out += [
+        f"• INC-{i.id} {esc(i.title)} — {esc(i.workflow)}, {i.state}" for i in d.p3_incidents
+    ] or ["• none"]
+
+    out += ["", bold("4. Did every production workflow run?")]
+    for w in d.workflows:
+        if not w.production:
+            continue
+        ran = mark("white_check_mark") if w.ran_this_week else mark("x")
+        note = "" if w.ran_this_week else " — no activity this week: check it ran"
+        out.append(f"• {ran} {esc(w.name)}: last activity {local(w.last_activity_at)}{note}")
+
+    out += ["", bold("Incidents by severity")]
+    for s in d.severities:
+        out.append(
+            f"• {s.severity}: {s.opened} opened, {s.resolved} resolved · MTTA {_span(s.mtta)} · "
+            f"MTTR {_span(s.mttr)}"
+        )
+    out.append(f"• open now: {len(d.open_incidents)}, overdue: {len(d.overdue_incidents)}")
+    out += [
+        f"  - overdue INC-{i.id} [{i.severity}] {esc(i.title)} (open since {local(i.triggered_at)})"
+        for i in d.overdue_incidents[:10]
+    ]
+
+    out += ["", bold("Handoffs")]
+    if not d.handoffs_total:
+        out.append("• no handoffs this week")
+    else:
+        mix = ", ".join(f"{tier} {n}" for tier, n in d.tier_mix.items())
+        out.append(f"• {d.handoffs_total} handoffs: {mix}")
+        out.append(
+            f"• time to claim p50 {_span(d.time_to_claim[0])}, p90 {_span(d.time_to_claim[1])}"
+            f" · to decide p50 {_span(d.time_to_decide[0])}, p90 {_span(d.time_to_decide[1])}"
+        )
+        out.append(f"• SLA breaches: {d.sla_breaches}")
+        decided = [b for b in d.bands if b.decided]
+        if decided:
+            out.append("• approved without edit, by confidence:")
+            out += [
+                f"  - {b.label}: {_pct(b.rate)} of {b.decided} "
+                f"({b.edited} edited, {b.rejected} rejected)"
+                for b in decided
+            ]
+        else:
+            out.append("• approved without edit: no data (no decisions yet)")
+    if d.recommendations:
+        out += ["", bold("Recommendations")]
+        out += [f"• {esc(r)}" for r in d.recommendations]
+    return "\n".join(out)

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 
 from bot.config import Policy, load_policy
 from bot.delivery.chat import ChatDelivery
+from bot.delivery.digest import DigestDelivery
 from bot.delivery.worker import DeliveryWorker, Handler
 from bot.domain.redaction import Redactor, SafeText
 from bot.integrations.console_chat import ConsoleChat
@@ -25,6 +26,7 @@ from bot.metrics import Metrics
 from bot.scheduler import Job, build_scheduler
 from bot.services import journal
 from bot.services.commands import CommandRunner
+from bot.services.digest import DIGEST, DigestService
 from bot.services.incidents import IncidentService
 from bot.services.ingest import IngestPipeline
 from bot.services.killswitch import KillSwitchService
@@ -61,6 +63,7 @@ class Container:
     clock: Callable[[], datetime]
     commands: CommandRunner
     killswitch: KillSwitchService
+    digests: DigestService
     slack_app: App | None = None
     socket_mode: SocketModeHandler | None = None
     # further delivery lanes (tickets, pages, callbacks), each on its own thread
@@ -128,10 +131,12 @@ def bootstrap(
     incidents = IncidentService(policy=policy, clock=clock)
     killswitch = KillSwitchService(policy=policy, clock=clock)
     incidents.subscribe(killswitch.on_incident_event)
+    digests = DigestService(policy=policy, clock=clock)
     client = _slack_client(settings)
+    notifier = SlackChat(client) if client is not None else ConsoleChat(console)
     chat = ChatDelivery(
         engine=engine,
-        chat=SlackChat(client) if client is not None else ConsoleChat(console),
+        chat=notifier,
         safe=safe,
         default_channel=policy.default_channel,
         slack=not settings.local_mode,
@@ -142,6 +147,14 @@ def bootstrap(
         journal.CARD: chat.card,
         journal.JOURNAL: chat.journal,
         journal.REPORT: chat.report,
+        DIGEST: DigestDelivery(
+            engine=engine,
+            chat=notifier,
+            digests=digests,
+            safe=safe,
+            slack=not settings.local_mode,
+            clock=clock,
+        ).post,
     }
     worker = DeliveryWorker(
         engine=engine, handlers=handlers, clock=clock, kinds=list(handlers), name="delivery-chat"
@@ -153,7 +166,7 @@ def bootstrap(
             lane.poke()
 
     pipeline = IngestPipeline(engine=engine, service=incidents, metrics=metrics, on_commit=poke)
-    jobs: list[Job] = [incidents.review_due, incidents.escalate_due]
+    jobs: list[Job] = [incidents.review_due, incidents.escalate_due, digests.claim_due]
     scheduler = build_scheduler(engine, jobs, poke, scheduler_interval_s)
     token = (
         settings.ai_incident_webhook_token.get_secret_value()
@@ -170,6 +183,7 @@ def bootstrap(
         after_commit=poke,
         group_members=SlackGroups(client).members if client is not None else None,
         killswitch=killswitch,
+        digests=digests,
     )
     slack_app = None
     socket_mode = None
@@ -205,6 +219,7 @@ def bootstrap(
         clock=clock,
         commands=commands,
         killswitch=killswitch,
+        digests=digests,
         slack_app=slack_app if settings.slack_signing_secret is not None else None,
         socket_mode=socket_mode,
         lanes=lanes,

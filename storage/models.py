@@ -12,6 +12,7 @@ from sqlmodel import Field, SQLModel
 __all__ = [
     "AlertGroupRow",
     "AlertRow",
+    "DigestRunRow",
     "IncidentRow",
     "JournalRow",
     "OutboxRow",
@@ -200,6 +201,25 @@ class SwitchAuditRow(SQLModel, table=True):
     via: str = Field(max_length=20)
     incident_id: int | None = None
     at: datetime = _ts(nullable=False)
+
+
+class DigestRunRow(SQLModel, table=True):
+    """One weekly digest per period and channel; the unique key makes posting it exactly once."""
+
+    __tablename__ = "digest_run"
+    __table_args__ = (sa.UniqueConstraint("period", "channel", name="uq_digest_period_channel"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    period: str = Field(max_length=10)
+    channel: str = Field(max_length=40)
+    scheduled_for: datetime = _ts(nullable=False)
+    claimed_at: datetime = _ts(nullable=False)
+    late: bool = False
+    status: str = Field(default="queued", max_length=12)
+    slack_ts: str | None = Field(default=None, max_length=40)
+    posted_at: datetime | None = _ts()
+    chart: str | None = Field(default=None, max_length=20)
+    chart_error: str | None = None
 
 
 metadata = SQLModel.metadata

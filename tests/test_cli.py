@@ -362,3 +362,21 @@ def test_export_from_a_database_without_the_schema_says_so(db_url: str, tmp_path
     assert r.stderr.startswith("cannot read incidents from ")
     assert "ai-incident migrate" in r.stderr
     assert "Traceback" not in r.stderr and len(r.stderr.splitlines()) == 1
+
+
+def test_digest_prints_a_past_week_and_previews_the_current_one(
+    db_url: str, tmp_path: Path
+) -> None:
+    ingest_fixture(db_url)  # INC-1, a P1, opened in 2026-W48
+    (tmp_path / "ai-incident.yml").write_text(EXAMPLE.read_text(encoding="utf-8"))
+    r = run_cli("digest", "--week", "2026-W48", database_url=db_url, workdir=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("Weekly AI operations review — 2026-W48 (23 Nov to 29 Nov 2026)")
+    assert "P1: 1 opened, 0 resolved" in r.stdout
+    assert "email-summarizer: no data (no `error_rate` signal this week)" in r.stdout
+    assert "*" not in r.stdout.splitlines()[0] and ":x:" not in r.stdout  # text, not mrkdwn
+    preview = run_cli("digest", "--preview", database_url=db_url, workdir=tmp_path)
+    assert preview.returncode == 0, preview.stderr
+    assert preview.stdout.startswith("Weekly AI operations review — ")
+    bad = run_cli("digest", "--week", "2026-48", database_url=db_url, workdir=tmp_path)
+    assert bad.returncode == 2 and "not an ISO week" in bad.stderr

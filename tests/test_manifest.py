@@ -25,6 +25,7 @@ SPECS = Path(__file__).resolve().parent / "specs"
 BOT_SCOPES = {
     "chat:write",
     "commands",
+    "files:write",  # the digest chart
     "channels:history",
     "groups:history",
     "usergroups:read",

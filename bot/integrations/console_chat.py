@@ -36,7 +36,8 @@ class ConsoleChat:
     ) -> PostedMessage:
         ts = f"{time.time():.6f}"
         if thread_ts is None:
-            self._print(f"\n=== [slack {channel}] new incident card ===\n{text}\n")
+            what = "new incident card" if key.startswith("card:") else "new message"
+            self._print(f"\n=== [slack {channel}] {what} ===\n{text}\n")
             self._texts[ts] = text
         else:
             for line in text.splitlines():
@@ -50,6 +51,18 @@ class ConsoleChat:
             return
         self._texts[ts] = text
         self._print(f"\n=== [slack {channel}] card updated ===\n{text}\n")
+
+    def upload(
+        self,
+        *,
+        channel: str,
+        filename: str,
+        content: bytes,
+        title: str,
+        thread_ts: str | None = None,
+    ) -> str:
+        self._print(f"[slack {channel}] would upload {filename} ({len(content)} bytes): {title}")
+        return "F-console"
 
     def find(self, *, channel: str, key: str, thread_ts: str | None = None) -> str | None:
         # a console cannot be searched; a crash mid-print may print a line twice

@@ -34,3 +34,15 @@ class ChatNotifier(Protocol):
     def find(self, *, channel: str, key: str, thread_ts: str | None = None) -> str | None:
         """Return the ts of an earlier post carrying `key`, so a retry never posts twice."""
         ...
+
+    def upload(
+        self,
+        *,
+        channel: str,
+        filename: str,
+        content: bytes,
+        title: str,
+        thread_ts: str | None = None,
+    ) -> str:
+        """Upload a file (a chart) to the channel, in a thread if given; return its file id."""
+        ...

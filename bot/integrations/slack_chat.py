@@ -106,6 +106,30 @@ class SlackChat:
         except (SlackApiError, SlackClientError, OSError) as exc:
             raise _translate(exc, "chat.update") from exc
 
+    def upload(
+        self,
+        *,
+        channel: str,
+        filename: str,
+        content: bytes,
+        title: str,
+        thread_ts: str | None = None,
+    ) -> str:
+        # Slack's current flow: files.getUploadURLExternal, the bytes to the URL it gives,
+        # then files.completeUploadExternal to share the file in the channel
+        try:
+            resp = self._client.files_upload_v2(
+                channel=channel,
+                filename=filename,
+                content=content,
+                title=title,
+                thread_ts=thread_ts,
+            )
+        except (SlackApiError, SlackClientError, OSError) as exc:
+            raise _translate(exc, "files.upload") from exc
+        file = resp.get("file") or {}
+        return str(file.get("id", ""))
+
     def find(self, *, channel: str, key: str, thread_ts: str | None = None) -> str | None:
         cursor: str | None = None
         for _ in range(MAX_FIND_PAGES):

@@ -16,6 +16,8 @@ from bot.domain import commands as cmd
 from bot.domain.incidents import IncidentState, format_incident_id
 from bot.domain.redaction import SafeText
 from bot.domain.severity import Severity
+from bot.reports import digest_text
+from bot.services.digest import DigestService
 from bot.services.errors import DomainError
 from bot.services.incidents import IncidentService
 from bot.services.killswitch import Flip, KillSwitchService
@@ -32,7 +34,6 @@ LATER = {
     "oncall override": "on-call overrides",
     "handoffs": "the handoff queue",
     "claim": "claiming handoffs",
-    "digest": "the weekly digest",
 }
 LIST_LIMIT = 20
 DECLARE_FALLBACK = f"The declare form could not be opened; type `{cmd.USAGE['declare']}` instead."
@@ -61,7 +62,9 @@ class CommandRunner:
         after_commit: Callable[[], None] = lambda: None,
         group_members: Callable[[Collection[str]], Mapping[str, Collection[str]]] | None = None,
         killswitch: KillSwitchService | None = None,
+        digests: DigestService | None = None,
     ) -> None:
+        self._digests = digests or DigestService(policy=policy, clock=incidents.clock)
         self._group_members = group_members
         self._killswitch = killswitch or KillSwitchService(policy=policy, clock=incidents.clock)
         self._engine = engine
@@ -227,6 +230,12 @@ class CommandRunner:
                     lambda s: svc.record_root_cause(s, incident_id=inc, actor=user, text=text)
                 )
                 return f"Root cause of {format_incident_id(inc)} recorded."
+            case cmd.Digest():
+                with Session(readonly(self._engine)) as session:
+                    digest = self._digests.build(session, self._digests.current_week())
+                return "Preview (the week so far):\n" + digest_text(
+                    digest, self._safe.slack, self._digests.zone
+                )
             case cmd.Timeline(incident=given):
                 inc = self._incident_id(given, inv.channel, latest=True)
                 self._write(lambda s: svc.report(s, incident_id=inc, actor=user, name="timeline"))

@@ -73,6 +73,7 @@ import re
 import socket
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
@@ -345,6 +346,9 @@ class SlackStandin:
         self._delays: dict[tuple[str, bool], float] = {}  # (method or "*", after_effect) -> seconds
         self._buckets: dict[str, tuple[float, float]] = {}  # channel -> (tokens, at monotonic)
         self._last_ts = 0
+        # file uploads: file id -> {filename, length, bytes, shared_in, title, thread_ts}
+        self._files: dict[str, dict[str, Any]] = {}
+        self._upload_failures = 0
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
@@ -363,6 +367,7 @@ class SlackStandin:
         return [
             Route("/api/{method}", self._endpoint, methods=["GET", "POST"]),
             Route("/response/{token}", self._response_url, methods=["POST"]),
+            Route("/upload/{file_id}", self._upload_bytes, methods=["POST"]),
             WebSocketRoute("/socket", self._socket_mode),
         ]
 
@@ -1019,6 +1024,74 @@ class SlackStandin:
             "has_more": has_more,
             "response_metadata": {"next_cursor": cursor},
         }
+
+    # -- file uploads: files.getUploadURLExternal, the bytes, files.completeUploadExternal --
+
+    def _m_files_getUploadURLExternal(self, params: dict[str, Any]) -> dict[str, Any]:
+        try:
+            length = int(params.get("length", ""))
+        except ValueError:
+            raise SlackError("invalid_arguments") from None
+        if length <= 0:
+            raise SlackError("invalid_arguments")
+        file_id = "F" + uuid.uuid4().hex[:10].upper()
+        self._files[file_id] = {
+            "filename": str(params.get("filename")),
+            "length": length,
+            "bytes": None,
+            "shared_in": None,
+        }
+        return {"upload_url": f"http://127.0.0.1:{self.port}/upload/{file_id}", "file_id": file_id}
+
+    def _m_files_completeUploadExternal(self, params: dict[str, Any]) -> dict[str, Any]:
+        files = params.get("files")
+        if isinstance(files, str):
+            files = json.loads(files)
+        if not isinstance(files, list) or not files:
+            raise SlackError("invalid_arguments")
+        channel = params.get("channel_id")
+        channel_id = self._resolve_channel(channel) if channel else None
+        done = []
+        for entry in files:
+            record = self._files.get(str(entry.get("id")))
+            if record is None:
+                raise SlackError("file_not_found")
+            if record["bytes"] is None:
+                raise SlackError("file_upload_not_complete")
+            record.update(
+                shared_in=channel_id,
+                title=entry.get("title"),
+                thread_ts=params.get("thread_ts"),
+            )
+            done.append({"id": entry.get("id"), "title": entry.get("title")})
+        return {"files": done}
+
+    async def _upload_bytes(self, request: Request) -> Response:
+        data = await request.body()
+        with self._lock:
+            if self._upload_failures:
+                self._upload_failures -= 1
+                return PlainTextResponse("upload failed", status_code=500)
+            record = self._files.get(request.path_params["file_id"])
+            if record is None:
+                return PlainTextResponse("no such upload", status_code=404)
+            if len(data) != record["length"]:
+                self.violations.append(
+                    f"upload {request.path_params['file_id']}: {len(data)} bytes sent, "
+                    f"{record['length']} announced"
+                )
+            record["bytes"] = data
+        return PlainTextResponse(f"OK - {len(data)}")
+
+    def fail_uploads(self, times: int = 1) -> None:
+        """Make the next `times` byte uploads to the upload URL answer HTTP 500."""
+        with self._lock:
+            self._upload_failures += times
+
+    def files(self) -> list[dict[str, Any]]:
+        """Return the files shared in a channel (upload completed)."""
+        with self._lock:
+            return [{"id": fid, **rec} for fid, rec in self._files.items() if rec["shared_in"]]
 
 
 def metadata_keys(messages: Iterable[dict[str, Any]]) -> list[str]:

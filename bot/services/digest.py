@@ -1,0 +1,234 @@
+"""The weekly digest: gather the week's facts, build the figures, claim each run exactly once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from bot.config import Policy
+from bot.delivery.outbox import enqueue
+from bot.domain.digest import (
+    AlertFact,
+    Digest,
+    HandoffFact,
+    IncidentFact,
+    Week,
+    WorkflowFact,
+    build_digest,
+)
+from storage.models import AlertRow, DigestRunRow, IncidentRow
+
+__all__ = ["DIGEST", "LATE_AFTER", "DigestService", "HandoffFacts"]
+
+DIGEST = "chat.digest"
+# a run claimed this long after its scheduled time was missed (the bot was down) and says so
+LATE_AFTER = timedelta(minutes=15)
+_DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+_INC: sa.Table = IncidentRow.__table__  # type: ignore[attr-defined]
+_ALERT: sa.Table = AlertRow.__table__  # type: ignore[attr-defined]
+_RUN: sa.Table = DigestRunRow.__table__  # type: ignore[attr-defined]
+
+
+class HandoffFacts(Protocol):
+    """Where the handoff figures come from (the handoff queue, once it exists)."""
+
+    def handoff_facts(self, session: Session, start: datetime, end: datetime) -> list[HandoffFact]:
+        """Return the handoffs received in [start, end)."""
+        ...
+
+    def last_handoff_at(self, session: Session) -> dict[str, datetime]:
+        """Return each workflow's latest handoff."""
+        ...
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return float(value) if value is not None and value != "" else None
+    except (TypeError, ValueError):
+        return None
+
+
+class DigestService:
+    """Every method works inside the caller's session."""
+
+    def __init__(
+        self,
+        *,
+        policy: Policy,
+        clock: Callable[[], datetime],
+        handoffs: HandoffFacts | None = None,
+    ) -> None:
+        self._policy = policy
+        self._clock = clock
+        self._handoffs = handoffs
+        self.zone = ZoneInfo(policy.timezone)
+
+    @property
+    def channel(self) -> str:
+        return self._policy.digest.channel or self._policy.default_channel
+
+    # -- the schedule ------------------------------------------------------------------------
+
+    def last_slot(self, now: datetime) -> datetime:
+        """Return the latest scheduled digest time at or before `now` (team time zone)."""
+        local = now.astimezone(self.zone)
+        weekday = _DAYS.index(self._policy.digest.day)
+        day: date = local.date() - timedelta(days=(local.weekday() - weekday) % 7)
+        slot = datetime.combine(day, self._policy.digest.time, tzinfo=self.zone)
+        if slot > local:
+            slot = datetime.combine(
+                day - timedelta(days=7), self._policy.digest.time, tzinfo=self.zone
+            )
+        return slot
+
+    def week_of_slot(self, slot: datetime) -> Week:
+        """The week a digest reports on: the one that ended by its slot (Monday → last week)."""
+        return Week.containing(slot - timedelta(days=1), self.zone)
+
+    def claim_due(self, session: Session) -> int:
+        """Claim the latest due digest unless it exists already; queue its post. Return 0 or 1.
+
+        The unique (period, channel) row is the claim: two replicas, or a restart at 09:00,
+        cannot both insert it, so exactly one post is queued. A slot the bot was down for is
+        claimed when it comes back, marked late.
+        """
+        now = self._clock()
+        slot = self.last_slot(now)
+        week = self.week_of_slot(slot)
+        late = now - slot > LATE_AFTER
+        try:
+            with session.begin_nested():
+                run_id = session.execute(
+                    sa.insert(_RUN)
+                    .values(
+                        period=str(week),
+                        channel=self.channel,
+                        scheduled_for=slot,
+                        claimed_at=now,
+                        late=late,
+                        status="queued",
+                    )
+                    .returning(_RUN.c.id)
+                ).scalar_one()
+        except IntegrityError:
+            return 0
+        enqueue(
+            session,
+            kind=DIGEST,
+            idempotency_key=f"digest:{week}:{self.channel}",
+            ordering_key=f"digest:{self.channel}",
+            payload={"run_id": int(run_id), "period": str(week), "late": late},
+            now=now,
+        )
+        return 1
+
+    # -- the figures -------------------------------------------------------------------------
+
+    def build(self, session: Session, week: Week, *, late: bool = False) -> Digest:
+        """Gather the week's facts from storage and compute the digest."""
+        start, end = week.bounds(self.zone)
+        incidents = [
+            IncidentFact(
+                id=r.id,
+                title=r.title,
+                workflow=r.workflow,
+                severity=r.severity,
+                state=r.state,
+                triggered_at=r.triggered_at,
+                acknowledged_at=r.acknowledged_at,
+                resolved_at=r.resolved_at,
+                root_cause_at=r.root_cause_at,
+                root_cause_deadline_at=r.root_cause_deadline_at,
+            )
+            for r in session.execute(
+                sa.select(
+                    _INC.c.id,
+                    _INC.c.title,
+                    _INC.c.workflow,
+                    _INC.c.severity,
+                    _INC.c.state,
+                    _INC.c.triggered_at,
+                    _INC.c.acknowledged_at,
+                    _INC.c.resolved_at,
+                    _INC.c.root_cause_at,
+                    _INC.c.root_cause_deadline_at,
+                ).where(
+                    sa.or_(
+                        sa.and_(_INC.c.triggered_at >= start, _INC.c.triggered_at < end),
+                        sa.and_(_INC.c.resolved_at >= start, _INC.c.resolved_at < end),
+                        sa.and_(_INC.c.state != "resolved", _INC.c.triggered_at < end),
+                    )
+                )
+            )
+        ]
+        alerts = []
+        for r in session.execute(
+            sa.select(_ALERT.c.last_seen_at, _ALERT.c.signal, _ALERT.c.ai_context, _INC.c.workflow)
+            .join(_INC, _INC.c.id == _ALERT.c.incident_id)
+            .where(_ALERT.c.last_seen_at >= start, _ALERT.c.first_seen_at < end)
+        ):
+            signal = r.signal or {}
+            alerts.append(
+                AlertFact(
+                    workflow=r.workflow,
+                    at=r.last_seen_at,
+                    signal_kind=signal.get("kind"),
+                    value=_float(signal.get("value")),
+                    baseline=_float(signal.get("baseline")),
+                    cost_usd=_float((r.ai_context or {}).get("cost_usd")),
+                )
+            )
+        last_alert = dict(
+            session.execute(
+                sa.select(_INC.c.workflow, sa.func.max(_ALERT.c.last_seen_at))
+                .join(_INC, _INC.c.id == _ALERT.c.incident_id)
+                .where(_ALERT.c.last_seen_at < end)
+                .group_by(_INC.c.workflow)
+            ).all()
+        )
+        handoffs: list[HandoffFact] = []
+        last_handoff: dict[str, datetime] = {}
+        if self._handoffs is not None:
+            handoffs = self._handoffs.handoff_facts(session, start, end)
+            last_handoff = self._handoffs.last_handoff_at(session)
+        names = sorted({*self._policy.workflows, self._policy.default_workflow})
+        workflows = []
+        for name in names:
+            wf = self._policy.workflow(name)
+            seen = [t for t in (last_alert.get(name), last_handoff.get(name)) if t is not None]
+            workflows.append(
+                WorkflowFact(
+                    name=name,
+                    category=wf.category.value,
+                    production=wf.production,
+                    cost_baseline_usd_per_day=wf.cost_baseline_usd_per_day,
+                    last_activity_at=max(seen) if seen else None,
+                )
+            )
+        return build_digest(
+            week=week,
+            zone=self.zone,
+            now=self._clock(),
+            incidents=incidents,
+            alerts=alerts,
+            handoffs=handoffs,
+            workflows=workflows,
+            auto_threshold=self._policy.handoffs.auto_threshold,
+            review_threshold=self._policy.handoffs.review_threshold,
+            late=late,
+        )
+
+    def current_week(self) -> Week:
+        """The week the next scheduled digest will report on, so far."""
+        now = self._clock()
+        return self.week_of_slot(self.last_slot(now) + timedelta(days=7))
+
+    def run(self, session: Session, run_id: int) -> DigestRunRow | None:
+        return session.get(DigestRunRow, run_id)
