@@ -16,10 +16,17 @@ from sqlalchemy.engine import Engine
 
 from bot.config import Policy, load_policy
 from bot.delivery.chat import ChatDelivery
+from bot.delivery.paging import PagingDelivery
 from bot.delivery.worker import DeliveryWorker, Handler
 from bot.domain.redaction import Redactor, SafeText
 from bot.integrations.console_chat import ConsoleChat
+from bot.integrations.console_pager import ConsolePager
+from bot.integrations.opsgenie import OpsgenieAlerts
+from bot.integrations.pager_ports import Pager
+from bot.integrations.pagerduty import PagerDutyEvents
+from bot.integrations.paging_webhook import SignedWebhook
 from bot.integrations.slack_chat import SlackChat
+from bot.integrations.slack_dm import SlackDirect
 from bot.integrations.slack_groups import SlackGroups
 from bot.metrics import Metrics
 from bot.scheduler import Job, build_scheduler
@@ -27,6 +34,8 @@ from bot.services import journal
 from bot.services.commands import CommandRunner
 from bot.services.incidents import IncidentService
 from bot.services.ingest import IngestPipeline
+from bot.services.paging import PagingService
+from bot.services.paging_commands import PagingCommands
 from bot.settings import Settings, environment
 from storage.db import create_db_engine
 
@@ -107,20 +116,37 @@ def bootstrap(
     safe = SafeText(Redactor(policy.redaction))
     incidents = IncidentService(policy=policy, clock=clock)
     client = _slack_client(settings)
+    notifier = SlackChat(client) if client is not None else ConsoleChat(console)
     chat = ChatDelivery(
         engine=engine,
-        chat=SlackChat(client) if client is not None else ConsoleChat(console),
+        chat=notifier,
         safe=safe,
         default_channel=policy.default_channel,
         slack=not settings.local_mode,
         clock=clock,
     )
     handlers: dict[str, Handler] = {journal.CARD: chat.card, journal.JOURNAL: chat.journal}
+    # paging: a listener on incident events, a scheduler job, delivery handlers per channel
+    paging = PagingService(policy=policy, clock=clock)
+    incidents.subscribe(paging)
+    groups = SlackGroups(client).members if client is not None else None
+    paging_delivery = PagingDelivery(
+        engine=engine,
+        pagers=build_pagers(settings, policy, client, safe, console),
+        chat=notifier,
+        safe=safe,
+        policy=policy,
+        clock=clock,
+        group_members=groups,
+        default_channel=policy.default_channel,
+    )
+    handlers.update(paging_delivery.handlers())
     worker = DeliveryWorker(engine=engine, handlers=handlers, clock=clock)
     pipeline = IngestPipeline(
         engine=engine, service=incidents, metrics=metrics, on_commit=worker.poke
     )
     jobs: list[Job] = [incidents.review_due, incidents.escalate_due]
+    jobs.append(paging.escalate_due)
     scheduler = build_scheduler(engine, jobs, worker.poke, scheduler_interval_s)
     token = (
         settings.ai_incident_webhook_token.get_secret_value()
@@ -136,6 +162,9 @@ def bootstrap(
         safe=safe,
         after_commit=worker.poke,
         group_members=SlackGroups(client).members if client is not None else None,
+        paging=PagingCommands(
+            engine=engine, policy=policy, paging=paging, clock=clock, after_commit=worker.poke
+        ),
     )
     slack_app = None
     socket_mode = None
@@ -173,3 +202,33 @@ def bootstrap(
         slack_app=slack_app if settings.slack_signing_secret is not None else None,
         socket_mode=socket_mode,
     )
+
+
+def build_pagers(
+    settings: Settings,
+    policy: Policy,
+    client: WebClient | None,
+    safe: SafeText,
+    console: TextIO | None = None,
+) -> dict[str, Pager]:
+    """Return a Pager per channel: the real one where configured, else one that prints."""
+    paging = policy.paging
+    pagers: dict[str, Pager] = {
+        "slack_dm": SlackDirect(client, safe)
+        if client is not None
+        else ConsolePager("Slack DM", console, why="local mode"),
+        "pagerduty": PagerDutyEvents(
+            url=settings.pagerduty_events_url, routing_key=paging.pagerduty_routing_key
+        )
+        if paging.pagerduty_routing_key
+        else ConsolePager("PagerDuty", console, why="paging.pagerduty_routing_key is not set"),
+        "opsgenie": OpsgenieAlerts(
+            base_url=settings.opsgenie_api_url, api_key=paging.opsgenie_api_key
+        )
+        if paging.opsgenie_api_key
+        else ConsolePager("Opsgenie", console, why="paging.opsgenie_api_key is not set"),
+        "webhook": SignedWebhook(url=paging.webhook_url, secret=paging.webhook_secret)
+        if paging.webhook_url
+        else ConsolePager("webhook", console, why="paging.webhook_url is not set"),
+    }
+    return pagers

@@ -18,6 +18,7 @@ from bot.domain.redaction import SafeText
 from bot.domain.severity import Severity
 from bot.services.errors import DomainError
 from bot.services.incidents import IncidentService
+from bot.services.paging_commands import PagingCommands
 from storage.db import readonly, session_scope
 from storage.models import IncidentRow
 
@@ -26,9 +27,6 @@ __all__ = ["DECLARE_FALLBACK", "CommandRunner", "Invocation"]
 log = logging.getLogger(__name__)
 
 LATER = {
-    "page": "paging",
-    "oncall": "on-call schedules",
-    "oncall override": "on-call overrides",
     "handoffs": "the handoff queue",
     "claim": "claiming handoffs",
     "pause": "the kill switch",
@@ -63,7 +61,9 @@ class CommandRunner:
         safe: SafeText,
         after_commit: Callable[[], None] = lambda: None,
         group_members: Callable[[Collection[str]], Mapping[str, Collection[str]]] | None = None,
+        paging: PagingCommands | None = None,
     ) -> None:
+        self._paging = paging
         self._group_members = group_members
         self._engine = engine
         self._policy = policy
@@ -214,6 +214,13 @@ class CommandRunner:
                     lambda s: svc.record_root_cause(s, incident_id=inc, actor=user, text=text)
                 )
                 return f"Root cause of {format_incident_id(inc)} recorded."
+            case cmd.OnCall() if self._paging is not None:
+                return self._paging.oncall()
+            case cmd.OnCallOverride() if self._paging is not None:
+                return self._paging.override(command, user=user)
+            case cmd.Page(incident=given) if self._paging is not None:
+                inc = self._incident_id(given, inv.channel)
+                return self._paging.page(command, incident_id=inc, user=user)
             case _:
                 feature = LATER.get(command.subcommand, command.subcommand)
                 return f"`{command.subcommand}` is not available yet: {feature} is not built yet."
