@@ -38,6 +38,7 @@ __all__ = [
     "Policy",
     "Source",
     "Workflow",
+    "field_line",
     "load_policy",
     "parse_policy",
 ]
@@ -742,3 +743,12 @@ def load_policy(path: Path, env: Mapping[str, str]) -> Policy:
     if not path.exists():
         return Policy()
     return parse_policy(path.read_text(encoding="utf-8"), file=str(path), env=env)
+
+
+def field_line(text: str, path: str) -> int | None:
+    """Return the line of a dotted field path in policy YAML (None when it cannot be read)."""
+    try:
+        root = yaml.compose(text, Loader=_Loader)
+    except yaml.YAMLError:
+        return None
+    return _line_of(root, tuple(path.split("."))) if root is not None else None
