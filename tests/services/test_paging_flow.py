@@ -23,10 +23,12 @@ import pytest
 from sqlmodel import Session, select
 
 from bot.config import load_policy
+from bot.rendering import export_json, export_markdown
 from bot.scheduler import run_due_jobs
 from bot.services.commands import Invocation
 from bot.settings import Settings
 from storage.models import EscalationRow, IncidentRow, JournalRow, OutboxRow, PageRow
+from storage.repositories import incident_view
 from tests.conftest import EXAMPLE, TOKEN, Bot, FakeClock, make_bot
 from tests.standins.paging import OpsgenieStandin, PagerDutyStandin, WebhookReceiver
 from tests.standins.slack import SlackStandin
@@ -193,6 +195,20 @@ def test_p1_pages_step_one_then_step_two_then_an_ack_stops_it(db_url: str, world
         run(bot, "resolve INC-1 rolled back", user=ALICE)
         assert world.pd.alerts["INC-1"].status == "resolved"
         assert alert_.status == "closed"
+
+        # the pages sent are part of the incident (§5), in the export too
+        with Session(bot.container.engine) as s:
+            view = incident_view(s, 1)
+        assert view is not None
+        exported = export_json(view)["pages"]
+        assert [(p["person"], p["channel"], p["reason"]) for p in exported] == [
+            ("bob", "slack_dm", "escalation"),
+            ("bob", "pagerduty", "escalation"),
+            ("alice", "slack_dm", "notify"),
+            ("alice", "slack_dm", "escalation"),
+            ("alice", "opsgenie", "escalation"),
+        ]
+        assert "| bob | pagerduty | escalation | sent |" in export_markdown(view)
     bot.container.engine.dispose()
 
 
