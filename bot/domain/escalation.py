@@ -36,6 +36,7 @@ __all__ = [
     "StepSpec",
     "Target",
     "Unreachable",
+    "looks_like_slack_user",
     "next_open",
     "next_step",
     "policy_for",
@@ -127,7 +128,7 @@ class Snapshot:
             return found
         if policy is not None and person in policy.people:
             return _contact(person, policy)
-        slack_id = person if _looks_like_slack_user(person) else None
+        slack_id = person if looks_like_slack_user(person) else None
         return Contact(person=person, slack_id=slack_id)
 
     def to_json(self) -> dict[str, Any]:
@@ -205,7 +206,8 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _looks_like_slack_user(value: str) -> bool:
+def looks_like_slack_user(value: str) -> bool:
+    """Return True for a Slack user id (U… or W…), as a mention carries it."""
     return len(value) >= 3 and value[0] in "UW" and value.isalnum() and value.isupper()
 
 

@@ -35,6 +35,7 @@ from bot.domain.escalation import (
     Exhausted,
     Fire,
     Snapshot,
+    looks_like_slack_user,
     next_open,
     next_step,
     resolve_targets,
@@ -121,7 +122,7 @@ class PagingService:
             return Contact(
                 person=person, name=p.name, slack_id=p.slack_id, email=p.email, phone=p.phone
             )
-        return Contact(person=person, slack_id=person if person[:1] in ("U", "W") else None)
+        return Contact(person=person, slack_id=person if looks_like_slack_user(person) else None)
 
     def _overrides(self, session: Session, schedule: str, now: datetime) -> list[Override]:
         o = _OVERRIDES.c
@@ -603,6 +604,8 @@ class PagingService:
         if user_id:
             return person_of(self._policy, user_id) or user_id
         name = (user_name or "").lower()
+        if not name:
+            raise UnknownPerson("")
         for key, person in self._policy.people.items():
             email_name = (person.email or "").split("@")[0].lower()
             if name in (key.lower(), (person.name or "").lower(), email_name):
@@ -654,7 +657,8 @@ class PagingService:
             people = [self.person_key(user_id=user_id, user_name=user_name)]
         contacts = [self._contact(p, snapshot) for p in dict.fromkeys(people)]
         key_base = f"manual:{incident_id}:{now.timestamp():.6f}:{actor}"
-        why = f"paged by hand by {actor}"
+        who = person_of(self._policy, actor)
+        why = f"paged by hand by {self._contact(who).label if who else actor}"
         for contact in contacts:
             for channel in channels:
                 queue_page(

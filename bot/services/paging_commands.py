@@ -11,7 +11,7 @@ from sqlmodel import Session
 
 from bot.config import Policy
 from bot.domain import commands as cmd
-from bot.domain.escalation import Contact
+from bot.domain.escalation import Contact, looks_like_slack_user
 from bot.domain.oncall import to_instant
 from bot.services.paging import OnCallAnswer, PagingService
 from storage.db import readonly, session_scope
@@ -91,7 +91,9 @@ class PagingCommands:
     def _paging_contact(self, person: str) -> Contact:
         p = self._policy.people.get(person)
         if p is None:
-            return Contact(person=person, slack_id=person if person[:1] in ("U", "W") else None)
+            return Contact(
+                person=person, slack_id=person if looks_like_slack_user(person) else None
+            )
         return Contact(person=person, name=p.name, slack_id=p.slack_id)
 
     def page(self, command: cmd.Page, *, incident_id: int, user: str) -> str:
