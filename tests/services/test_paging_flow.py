@@ -461,6 +461,37 @@ def test_a_p2_raised_to_p1_pages_at_once_outside_business_hours(db_url: str, wor
     bot.container.engine.dispose()
 
 
+def test_a_p2_the_four_hour_rule_makes_p1_pages_at_once_on_a_weekend(
+    db_url: str, world: World
+) -> None:
+    clock = FakeClock(SATURDAY)  # Alice's week in `primary`
+    bot = build(db_url, world, clock)
+    with running(bot):
+        cost = {
+            "dedup_key": "cost",
+            "status": "firing",
+            "title": "Per-run cost doubled",
+            "workflow": "email-summarizer",
+            "signal": {"kind": "cost_per_run", "value": 0.9, "baseline": 0.3},
+        }
+        bot.post("/webhooks/alerts", cost)
+        tick(bot)
+        assert world.pd.requests() == []
+        clock.advance(hours=3, minutes=59)
+        tick(bot)
+        assert world.pd.requests() == []
+        clock.advance(minutes=1, seconds=1)  # no root cause after four hours: P1
+        tick(bot)
+        texts = journal(bot)
+        assert any(t.startswith("Severity P2 → P1") for t in texts)
+        assert "Now P1: paging goes on at once, day or night." in texts
+        [trigger] = world.pd.events("trigger")
+        assert trigger["payload"]["severity"] == "critical"
+        assert [p.reason for p in pages(bot)] == ["notify", "escalation", "escalation"]
+        assert any(f"<@{ALICE}>" in t and "P1" in t for t in thread_texts(world))
+    bot.container.engine.dispose()
+
+
 def test_p1_with_external_impact_reaches_the_founder_within_two_hours(
     db_url: str, world: World
 ) -> None:
