@@ -13,7 +13,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
-from bot.config import ConfigError, parse_policy
+from bot.config import ConfigError, ConfigProblem, Policy, field_line, parse_policy
+from bot.domain.escalation import unreachable_people
 from bot.domain.incidents import InvalidIncidentId, parse_incident_id
 from bot.rendering import export_json, export_markdown
 from bot.settings import Settings, environment
@@ -72,6 +73,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             "neither SLACK_SIGNING_SECRET (HTTP mode) nor SLACK_APP_TOKEN (Socket Mode) is set: "
             "slash commands, buttons and thread capture are off"
         )
+    for problem in unreachable_problems(container.policy, "", str(settings.ai_incident_config)):
+        logging.getLogger("bot").warning("%s", problem.message)
     if container.webhook_token is None and not container.policy.sources:
         logging.getLogger("bot").warning(
             "AI_INCIDENT_WEBHOOK_TOKEN is not set and no source has a token: every webhook gets 401"
@@ -98,12 +101,19 @@ def _check_config(args: argparse.Namespace, settings: Settings) -> int:
     if not path.exists():
         print(f"{path}: no such file", file=sys.stderr)
         return 1
+    text = path.read_text(encoding="utf-8")
     try:
-        policy = parse_policy(path.read_text(encoding="utf-8"), file=str(path), env=environment())
+        policy = parse_policy(text, file=str(path), env=environment())
     except ConfigError as exc:
         for problem in exc.problems:
             print(str(problem), file=sys.stderr)
         print(f"{path}: {len(exc.problems)} problem(s)", file=sys.stderr)
+        return 1
+    unreachable = unreachable_problems(policy, text, str(path))
+    if unreachable:
+        for problem in unreachable:
+            print(str(problem), file=sys.stderr)
+        print(f"{path}: {len(unreachable)} problem(s)", file=sys.stderr)
         return 1
     print(
         f"{path}: OK — {len(policy.workflows)} workflow(s), {len(policy.people)} people, "
@@ -111,6 +121,24 @@ def _check_config(args: argparse.Namespace, settings: Settings) -> int:
         f"{len(policy.schedules)} schedule(s)"
     )
     return 0
+
+
+def unreachable_problems(policy: Policy, text: str, file: str) -> list[ConfigProblem]:
+    """Return a problem for each person who may be paged but cannot be reached."""
+    problems = []
+    for person in unreachable_people(policy):
+        where = ", ".join(person.where)
+        problems.append(
+            ConfigProblem(
+                file,
+                f"people.{person.person}",
+                f"{person.person} may be paged ({where}) but cannot be reached: no slack_id, and "
+                "no paging provider (pagerduty_routing_key, opsgenie_api_key, webhook_url) "
+                "is configured",
+                field_line(text, f"people.{person.person}") or field_line(text, person.where[0]),
+            )
+        )
+    return problems
 
 
 def _export(args: argparse.Namespace, settings: Settings) -> int:

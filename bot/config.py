@@ -22,10 +22,12 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
 from bot.domain.calendar import BusinessHours
+from bot.domain.oncall import ActiveWindow, parse_rotation_start
 from bot.domain.redaction import RedactionPolicy
 from bot.domain.severity import SeverityRules, parse_duration
 
@@ -36,6 +38,7 @@ __all__ = [
     "Policy",
     "Source",
     "Workflow",
+    "field_line",
     "load_policy",
     "parse_policy",
 ]
@@ -121,6 +124,13 @@ class Source(_Model):
 
 
 class Rotation(_Model):
+    """One layer of a schedule: `users` take turns, handing off at local wall-clock times.
+
+    `start` is a date (`2026-01-05`, first hand-off at `handoff_time` that day) or a local date
+    and time; before it the layer has nobody. `restrict` limits the layer to local hours (e.g.
+    nights or weekends); a later layer covers the ones before it wherever it has someone on call.
+    """
+
     users: list[str]
     period: Literal["daily", "weekly", "custom"] = "weekly"
     custom_period: Duration | None = None
@@ -128,12 +138,34 @@ class Rotation(_Model):
     handoff_day: int = Field(default=0, ge=0, le=6)
     start: str | None = None
     timezone: TimeZoneName | None = None
+    restrict: ActiveWindow | None = None
 
     @model_validator(mode="after")
     def _custom_needs_length(self) -> Rotation:
         if self.period == "custom" and self.custom_period is None:
             raise ValueError("period 'custom' needs custom_period (e.g. '3d')")
         return self
+
+    @field_validator("custom_period")
+    @classmethod
+    def _at_least_an_hour(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value < timedelta(hours=1):
+            raise ValueError("custom_period must be at least 1h")
+        return value
+
+    @field_validator("start")
+    @classmethod
+    def _start_is_a_date(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_rotation_start(value)
+        return value
+
+    @field_validator("handoff_time")
+    @classmethod
+    def _local_time(cls, value: time) -> time:
+        if value.tzinfo is not None:
+            raise ValueError("handoff_time is a local wall-clock time; drop the UTC offset")
+        return value
 
 
 class Schedule(_Model):
@@ -216,6 +248,8 @@ class Policy(_Model):
     sources: dict[str, Source] = {}
     schedules: dict[str, Schedule] = {}
     escalation_policies: dict[str, EscalationPolicy] = {}
+    # the escalation policy of workflows that name none (built-in default when unset)
+    default_escalation_policy: str | None = None
     paging: PagingProviders = PagingProviders()
     severity: SeverityRules = SeverityRules()
     handoffs: Handoffs = Handoffs()
@@ -294,6 +328,12 @@ def _reference_problems(data: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
                 f"workflows.{name}.escalation_policy",
                 _undefined(policy, "escalation_policies", list(policies)),
             )
+    default_policy = data.get("default_escalation_policy")
+    if isinstance(default_policy, str) and default_policy and default_policy not in policies:
+        yield (
+            "default_escalation_policy",
+            _undefined(default_policy, "escalation_policies", list(policies)),
+        )
     for name, src in _mapping(data.get("sources")).items():
         default = _mapping(src).get("default_workflow")
         if isinstance(default, str) and default and default not in workflows:
@@ -703,3 +743,12 @@ def load_policy(path: Path, env: Mapping[str, str]) -> Policy:
     if not path.exists():
         return Policy()
     return parse_policy(path.read_text(encoding="utf-8"), file=str(path), env=env)
+
+
+def field_line(text: str, path: str) -> int | None:
+    """Return the line of a dotted field path in policy YAML (None when it cannot be read)."""
+    try:
+        root = yaml.compose(text, Loader=_Loader)
+    except yaml.YAMLError:
+        return None
+    return _line_of(root, tuple(path.split("."))) if root is not None else None

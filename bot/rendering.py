@@ -372,6 +372,18 @@ def export_json(view: IncidentView) -> dict[str, Any]:
             }
             for j in view.journal
         ],
+        "pages": [
+            {
+                "person": pg.person,
+                "channel": pg.channel,
+                "reason": pg.reason,
+                "status": pg.status,
+                "error": pg.error,
+                "at": _iso(pg.created_at),
+                "sent_at": _iso(pg.sent_at),
+            }
+            for pg in view.pages
+        ],
     }
 
 
@@ -419,4 +431,18 @@ def export_markdown(view: IncidentView) -> str:
         text = "~~deleted~~ " + j.text if j.deleted_at else j.text
         edited = f" (edited {_ts(j.edited_at)}; was: {j.previous_text})" if j.edited_at else ""
         out.append(f"- {_ts(j.created_at)} **{j.kind}** {j.author}: {text}{edited}")
+    if view.pages:
+        out += [
+            "",
+            "## Pages",
+            "",
+            "| at | person | channel | why | status |",
+            "|---|---|---|---|---|",
+        ]
+        for pg in view.pages:
+            status = f"{pg.status}: {pg.error}" if pg.error else pg.status
+            out.append(
+                f"| {_ts(pg.created_at)} | {pg.person} | {pg.channel} | {pg.reason} | "
+                f"{status.replace('|', '/')} |"
+            )
     return "\n".join(out) + "\n"

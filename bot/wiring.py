@@ -17,10 +17,17 @@ from sqlalchemy.engine import Engine
 from bot.config import Policy, load_policy
 from bot.delivery.chat import ChatDelivery
 from bot.delivery.digest import DigestDelivery
+from bot.delivery.paging import PagingDelivery
 from bot.delivery.worker import DeliveryWorker, Handler
 from bot.domain.redaction import Redactor, SafeText
 from bot.integrations.console_chat import ConsoleChat
+from bot.integrations.console_pager import ConsolePager
+from bot.integrations.opsgenie import OpsgenieAlerts
+from bot.integrations.pager_ports import Pager
+from bot.integrations.pagerduty import PagerDutyEvents
+from bot.integrations.paging_webhook import SignedWebhook
 from bot.integrations.slack_chat import SlackChat
+from bot.integrations.slack_dm import SlackDirect
 from bot.integrations.slack_groups import SlackGroups
 from bot.metrics import Metrics
 from bot.scheduler import Job, build_scheduler
@@ -30,6 +37,11 @@ from bot.services.digest import DIGEST, DigestService
 from bot.services.incidents import IncidentService
 from bot.services.ingest import IngestPipeline
 from bot.services.killswitch import KillSwitchService
+from bot.services.pages import GROUP as PAGE_GROUP
+from bot.services.pages import KINDS as PAGE_KINDS
+from bot.services.pages import THREAD as PAGE_THREAD
+from bot.services.paging import PagingService
+from bot.services.paging_commands import PagingCommands
 from bot.settings import Settings, environment
 from storage.db import create_db_engine
 
@@ -165,8 +177,44 @@ def bootstrap(
         for lane in (worker, *lanes):
             lane.poke()
 
+    # paging: a listener on incident events, a scheduler job, delivery handlers per channel;
+    # the Slack DMs and mentions on one lane, the providers on another, so a pager that is
+    # down or slow never holds up the DM that must still go out
+    paging = PagingService(policy=policy, clock=clock)
+    incidents.subscribe(paging)
+    paging_delivery = PagingDelivery(
+        engine=engine,
+        pagers=build_pagers(settings, policy, client, safe, console),
+        chat=notifier,
+        safe=safe,
+        policy=policy,
+        clock=clock,
+        group_members=SlackGroups(client).members if client is not None else None,
+        default_channel=policy.default_channel,
+    )
+    page_handlers = paging_delivery.handlers()
+    to_slack = {PAGE_KINDS["slack_dm"], PAGE_THREAD, PAGE_GROUP}
+    for name, kinds in (
+        ("delivery-paging-slack", sorted(to_slack)),
+        ("delivery-paging", sorted(set(page_handlers) - to_slack)),
+    ):
+        lanes.append(
+            DeliveryWorker(
+                engine=engine,
+                handlers={k: page_handlers[k] for k in kinds},
+                clock=clock,
+                kinds=kinds,
+                name=name,
+            )
+        )
+
     pipeline = IngestPipeline(engine=engine, service=incidents, metrics=metrics, on_commit=poke)
-    jobs: list[Job] = [incidents.review_due, incidents.escalate_due, digests.claim_due]
+    jobs: list[Job] = [
+        incidents.review_due,
+        incidents.escalate_due,
+        paging.escalate_due,
+        digests.claim_due,
+    ]
     scheduler = build_scheduler(engine, jobs, poke, scheduler_interval_s)
     token = (
         settings.ai_incident_webhook_token.get_secret_value()
@@ -184,6 +232,9 @@ def bootstrap(
         group_members=SlackGroups(client).members if client is not None else None,
         killswitch=killswitch,
         digests=digests,
+        paging=PagingCommands(
+            engine=engine, policy=policy, paging=paging, clock=clock, after_commit=poke
+        ),
     )
     slack_app = None
     socket_mode = None
@@ -224,3 +275,33 @@ def bootstrap(
         socket_mode=socket_mode,
         lanes=lanes,
     )
+
+
+def build_pagers(
+    settings: Settings,
+    policy: Policy,
+    client: WebClient | None,
+    safe: SafeText,
+    console: TextIO | None = None,
+) -> dict[str, Pager]:
+    """Return a Pager per channel: the real one where configured, else one that prints."""
+    paging = policy.paging
+    pagers: dict[str, Pager] = {
+        "slack_dm": SlackDirect(client, safe)
+        if client is not None
+        else ConsolePager("Slack DM", console, why="local mode"),
+        "pagerduty": PagerDutyEvents(
+            url=settings.pagerduty_events_url, routing_key=paging.pagerduty_routing_key
+        )
+        if paging.pagerduty_routing_key
+        else ConsolePager("PagerDuty", console, why="paging.pagerduty_routing_key is not set"),
+        "opsgenie": OpsgenieAlerts(
+            base_url=settings.opsgenie_api_url, api_key=paging.opsgenie_api_key
+        )
+        if paging.opsgenie_api_key
+        else ConsolePager("Opsgenie", console, why="paging.opsgenie_api_key is not set"),
+        "webhook": SignedWebhook(url=paging.webhook_url, secret=paging.webhook_secret)
+        if paging.webhook_url
+        else ConsolePager("webhook", console, why="paging.webhook_url is not set"),
+    }
+    return pagers

@@ -13,9 +13,12 @@ __all__ = [
     "AlertGroupRow",
     "AlertRow",
     "DigestRunRow",
+    "EscalationRow",
     "IncidentRow",
     "JournalRow",
+    "OnCallOverrideRow",
     "OutboxRow",
+    "PageRow",
     "SwitchAuditRow",
     "UTCDateTime",
     "WorkflowSwitchRow",
@@ -220,6 +223,66 @@ class DigestRunRow(SQLModel, table=True):
     posted_at: datetime | None = _ts()
     chart: str | None = Field(default=None, max_length=20)
     chart_error: str | None = None
+
+
+class EscalationRow(SQLModel, table=True):
+    """One per incident: the policy snapshot taken when it opened and where paging stands.
+
+    `status`: idle (nothing to page yet), active (the step `step` of round `round` fires at
+    `next_at`), stopped (acknowledged, resolved or lowered), exhausted (nobody answered).
+    `run` counts how often paging started, so a restart's pages never reuse an earlier key.
+    """
+
+    __tablename__ = "escalation"
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incident.id", unique=True)
+    policy: str = Field(max_length=200)
+    snapshot: dict[str, Any] = _json(dict)
+    status: str = Field(default="idle", max_length=12)
+    run: int = 0
+    step: int = 0
+    round: int = 0
+    next_at: datetime | None = _ts(index=True)
+    business_hours_only: bool = False
+    founder_due_at: datetime | None = _ts(index=True)
+    reason: str | None = None
+    created_at: datetime = _ts(nullable=False)
+    updated_at: datetime = _ts(nullable=False)
+
+
+class OnCallOverrideRow(SQLModel, table=True):
+    """Someone on call from `starts_at` to `ends_at`, in one schedule or (NULL) in every one."""
+
+    __tablename__ = "oncall_override"
+
+    id: int | None = Field(default=None, primary_key=True)
+    schedule: str | None = Field(default=None, max_length=200, index=True)
+    person: str = Field(max_length=100)
+    starts_at: datetime = _ts(nullable=False)
+    ends_at: datetime = _ts(nullable=False, index=True)
+    created_by: str = Field(max_length=100)
+    created_at: datetime = _ts(nullable=False)
+
+
+class PageRow(SQLModel, table=True):
+    """One page to one person through one channel, and what became of it."""
+
+    __tablename__ = "page"
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incident.id", index=True)
+    idempotency_key: str = Field(max_length=200, unique=True)
+    reason: str = Field(max_length=20)
+    run: int | None = None
+    round: int | None = None
+    step: int | None = None
+    person: str = Field(max_length=100)
+    channel: str = Field(max_length=20)
+    status: str = Field(default="queued", max_length=12)
+    error: str | None = None
+    created_at: datetime = _ts(nullable=False)
+    sent_at: datetime | None = _ts()
 
 
 metadata = SQLModel.metadata

@@ -6,10 +6,10 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from bot.domain.incidents import format_incident_id
-from bot.domain.views import AlertView, IncidentView, JournalView
-from storage.models import AlertRow, IncidentRow, JournalRow
+from bot.domain.views import AlertView, IncidentView, JournalView, PageView
+from storage.models import AlertRow, IncidentRow, JournalRow, PageRow
 
-__all__ = ["incident_view", "journal_views"]
+__all__ = ["incident_view", "journal_views", "page_views"]
 
 _ALERTS: sa.Table = AlertRow.__table__  # type: ignore[attr-defined]
 
@@ -106,4 +106,24 @@ def incident_view(
         journal=journal_views(session, inc.id) if with_journal else [],
         resolution_summary=inc.resolution_summary,
         impact_external=inc.impact_external,
+        pages=page_views(session, inc.id) if with_journal else [],
     )
+
+
+def page_views(session: Session, incident_id: int) -> list[PageView]:
+    """Return the pages sent for an incident, oldest first."""
+    rows = session.exec(
+        select(PageRow).where(PageRow.incident_id == incident_id).order_by(PageRow.id)  # type: ignore[arg-type]
+    ).all()
+    return [
+        PageView(
+            person=r.person,
+            channel=r.channel,
+            reason=r.reason,
+            status=r.status,
+            error=r.error,
+            created_at=r.created_at,
+            sent_at=r.sent_at,
+        )
+        for r in rows
+    ]

@@ -28,6 +28,8 @@ BOT_SCOPES = {
     "files:write",  # the digest chart
     "channels:history",
     "groups:history",
+    "im:history",  # a retried page looks for its DM before sending it again
+    "im:write",  # conversations.open for paging DMs
     "usergroups:read",
     "users:read",
     "users:read.email",

@@ -61,7 +61,7 @@ USAGE: dict[str, str] = {
     "resolve": f"{_P} resolve [INC-7] [summary]",
     "page": f"{_P} page <@user|oncall> [INC-7]",
     "oncall": f"{_P} oncall",
-    "oncall override": f"{_P} oncall override @user <duration | start end>",
+    "oncall override": f"{_P} oncall override @user <duration | start end> [schedule]",
     "handoffs": f"{_P} handoffs",
     "claim": f"{_P} claim <HO-12>",
     "pause": f"{_P} pause <workflow> [reason]",
@@ -84,7 +84,7 @@ _SUMMARY: Mapping[str, str] = {
     "resolve": "resolve, with an optional summary",
     "page": "page someone, or whoever is on call",
     "oncall": "who is on call",
-    "oncall override": "put someone on call for 2h, or from start to end (ISO)",
+    "oncall override": "put someone on call for 2h, or from start to end (ISO); all schedules or one",
     "handoffs": "the handoff review queue",
     "claim": "claim a handoff for review",
     "pause": "pause a workflow (kill switch)",
@@ -207,7 +207,10 @@ class OnCall:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OnCallOverride:
-    """Either `duration` (from now) or `start`/`end` is set; naive datetimes mean team time."""
+    """Either `duration` (from now) or `start`/`end` is set; naive datetimes mean team time.
+
+    `schedule` limits the override to one schedule (None: every schedule).
+    """
 
     subcommand: ClassVar[str] = "oncall override"
     user_id: str | None = None
@@ -215,6 +218,7 @@ class OnCallOverride:
     duration: timedelta | None = None
     start: datetime | None = None
     end: datetime | None = None
+    schedule: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -519,14 +523,19 @@ def _override(args: _Args) -> OnCallOverride:
     words = args.left
     if not words:
         raise _fail(name, f"`oncall override` needs a duration: {example}")
+    schedule = None
+    if len(words) > 1 and _is_schedule_name(words[-1]):
+        schedule = words.pop()
     if len(words) == 2 and all(_looks_like_date(w) for w in words):
         start, end = (_datetime(name, w) for w in words)
         if (start.tzinfo is None) != (end.tzinfo is None):
             raise _fail(name, "Give both times with a UTC offset, or neither.")
         if end <= start:
             raise _fail(name, f"The override must end after it starts ({words[0]} to {words[1]}).")
-        return OnCallOverride(user_id=user_id, user_name=user_name, start=start, end=end)
-    raw = args.rest()
+        return OnCallOverride(
+            user_id=user_id, user_name=user_name, start=start, end=end, schedule=schedule
+        )
+    raw = " ".join(words)
     try:
         duration = parse_duration(raw)
     except (ValueError, OverflowError):
@@ -536,10 +545,24 @@ def _override(args: _Args) -> OnCallOverride:
         ) from None
     if duration <= timedelta(0):
         raise _fail(name, f"The override must last longer than 0: {example}")
-    return OnCallOverride(user_id=user_id, user_name=user_name, duration=duration)
+    return OnCallOverride(
+        user_id=user_id, user_name=user_name, duration=duration, schedule=schedule
+    )
 
 
 _DATE_START = re.compile(r"[0-9]{4}-")
+_SCHEDULE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
+
+
+def _is_schedule_name(word: str) -> bool:
+    """A trailing word that is a name, not a date or a duration, names a schedule."""
+    if not _SCHEDULE_NAME.fullmatch(word) or _looks_like_date(word):
+        return False
+    try:
+        parse_duration(word)
+    except (ValueError, OverflowError):
+        return True
+    return False
 
 
 def _looks_like_date(word: str) -> bool:

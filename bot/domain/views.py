@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-__all__ = ["AlertView", "IncidentView", "JournalView"]
+__all__ = ["AlertView", "IncidentView", "JournalView", "PageView"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,19 @@ class JournalView:
 
 
 @dataclass(frozen=True)
+class PageView:
+    """One page sent (or tried) for an incident."""
+
+    person: str
+    channel: str
+    reason: str
+    status: str
+    error: str | None
+    created_at: datetime
+    sent_at: datetime | None
+
+
+@dataclass(frozen=True)
 class IncidentView:
     id: int
     public_id: str
@@ -65,3 +78,4 @@ class IncidentView:
     workflow_paused: bool = False
     resolution_summary: str | None = None
     impact_external: bool = False
+    pages: list[PageView] = field(default_factory=list)

@@ -21,6 +21,7 @@ from bot.services.digest import DigestService
 from bot.services.errors import DomainError
 from bot.services.incidents import IncidentService
 from bot.services.killswitch import Flip, KillSwitchService
+from bot.services.paging_commands import PagingCommands
 from storage.db import readonly, session_scope
 from storage.models import IncidentRow
 
@@ -29,9 +30,6 @@ __all__ = ["DECLARE_FALLBACK", "CommandRunner", "Invocation"]
 log = logging.getLogger(__name__)
 
 LATER = {
-    "page": "paging",
-    "oncall": "on-call schedules",
-    "oncall override": "on-call overrides",
     "handoffs": "the handoff queue",
     "claim": "claiming handoffs",
 }
@@ -63,7 +61,9 @@ class CommandRunner:
         group_members: Callable[[Collection[str]], Mapping[str, Collection[str]]] | None = None,
         killswitch: KillSwitchService | None = None,
         digests: DigestService | None = None,
+        paging: PagingCommands | None = None,
     ) -> None:
+        self._paging = paging
         self._digests = digests or DigestService(policy=policy, clock=incidents.clock)
         self._group_members = group_members
         self._killswitch = killswitch or KillSwitchService(policy=policy, clock=incidents.clock)
@@ -265,6 +265,13 @@ class CommandRunner:
                     )
                 )
                 return self._flipped(flip)
+            case cmd.OnCall() if self._paging is not None:
+                return self._paging.oncall()
+            case cmd.OnCallOverride() if self._paging is not None:
+                return self._paging.override(command, user=user)
+            case cmd.Page(incident=given) if self._paging is not None:
+                inc = self._incident_id(given, inv.channel)
+                return self._paging.page(command, incident_id=inc, user=user)
             case _:
                 feature = LATER.get(command.subcommand, command.subcommand)
                 return f"`{command.subcommand}` is not available yet: {feature} is not built yet."

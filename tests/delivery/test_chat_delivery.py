@@ -79,10 +79,24 @@ def alert_numbers(text: str) -> list[int]:
     return [int(fp, 16) for fp in re.findall(r"\[([0-9a-f]{16})\]", text)]
 
 
+def paging_entries(bot: Bot) -> set[int]:
+    """Journal entries paging wrote (the fixture is a P1, which pages; see test_paging_flow)."""
+    with Session(bot.container.engine) as s:
+        return {r.id or 0 for r in s.exec(select(JournalRow).where(JournalRow.author == "paging"))}
+
+
 def outbox(bot: Bot, kind: str | None = None) -> list[OutboxRow]:
+    """The chat rows of the outbox (cards and journal posts other than paging's), in order."""
+    paging = paging_entries(bot)
     with Session(bot.container.engine) as s:
         rows = s.exec(select(OutboxRow).order_by(OutboxRow.id)).all()  # type: ignore[arg-type]
-        return [r for r in rows if kind is None or r.kind == kind]
+    return [
+        r
+        for r in rows
+        if r.kind.startswith("chat.")
+        and not (r.kind == journal.JOURNAL and set(r.payload["entry_ids"]) <= paging)
+        and (kind is None or r.kind == kind)
+    ]
 
 
 def journal_rows(bot: Bot) -> list[JournalRow]:
@@ -102,7 +116,10 @@ def test_local_mode_prints_a_readable_card_and_journal(db_url: str) -> None:
     bot = make_bot(db_url)
     with driven(bot):
         assert notify(bot, payload(FIXTURE))["incident"] == "INC-1"
-        assert deliver(bot) == 2  # the card, then the opening journal line
+        deliver(bot)
+        # the card, then the opening journal line (and paging's pages and lines)
+        assert [r.kind for r in outbox(bot)] == [journal.CARD, journal.JOURNAL]
+        assert {r.status for r in outbox(bot)} == {"done"}
         opened = bot.console.getvalue()
         bot.clock.advance(seconds=1)
         notify(bot, with_alerts(3))  # three more alerts join the group
@@ -120,7 +137,13 @@ def test_local_mode_prints_a_readable_card_and_journal(db_url: str) -> None:
     assert any(line.strip().startswith("why P1: ") for line in card)
     assert card[-1].strip() == "alerts: 2 firing of 2"
 
-    lines = [line for line in out.splitlines() if line.startswith(f"[slack {CHANNEL} thread ")]
+    lines = [
+        line
+        for line in out.splitlines()
+        if line.startswith(f"[slack {CHANNEL} thread ")
+        and not line.endswith(" — paging")
+        and "<@" not in line  # paging's mention of the AI lead
+    ]
     assert len(lines) == 4
     # the global webhook token makes the sender the `default` source
     assert "] [change] Incident opened from default with 2 alert(s). Severity P1: " in lines[0]
@@ -155,12 +178,22 @@ def slack_bot(db_url: str, slack: SlackStandin) -> Bot:
     return make_bot(db_url, settings=settings)
 
 
+def _chat(call: Any) -> bool:
+    """A post to the workflow's channel that is not paging's (mentions, its journal lines)."""
+    text = str(call.params.get("text"))
+    return call.params.get("channel") == CHANNEL and not (
+        text.endswith(" — paging") or "<@" in text
+    )
+
+
 def top_level_posts(slack: SlackStandin) -> list[Any]:
-    return [c for c in slack.calls("chat.postMessage") if not c.params.get("thread_ts")]
+    return [
+        c for c in slack.calls("chat.postMessage") if not c.params.get("thread_ts") and _chat(c)
+    ]
 
 
 def replies(slack: SlackStandin) -> list[Any]:
-    return [c for c in slack.calls("chat.postMessage") if c.params.get("thread_ts")]
+    return [c for c in slack.calls("chat.postMessage") if c.params.get("thread_ts") and _chat(c)]
 
 
 def card_message(slack: SlackStandin) -> dict[str, Any]:
@@ -336,7 +369,10 @@ def test_a_reply_whose_answer_was_lost_is_not_posted_twice(
         notify(bot, with_alerts(3))
         bot.clock.advance(seconds=2)
         deliver(bot, until_idle=True)
-    keys = metadata_keys(slack.messages(CHANNEL))
+    paging = {f"journal:{i}" for i in paging_entries(bot)}
+    keys = [
+        k for k in metadata_keys(slack.messages(CHANNEL)) if k not in paging and "notify" not in k
+    ]
     assert len(keys) == len(set(keys)) == 3  # the card and two replies, each once
     assert len(slack.calls("conversations.replies")) == 1  # the retry looked before posting
     assert all(r.status == "done" for r in outbox(bot))
@@ -350,7 +386,9 @@ def test_a_card_post_that_gave_up_does_not_hold_up_the_incident_for_ever(db_url:
             deliver(bot, until_idle=True)
             assert {r.status for r in outbox(bot)} == {"failed"}
             assert all(
-                c.response == {"ok": False, "error": "channel_not_found"} for c in slack.calls()
+                c.response == {"ok": False, "error": "channel_not_found"}
+                for c in slack.calls()
+                if c.params.get("channel") == CHANNEL
             )
             slack.add_channel(channel_id=CHANNEL)
             notify(bot, with_alerts(3))

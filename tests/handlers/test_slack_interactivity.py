@@ -87,7 +87,12 @@ def wait(check: Any) -> None:
 
 def test_the_card_has_valid_blocks_with_buttons(sbot: Bot, slack: SlackStandin) -> None:
     posted_incident(sbot)
-    [card] = [m for m in slack.messages() if m.get("thread_ts") in (None, m["ts"])]
+    # top-level messages outside direct messages (the P1 also pages people by DM)
+    [card] = [
+        m
+        for m in slack.messages()
+        if m.get("thread_ts") in (None, m["ts"]) and not m["channel"].startswith("D")
+    ]
     for block in card["blocks"]:
         parsed = Block.parse(block)
         assert parsed is not None
@@ -125,7 +130,12 @@ def test_acknowledge_button_and_severity_select(sbot: Bot, slack: SlackStandin) 
     sbot.clock.advance(seconds=5)
     sbot.container.worker.poke()
     wait(lambda: any("P3" in str(c.params.get("text")) for c in slack.calls("chat.update")))
-    assert len([m for m in slack.messages() if m.get("thread_ts") in (None, m["ts"])]) == 1
+    cards = [
+        m
+        for m in slack.messages()
+        if m.get("thread_ts") in (None, m["ts"]) and not m["channel"].startswith("D")
+    ]
+    assert len(cards) == 1
 
 
 def test_thread_replies_edits_and_deletes_reach_the_journal(sbot: Bot, slack: SlackStandin) -> None:

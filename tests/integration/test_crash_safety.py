@@ -241,6 +241,7 @@ def test_sigkill_while_alerts_stream_in_loses_and_duplicates_nothing(
             "AI_INCIDENT_WEBHOOK_TOKEN": WEBHOOK_TOKEN,
         }
         slack.set_delay(SLACK_DELAY)
+        slack.add_usergroup("S0RESPOND1", ["U0BOB00002"])  # paged by customer-facing P1s
         slack.set_delay(SLACK_DELAY, after_effect=True)
 
         # phase one: stream, then SIGKILL while a post has reached Slack but not the bot
@@ -350,7 +351,10 @@ def test_sigkill_while_alerts_stream_in_loses_and_duplicates_nothing(
                 continue
             assert len(posted) == 1, f"{row.idempotency_key} posted {len(posted)} times"
             assert posted[0]["ts"] == result.get("ts")
-        assert len(replies) == sum(1 for k in keys if k.startswith("journal:"))
+        # replies are journal posts, and paging's mentions of the AI lead (`…:thread`)
+        assert len(replies) == sum(
+            1 for k in keys if k.startswith("journal:") or k.endswith(":thread")
+        )
 
         # every journal entry was posted, in its own incident's thread
         entries = db.rows("SELECT id, incident_id, slack_ts FROM journal_entry ORDER BY id")

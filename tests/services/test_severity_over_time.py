@@ -6,9 +6,9 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from bot.scheduler import run_due_jobs
+from bot.scheduler import Job, run_due_jobs
 from storage.models import IncidentRow, JournalRow
-from tests.conftest import FakeClock, make_bot
+from tests.conftest import Bot, FakeClock, make_bot
 
 
 def _incident(engine: Any) -> IncidentRow:
@@ -31,6 +31,11 @@ def _error_rate(value: float) -> dict[str, Any]:
     }
 
 
+def severity_jobs(bot: Bot) -> list[Job]:
+    """The severity deadlines alone (not paging or the digest, which also move things)."""
+    return [bot.container.incidents.review_due, bot.container.incidents.escalate_due]
+
+
 def test_sustained_error_rate_becomes_p2_then_p1_without_root_cause_across_restart(
     db_url: str,
 ) -> None:
@@ -44,7 +49,7 @@ def test_sustained_error_rate_becomes_p2_then_p1_without_root_cause_across_resta
         # the deadline is persisted, not held in memory
         assert inc.severity_review_at == clock.now.replace(hour=12)
         clock.advance(minutes=119)
-        assert run_due_jobs(first.container.engine, first.container.jobs, lambda: None) == 0
+        assert run_due_jobs(first.container.engine, severity_jobs(first), lambda: None) == 0
         assert _incident(first.container.engine).severity == "P3"
     first.container.engine.dispose()
 
@@ -52,7 +57,7 @@ def test_sustained_error_rate_becomes_p2_then_p1_without_root_cause_across_resta
     clock.advance(minutes=5)
     second = make_bot(db_url, clock=clock)
     with second.client:
-        moved = run_due_jobs(second.container.engine, second.container.jobs, lambda: None)
+        moved = run_due_jobs(second.container.engine, severity_jobs(second), lambda: None)
         assert moved == 1
         inc = _incident(second.container.engine)
         assert inc.severity == "P2"
@@ -61,13 +66,13 @@ def test_sustained_error_rate_becomes_p2_then_p1_without_root_cause_across_resta
         assert (inc.root_cause_deadline_at - clock.now).total_seconds() == 4 * 3600
         assert any("P3 → P2" in t for t in _journal(second.container.engine))
         # running again changes nothing: decisions are idempotent
-        assert run_due_jobs(second.container.engine, second.container.jobs, lambda: None) == 0
+        assert run_due_jobs(second.container.engine, severity_jobs(second), lambda: None) == 0
     second.container.engine.dispose()
 
     clock.advance(hours=4, seconds=1)
     third = make_bot(db_url, clock=clock)
     with third.client:
-        assert run_due_jobs(third.container.engine, third.container.jobs, lambda: None) == 1
+        assert run_due_jobs(third.container.engine, severity_jobs(third), lambda: None) == 1
         inc = _incident(third.container.engine)
         assert inc.severity == "P1"
         assert inc.root_cause_deadline_at is None

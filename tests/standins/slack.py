@@ -25,7 +25,8 @@ Behaviour, as Slack's Web API docs (https://api.slack.com/web) and its OpenAPI s
 - Messages keep ``thread_ts``, ``metadata`` and ``blocks``. ``metadata`` is only returned by
   ``conversations.history``/``conversations.replies`` when ``include_all_metadata`` is true.
 - Implemented: ``auth.test``, ``chat.postMessage``, ``chat.update``, ``chat.postEphemeral``,
-  ``conversations.history``, ``conversations.replies``, ``usergroups.users.list`` (groups made
+  ``conversations.history``, ``conversations.replies``, ``conversations.open`` (a DM with one
+  user; its id is the one `channel_id` gives the user id), ``usergroups.users.list`` (groups made
   with `add_usergroup`; others are ``no_such_subteam``). Others answer ``unknown_method``.
 
 Every call is checked against Slack's published Web API spec (the excerpt in
@@ -53,7 +54,7 @@ Making it misbehave (all thread-safe, callable while the bot runs):
   per channel (a token bucket of ``rate_limit_burst`` messages); beyond it, HTTP 429 ``ratelimited``
   with ``Retry-After``, and nothing is posted.
 
-Inspecting: `messages`, `thread`, `ephemerals`, `calls`, `channel_id`, `violations`.
+Inspecting: `messages`, `thread`, `dm_messages`, `ephemerals`, `calls`, `channel_id`, `violations`.
 
 Extension points: a new Web API method is a ``_m_<method with dots as underscores>`` handler taking
 the decoded parameters and returning the answer's fields (raise `SlackError` for ``ok: false``);
@@ -334,6 +335,7 @@ class SlackStandin:
         self._lock = threading.RLock()
         self._channels: dict[str, str | None] = {}  # id -> name
         self._usergroups: dict[str, list[str]] = {}  # subteam id -> member user ids
+        self._dms: dict[str, str] = {}  # DM channel id -> the user it is with
         self._messages: dict[tuple[str, str], _Message] = {}  # (channel, ts) -> message, post order
         self._ephemerals: list[dict[str, Any]] = []
         self._responses: list[dict[str, Any]] = []
@@ -992,6 +994,27 @@ class SlackStandin:
         if members is None:
             raise SlackError("no_such_subteam")
         return {"users": list(members)}
+
+    def _m_conversations_open(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Open (or resume) the DM with one user: ``users`` is a comma-separated list of ids."""
+        users = [u.strip() for u in str(params.get("users") or "").split(",") if u.strip()]
+        if not users:
+            if params.get("channel"):
+                return {"channel": {"id": self._resolve_channel(params["channel"])}}
+            raise SlackError("users_list_not_supplied")
+        if not all(USER_ID.match(u) for u in users):
+            raise SlackError("user_not_found")
+        if len(users) > 1:
+            raise SlackError("not_implemented")  # multi-person DMs: the bot never opens one
+        channel = self.channel_id(users[0])
+        already = channel in self._channels
+        self._channels.setdefault(channel, None)
+        self._dms[channel] = users[0]
+        return {"no_op": already, "already_open": already, "channel": {"id": channel}}
+
+    def dm_messages(self, user: str) -> list[dict[str, Any]]:
+        """Messages posted in the direct message with `user`, in order."""
+        return self.messages(self.channel_id(user))
 
     def _m_conversations_history(self, params: dict[str, Any]) -> dict[str, Any]:
         channel = self._resolve_channel(params.get("channel"))

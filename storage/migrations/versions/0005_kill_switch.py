@@ -1,7 +1,7 @@
 """Kill switches per workflow and their audit trail.
 
 Revision ID: 0005_kill_switch
-Revises: 0002
+Revises: 0004_paging
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 import storage.models
 
 revision = "0005_kill_switch"
-down_revision = "0002"
+down_revision = "0004_paging"
 branch_labels = None
 depends_on = None
 
