@@ -16,9 +16,13 @@ from sqlalchemy.engine import Engine
 
 from bot.config import Policy, load_policy
 from bot.delivery.chat import ChatDelivery
+from bot.delivery.tickets import TicketDelivery
 from bot.delivery.worker import DeliveryWorker, Handler
 from bot.domain.redaction import Redactor, SafeText
 from bot.integrations.console_chat import ConsoleChat
+from bot.integrations.console_tracker import LOCAL_PROJECT, ConsoleTracker
+from bot.integrations.jira_tracker import JiraTracker
+from bot.integrations.ports import TicketTracker
 from bot.integrations.slack_chat import SlackChat
 from bot.integrations.slack_groups import SlackGroups
 from bot.metrics import Metrics
@@ -27,6 +31,7 @@ from bot.services import journal
 from bot.services.commands import CommandRunner
 from bot.services.incidents import IncidentService
 from bot.services.ingest import IngestPipeline
+from bot.services.tickets import TICKET_CREATE, TICKET_UPDATE, TicketEvents, TicketListener
 from bot.settings import Settings, environment
 from storage.db import create_db_engine
 
@@ -59,6 +64,7 @@ class Container:
     webhook_token: str | None
     clock: Callable[[], datetime]
     commands: CommandRunner
+    ticket_events: TicketEvents
     slack_app: App | None = None
     socket_mode: SocketModeHandler | None = None
 
@@ -90,6 +96,18 @@ def _slack_client(settings: Settings) -> WebClient | None:
     )
 
 
+def _tracker(settings: Settings, policy: Policy, console: TextIO | None) -> TicketTracker:
+    if not settings.jira_configured or settings.jira_url is None:
+        return ConsoleTracker(console)
+    assert settings.jira_api_token is not None
+    return JiraTracker(
+        url=settings.jira_url,
+        user=settings.jira_user or None,
+        token=settings.jira_api_token.get_secret_value(),
+        timeout=policy.jira.timeout.total_seconds(),
+    )
+
+
 def bootstrap(
     settings: Settings | None = None,
     *,
@@ -107,15 +125,35 @@ def bootstrap(
     safe = SafeText(Redactor(policy.redaction))
     incidents = IncidentService(policy=policy, clock=clock)
     client = _slack_client(settings)
+    notifier = SlackChat(client) if client is not None else ConsoleChat(console)
+    tickets = TicketDelivery(
+        engine=engine,
+        tracker=_tracker(settings, policy, console),
+        chat=notifier,
+        safe=safe,
+        policy=policy,
+        default_project=settings.jira_project
+        or (None if settings.jira_configured else LOCAL_PROJECT),
+        clock=clock,
+    )
+    if policy.jira.enabled:
+        incidents.subscribe(TicketListener(policy))
     chat = ChatDelivery(
         engine=engine,
-        chat=SlackChat(client) if client is not None else ConsoleChat(console),
+        chat=notifier,
         safe=safe,
         default_channel=policy.default_channel,
         slack=not settings.local_mode,
         clock=clock,
+        tickets=policy.jira.enabled,
+        on_first_post=tickets.card_posted,
     )
-    handlers: dict[str, Handler] = {journal.CARD: chat.card, journal.JOURNAL: chat.journal}
+    handlers: dict[str, Handler] = {
+        journal.CARD: chat.card,
+        journal.JOURNAL: chat.journal,
+        TICKET_CREATE: tickets.create,
+        TICKET_UPDATE: tickets.update,
+    }
     worker = DeliveryWorker(engine=engine, handlers=handlers, clock=clock)
     pipeline = IngestPipeline(
         engine=engine, service=incidents, metrics=metrics, on_commit=worker.poke
@@ -170,6 +208,9 @@ def bootstrap(
         webhook_token=token,
         clock=clock,
         commands=commands,
+        ticket_events=TicketEvents(
+            engine=engine, policy=policy, incidents=incidents, clock=clock, after_commit=worker.poke
+        ),
         slack_app=slack_app if settings.slack_signing_secret is not None else None,
         socket_mode=socket_mode,
     )

@@ -37,6 +37,12 @@ def example_policy() -> Policy:
     return load_policy(EXAMPLE, {})
 
 
+def without_tickets(policy: Policy | None = None) -> Policy:
+    """The policy (the example by default) with Jira off: tests of other edges see no tickets."""
+    policy = policy or example_policy()
+    return policy.model_copy(update={"jira": policy.jira.model_copy(update={"enabled": False})})
+
+
 class FakeClock:
     """A clock the test moves by hand."""
 

@@ -51,6 +51,10 @@ class ConsoleChat:
         self._texts[ts] = text
         self._print(f"\n=== [slack {channel}] card updated ===\n{text}\n")
 
+    def permalink(self, *, channel: str, ts: str) -> str | None:
+        # printed messages have no address
+        return None
+
     def find(self, *, channel: str, key: str, thread_ts: str | None = None) -> str | None:
         # a console cannot be searched; a crash mid-print may print a line twice
         return None

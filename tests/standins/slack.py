@@ -24,7 +24,8 @@ Behaviour, as Slack's Web API docs (https://api.slack.com/web) and its OpenAPI s
 - ``ts`` values look like ``1700000000.000100`` and are unique and increasing across the workspace.
 - Messages keep ``thread_ts``, ``metadata`` and ``blocks``. ``metadata`` is only returned by
   ``conversations.history``/``conversations.replies`` when ``include_all_metadata`` is true.
-- Implemented: ``auth.test``, ``chat.postMessage``, ``chat.update``, ``chat.postEphemeral``,
+- Implemented: ``auth.test``, ``chat.postMessage``, ``chat.update``, ``chat.getPermalink``,
+  ``chat.postEphemeral``,
   ``conversations.history``, ``conversations.replies``, ``usergroups.users.list`` (groups made
   with `add_usergroup`; others are ``no_such_subteam``). Others answer ``unknown_method``.
 
@@ -135,6 +136,7 @@ _ID_DEFINITIONS = {
     "user": "defs_user_id",
     "ts": "defs_ts",
     "thread_ts": "defs_ts",
+    "message_ts": "defs_ts",
 }
 # what Slack answers for a malformed id: parameter -> error, or {method: error, "*": default}
 _ID_ERRORS: dict[str, dict[str, str]] = {
@@ -146,6 +148,7 @@ _ID_ERRORS: dict[str, dict[str, str]] = {
         "*": "invalid_arguments",
     },
     "thread_ts": {"*": "invalid_thread_ts"},
+    "message_ts": {"*": "message_not_found"},
 }
 
 _STATUS_ERRORS = {
@@ -936,6 +939,17 @@ class SlackStandin:
             "text": message.text,
             "message": message.to_api(include_metadata=True, standin=self),
         }
+
+    def _m_chat_getPermalink(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = self._resolve_channel(params.get("channel"))
+        ts = str(params.get("message_ts") or "")
+        message = self._messages.get((channel, ts))
+        if message is None:
+            raise SlackError("message_not_found")
+        link = f"https://ai-incident-test.slack.com/archives/{channel}/p{ts.replace('.', '')}"
+        if message.thread_ts is not None:
+            link += f"?thread_ts={message.thread_ts}&cid={channel}"
+        return {"channel": channel, "permalink": link}
 
     def _m_chat_postEphemeral(self, params: dict[str, Any]) -> dict[str, Any]:
         channel = self._resolve_channel(params.get("channel"))
