@@ -154,7 +154,10 @@ def bootstrap(
         TICKET_CREATE: tickets.create,
         TICKET_UPDATE: tickets.update,
     }
-    worker = DeliveryWorker(engine=engine, handlers=handlers, clock=clock)
+    # Jira gets a thread of its own: a Jira that times out must not hold Slack posts back
+    worker = DeliveryWorker(
+        engine=engine, handlers=handlers, clock=clock, lanes=[(TICKET_CREATE, TICKET_UPDATE)]
+    )
     pipeline = IngestPipeline(
         engine=engine, service=incidents, metrics=metrics, on_commit=worker.poke
     )

@@ -119,6 +119,8 @@ class TicketDelivery:
         with session_scope(self._engine) as session:
             row = session.get(IncidentRow, incident_id, with_for_update=True)
             assert row is not None
+            if row.jira_key is not None:
+                return  # another replica took over this row after its lease ran out and stored it
             row.jira_key = ref.key
             row.jira_url = ref.url
             row.jira_thread_linked = linked

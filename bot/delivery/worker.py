@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -72,7 +72,11 @@ def backoff(attempt: int, rng: random.Random, retry_after: float | None = None) 
 
 
 class DeliveryWorker:
-    """Claims due rows and hands them to the handler registered for their kind."""
+    """Claims due rows and hands them to the handler registered for their kind.
+
+    `lanes` name sets of kinds that get a thread of their own, so a slow receiver (Jira timing
+    out) holds back only its own rows; every other kind shares the first thread.
+    """
 
     def __init__(
         self,
@@ -83,6 +87,7 @@ class DeliveryWorker:
         lease: timedelta = timedelta(seconds=30),
         batch: int = 10,
         rng: random.Random | None = None,
+        lanes: Sequence[Collection[str]] = (),
     ) -> None:
         self._engine = engine
         self._handlers = handlers
@@ -90,12 +95,23 @@ class DeliveryWorker:
         self._lease = lease
         self._batch = batch
         self._rng = rng or random.Random()
-        self._wake = threading.Event()
+        laned = frozenset(kind for lane in lanes for kind in lane)
+        # None: the shared lane, every kind not given a lane of its own
+        self._lanes: list[tuple[frozenset[str] | None, frozenset[str]]] = [
+            (None, laned),
+            *((frozenset(lane), frozenset()) for lane in lanes),
+        ]
+        self._wakes = [threading.Event() for _ in self._lanes]
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
-    def claim(self, now: datetime) -> list[Attempt]:
-        """Lease the due rows that head their ordering key."""
+    def claim(
+        self,
+        now: datetime,
+        kinds: frozenset[str] | None = None,
+        excluded: frozenset[str] = frozenset(),
+    ) -> list[Attempt]:
+        """Lease the due rows that head their ordering key (of `kinds`, or not `excluded`)."""
         table: sa.Table = OutboxRow.__table__  # type: ignore[attr-defined]
         o = table.alias("o")
         p = table.alias("p")
@@ -112,9 +128,10 @@ class DeliveryWorker:
             sa.and_(o.c.status == "pending", o.c.next_attempt_at <= now),
             sa.and_(o.c.status == "in_flight", o.c.lease_until < now),
         )
+        lane = o.c.kind.in_(kinds) if kinds is not None else ~o.c.kind.in_(excluded)
         query = (
             sa.select(o.c.id)
-            .where(due, ~earlier_open)
+            .where(due, lane, ~earlier_open)
             .order_by(o.c.id)
             .limit(self._batch)
             .with_for_update(skip_locked=True, of=o)
@@ -230,48 +247,60 @@ class DeliveryWorker:
                 attempt, status="done", delivered_at=self._clock(), result=result, lease_until=None
             )
 
-    def run_once(self) -> int:
-        """Deliver everything due now, in order; return how many attempts ran."""
+    def _run_lane(self, index: int) -> int:
+        kinds, excluded = self._lanes[index]
         total = 0
         while True:
-            attempts = self.claim(self._clock())
+            attempts = self.claim(self._clock(), kinds, excluded)
             if not attempts:
                 return total
             for attempt in attempts:
                 self.deliver(attempt)
             total += len(attempts)
 
+    def run_once(self) -> int:
+        """Deliver everything due now, lane after lane, in order; return how many attempts ran."""
+        return sum(self._run_lane(i) for i in range(len(self._lanes)))
+
     def poke(self) -> None:
         """Wake the worker: new rows were committed."""
-        self._wake.set()
+        for wake in self._wakes:
+            wake.set()
 
     def start(self, interval: float = 0.5, min_gap: float = 0.05) -> None:
-        """Run in a background thread until stop().
+        """Run in background threads, one per lane, until stop().
 
         Pokes wake the worker early, but at most every `min_gap` seconds: during a storm every
         ingest commit pokes, and looking for due rows hundreds of times a second would take the
         interpreter from ingest for nothing.
         """
 
-        def loop() -> None:
+        def loop(index: int) -> None:
+            wake = self._wakes[index]
             while not self._stop.is_set():
                 try:
-                    self.run_once()
+                    self._run_lane(index)
                 except Exception:
                     log.exception("delivery loop failed; retrying")
                 self._stop.wait(min_gap)
-                self._wake.wait(max(interval - min_gap, 0.0))
-                self._wake.clear()
+                wake.wait(max(interval - min_gap, 0.0))
+                wake.clear()
 
-        self._thread = threading.Thread(target=loop, name="delivery", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(
+                target=loop, args=(i,), name=f"delivery-{i}" if i else "delivery", daemon=True
+            )
+            for i in range(len(self._lanes))
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def stop(self) -> None:
-        """Stop the background thread after the current attempt."""
+        """Stop the background threads after their current attempts."""
         self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        self.poke()
+        for thread in self._threads:
+            thread.join(timeout=10)
 
     def pending_count(self) -> int:
         """Return rows not yet delivered (for /metrics)."""

@@ -13,6 +13,7 @@ never chase each other.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -50,6 +51,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+_SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
+
 TICKET_CREATE = "ticket.create"
 TICKET_UPDATE = "ticket.update"
 # actors of changes that came from the tracker: nothing is sent back for them
@@ -73,8 +76,13 @@ def person_by_account(policy: Policy, account: str | None) -> Person | None:
 
 
 def _name(policy: Policy, actor: str) -> str:
+    """Name who did it: a person by name, a Slack user by id, else the alert source."""
     person = person_by_slack(policy, actor)
-    return person.name if person is not None and person.name else actor
+    if person is not None and person.name:
+        return person.name
+    if actor == SYSTEM or _SLACK_USER.match(actor):
+        return actor
+    return f"source {actor}"
 
 
 def queue_update(

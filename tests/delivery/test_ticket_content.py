@@ -7,10 +7,7 @@ Jira; untrusted text cannot form Jira markup, mentions or links.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
-
-import pytest
 
 from tests.conftest import Bot, payload
 from tests.standins.jira import JiraStandin
@@ -18,20 +15,6 @@ from tests.standins.slack import SlackStandin
 from tests.support.jira_bot import jira_bot, sections, settle
 
 SECRET_KEY = "sk-proj-4fG7hK2mN9pQ1rS5tU8vW3xY6zA0bC"
-
-
-@pytest.fixture
-def slack() -> Iterator[SlackStandin]:
-    with SlackStandin() as standin:
-        yield standin
-    standin.assert_no_violations()
-
-
-@pytest.fixture
-def jira() -> Iterator[JiraStandin]:
-    with JiraStandin(mode="cloud") as standin:
-        yield standin
-    standin.assert_no_violations()
 
 
 def filed(bot: Bot, jira: JiraStandin, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -43,10 +26,10 @@ def filed(bot: Bot, jira: JiraStandin, path: str, body: dict[str, Any]) -> dict[
 
 
 def test_an_alertmanager_incident_ticket_field_by_field(
-    db_url: str, slack: SlackStandin, jira: JiraStandin
+    db_url: str, slack: SlackStandin, cloud: JiraStandin
 ) -> None:
-    with jira_bot(db_url, slack, jira) as bot:
-        issue = filed(bot, jira, "/webhooks/alertmanager", payload("alertmanager_v4_firing.json"))
+    with jira_bot(db_url, slack, cloud) as bot:
+        issue = filed(bot, cloud, "/webhooks/alertmanager", payload("alertmanager_v4_firing.json"))
     description = issue["fields"]["description"]
     parts = sections(description)
     head = parts["INC-1: email-summarizer error rate above 20%"]
@@ -133,10 +116,10 @@ def generic_alert() -> dict[str, Any]:
 
 
 def test_a_generic_incident_ticket_with_ai_context_redacted_and_escaped(
-    db_url: str, slack: SlackStandin, jira: JiraStandin
+    db_url: str, slack: SlackStandin, cloud: JiraStandin
 ) -> None:
-    with jira_bot(db_url, slack, jira) as bot:
-        issue = filed(bot, jira, "/webhooks/alerts", generic_alert())
+    with jira_bot(db_url, slack, cloud) as bot:
+        issue = filed(bot, cloud, "/webhooks/alerts", generic_alert())
     f = issue["fields"]
     assert issue["key"] == "SUP-1"  # the support-chatbot workflow's project
     assert f["summary"] == "[P2] INC-1: Support bot refuses [~admin] {code}x{code} @here"

@@ -51,7 +51,6 @@ import copy
 import functools
 import json
 import re
-import socket
 import threading
 import time
 from collections import deque
@@ -61,11 +60,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import jsonschema
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from tests.standins.server import LoopbackServer
 
 __all__ = ["ROUTES", "SPEC_PATH", "Call", "JiraStandin", "RestSpec"]
 
@@ -238,9 +238,7 @@ class JiraStandin:
         self._calls: list[Call] = []
         self._faults: dict[str, deque[_Fault]] = {}
         self._events: list[dict[str, Any]] = []
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._socket: socket.socket | None = None
+        self._server: LoopbackServer | None = None
         self.port = 0
 
     # -- people ----------------------------------------------------------------------------
@@ -295,11 +293,6 @@ class JiraStandin:
 
     def start(self, timeout: float = 10.0) -> JiraStandin:
         """Serve on an ephemeral loopback port; return once it accepts connections."""
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self._socket = sock
-        self.port = int(sock.getsockname()[1])
         app = Starlette(
             routes=[
                 Route(
@@ -309,38 +302,13 @@ class JiraStandin:
                 )
             ]
         )
-        config = uvicorn.Config(
-            app,
-            log_config=None,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            http="h11",
-            loop="asyncio",
-            timeout_graceful_shutdown=1,
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, name="jira-standin", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("the Jira stand-in did not start")
-            time.sleep(0.01)
+        self._server = LoopbackServer(app, name="Jira stand-in", timeout_graceful_shutdown=1)
+        self.port = self._server.start(timeout)
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
-        if self._socket is not None:
-            self._socket.close()
-            self._socket = None
+            self._server.stop()
         self._server = None
 
     def __enter__(self) -> JiraStandin:

@@ -71,7 +71,6 @@ import hashlib
 import json
 import math
 import re
-import socket
 import threading
 import time
 from collections import deque
@@ -82,12 +81,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from tests.standins.server import LoopbackServer
 
 __all__ = [
     "CHANNEL_ID",
@@ -348,9 +348,7 @@ class SlackStandin:
         self._delays: dict[tuple[str, bool], float] = {}  # (method or "*", after_effect) -> seconds
         self._buckets: dict[str, tuple[float, float]] = {}  # channel -> (tokens, at monotonic)
         self._last_ts = 0
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._socket: socket.socket | None = None
+        self._server: LoopbackServer | None = None
         self.port = 0
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -445,45 +443,19 @@ class SlackStandin:
 
     def start(self, timeout: float = 10.0) -> SlackStandin:
         """Serve on an ephemeral loopback port; return once it accepts connections."""
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self._socket = sock
-        self.port = int(sock.getsockname()[1])
-        config = uvicorn.Config(
+        self._server = LoopbackServer(
             Starlette(routes=self._routes()),
-            log_config=None,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            http="h11",
+            name="Slack stand-in",
             ws="websockets-sansio",
-            loop="asyncio",
             timeout_graceful_shutdown=2,
         )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, name="slack-standin", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("the Slack stand-in did not start")
-            time.sleep(0.01)
+        self.port = self._server.start(timeout)
         return self
 
     def stop(self) -> None:
         """Stop serving and release the port."""
         if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
-        if self._socket is not None:
-            self._socket.close()
-            self._socket = None
+            self._server.stop()
         self._server = None
 
     def __enter__(self) -> SlackStandin:
