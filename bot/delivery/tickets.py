@@ -97,8 +97,9 @@ class TicketDelivery:
         # after a timeout or a 5xx Jira may have filed it already: look before filing again
         ref = self._tracker.find(project=project, label=label) if attempt.uncertain else None
         found = ref is not None
-        link = self._thread_link(view)
+        link = None
         if ref is None:
+            link = self._thread_link(view)
             jira = self._policy.jira
             ref = self._tracker.create(
                 TicketDraft(
@@ -111,7 +112,8 @@ class TicketDelivery:
                     dedup_label=label,
                 )
             )
-        self._store(attempt.incident_id, ref, linked=link is not None and not found)
+        # a ticket found again may lack the link (we cannot tell): then it follows as a comment
+        self._store(attempt.incident_id, ref, linked=link is not None)
         return {"key": ref.key, "found": found}
 
     def _store(self, incident_id: int, ref: TicketRef, *, linked: bool) -> None:
@@ -126,7 +128,7 @@ class TicketDelivery:
             row.jira_thread_linked = linked
             session.add(row)
             if not linked and row.slack_ts is not None:
-                # the card went up while the ticket was being filed: link the thread now
+                # the card is up but the ticket has no link to it (yet): add one
                 queue_update(session, row, op="link", now=now, key="link")
             where = f": {ref.url}" if ref.url else ""
             journal.record(
@@ -145,7 +147,7 @@ class TicketDelivery:
             queue_update(session, incident, op="link", now=now, key="link")
 
     def update(self, attempt: Attempt) -> dict[str, Any]:
-        """Apply one change to the ticket: comment, assignee, priority, transition or link."""
+        """Apply one change: comment, assignee, priority, resolve, reopen or the thread link."""
         assert attempt.incident_id is not None
         with Session(readonly(self._engine)) as session:
             row = session.get(IncidentRow, attempt.incident_id)
@@ -170,6 +172,9 @@ class TicketDelivery:
         if op == "resolve":
             status = self._tracker.resolve(key=key, preferred=self._policy.jira.done_transitions)
             return {"status": status} if status else {"skipped": "already done"}
+        if op == "reopen":
+            status = self._tracker.reopen(key=key)
+            return {"status": status} if status else {"skipped": "already open"}
         if op == "link":
             return self._link(attempt, row, key)
         raise GiveUp(f"unknown ticket operation {op!r}")

@@ -55,6 +55,10 @@ class ConsoleTracker:
         self._print(f"[jira {key}] moved to Done")
         return "Done"
 
+    def reopen(self, *, key: str) -> str | None:
+        self._print(f"[jira {key}] moved back to To Do")
+        return "To Do"
+
     def account_for(self, user: TicketUser) -> str:
         return user.account or user.email or "nobody"
 

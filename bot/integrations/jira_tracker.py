@@ -133,7 +133,19 @@ class JiraTracker:
         if draft.priority:
             fields["priority"] = {"name": draft.priority}
         try:
-            issue = self._jira().create_issue(fields=fields, prefetch=False)
+            try:
+                issue = self._jira().create_issue(fields=fields, prefetch=False)
+            except JIRAError as exc:
+                # priority schemes differ per project: a ticket without one beats no ticket
+                if exc.status_code != 400 or "priority" not in (exc.text or "").lower():
+                    raise
+                log.warning(
+                    "Jira project %s refused priority %r; filing without it (set jira.priorities)",
+                    draft.project,
+                    draft.priority,
+                )
+                del fields["priority"]
+                issue = self._jira().create_issue(fields=fields, prefetch=False)
         except (JIRAError, requests.RequestException) as exc:
             raise _translate(exc, "create issue") from exc
         return TicketRef(key=str(issue.key), url=self.browse_url(str(issue.key)))
@@ -172,9 +184,7 @@ class JiraTracker:
     def resolve(self, *, key: str, preferred: Sequence[str]) -> str | None:
         jira = self._jira()
         try:
-            issue = jira.issue(key, fields="status")
-            category = issue.raw["fields"]["status"].get("statusCategory") or {}
-            if category.get("key") == DONE_CATEGORY:
+            if self._category(key) == DONE_CATEGORY:
                 return None
             transitions: list[dict[str, Any]] = jira.transitions(key)
         except (JIRAError, requests.RequestException) as exc:
@@ -188,6 +198,28 @@ class JiraTracker:
         except (JIRAError, requests.RequestException) as exc:
             raise _translate(exc, "transition") from exc
         return str((chosen.get("to") or {}).get("name") or chosen.get("name"))
+
+    def reopen(self, *, key: str) -> str | None:
+        jira = self._jira()
+        try:
+            if self._category(key) != DONE_CATEGORY:
+                return None
+            transitions: list[dict[str, Any]] = jira.transitions(key)
+        except (JIRAError, requests.RequestException) as exc:
+            raise _translate(exc, "read transitions") from exc
+        chosen = next((t for t in transitions if _category_of(t) != DONE_CATEGORY), None)
+        if chosen is None:
+            raise GiveUp(f"Jira {key}: no transition out of done")
+        try:
+            jira.post_transition(key, str(chosen["id"]))
+        except (JIRAError, requests.RequestException) as exc:
+            raise _translate(exc, "transition") from exc
+        return str((chosen.get("to") or {}).get("name") or chosen.get("name"))
+
+    def _category(self, key: str) -> str | None:
+        issue = self._jira().issue(key, fields="status")
+        category = issue.raw["fields"]["status"].get("statusCategory") or {}
+        return str(category["key"]) if category.get("key") else None
 
     def assign(self, *, key: str, account: str) -> None:
         jira = self._jira()
@@ -233,8 +265,10 @@ def _done_transition(
     for name in preferred:
         if name.lower() in by_name:
             return by_name[name.lower()]
-    for t in transitions:
-        category = ((t.get("to") or {}).get("statusCategory") or {}).get("key")
-        if category == DONE_CATEGORY:
-            return t
-    return None
+    return next((t for t in transitions if _category_of(t) == DONE_CATEGORY), None)
+
+
+def _category_of(transition: dict[str, Any]) -> str | None:
+    """Return the status category a transition leads to (`new`, `indeterminate`, `done`)."""
+    category = ((transition.get("to") or {}).get("statusCategory") or {}).get("key")
+    return str(category) if category else None

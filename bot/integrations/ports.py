@@ -95,6 +95,10 @@ class TicketTracker(Protocol):
         """Move the ticket to a done status; return its name, or None if it was done already."""
         ...
 
+    def reopen(self, *, key: str) -> str | None:
+        """Move a done ticket back to an open status; return its name, or None if it was open."""
+        ...
+
     def account_for(self, user: TicketUser) -> str:
         """Return the tracker account of a person (looked up by email when not given)."""
         ...

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from uuid import uuid4
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
@@ -110,7 +111,8 @@ class TicketListener:
     def __call__(self, session: Session, event: IncidentEvent) -> None:
         incident = event.incident
         assert incident.id is not None
-        stamp = f"{event.now.timestamp():.6f}"
+        # the row commits with the event or not at all: a unique key needs no determinism
+        stamp = uuid4().hex
         if isinstance(event, IncidentOpened):
             enqueue(
                 session,
@@ -148,6 +150,8 @@ class TicketListener:
                 )
             if event.current is IncidentState.RESOLVED:
                 queue_update(session, incident, op="resolve", now=event.now, key=f"resolve:{stamp}")
+            elif event.previous is IncidentState.RESOLVED:
+                queue_update(session, incident, op="reopen", now=event.now, key=f"reopen:{stamp}")
         elif isinstance(event, SeverityChanged):
             how = f"set by {by}" if event.by_human else "raised by the rules"
             comment(

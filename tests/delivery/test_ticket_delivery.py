@@ -16,10 +16,12 @@ from tests.standins.slack import SlackStandin
 from tests.support.jira_bot import (
     act,
     card_ticket_field,
+    deliver_webhook,
     failed_rows,
     incident,
     jira_bot,
     jira_settings,
+    journal,
     policy_for,
     settle,
     short_timeout,
@@ -247,3 +249,35 @@ def test_alerts_resolved_at_the_source_close_the_ticket(db_url: str, cloud: Jira
         assert comment["body"].startswith(
             "State triggered → resolved by source default: every alert resolved at the source"
         )
+
+
+def test_a_priority_the_project_does_not_know_still_files_the_ticket(
+    db_url: str, cloud: JiraStandin
+) -> None:
+    policy = policy_for(cloud)
+    jira = policy.jira.model_copy(update={"priorities": {"P1": "Blocker", "P2": "Major"}})
+    with jira_bot(db_url, None, cloud, policy.model_copy(update={"jira": jira})) as bot:
+        fire(bot)
+        settle(bot)
+        [issue] = cloud.issues()
+        assert issue["fields"]["priority"] is None
+        assert [c.status for c in cloud.calls("create")] == [400, 201]
+        assert incident(bot).jira_key == issue["key"]
+
+
+def test_a_reopened_incident_reopens_its_ticket(db_url: str, jira: JiraStandin) -> None:
+    with jira_bot(db_url, None, jira) as bot:
+        fire(bot)
+        settle(bot)
+        act(bot, "resolve", incident_id=1, actor=ALICE, summary=None)
+        settle(bot)
+        act(bot, "reopen", incident_id=1, actor=ALICE, reason="errors are back")
+        settle(bot)
+        assert jira.issue("AIOPS-1")["fields"]["status"]["name"] == "To Do"
+        last = jira.comments("AIOPS-1")[-1]["body"]
+        assert last.startswith("State resolved → triggered by Alice Example: errors are back")
+        # Jira's echo of that transition changes nothing here
+        entries = len(journal(bot))
+        r = deliver_webhook(bot, jira.webhook_events()[-1], cloud=jira.cloud)
+        assert r.json()["status"] in ("unchanged", "ignored")
+        assert len(journal(bot)) == entries

@@ -8,34 +8,21 @@ the secret in the URL as a Data Center webhook does.
 from __future__ import annotations
 
 import json
-from typing import Any
-
-from sqlmodel import Session, select
 
 from handlers.auth import jira_signature
-from storage.models import JournalRow
 from tests.conftest import Bot, payload
 from tests.standins.jira import JiraStandin
 from tests.standins.slack import SlackStandin
-from tests.support.jira_bot import WEBHOOK_SECRET, act, incident, jira_bot, settle
+from tests.support.jira_bot import (
+    WEBHOOK_SECRET,
+    act,
+    deliver_webhook,
+    incident,
+    jira_bot,
+    journal,
+    settle,
+)
 from tests.support.slack_requests import ALICE
-
-
-def deliver(bot: Bot, event: dict[str, Any], *, cloud: bool = True) -> Any:
-    """POST a webhook body the way Jira does: signed on Cloud, `?secret=` on Data Center."""
-    body = json.dumps(event).encode()
-    headers = {"Content-Type": "application/json"}
-    url = "/webhooks/jira"
-    if cloud:
-        headers["X-Hub-Signature"] = jira_signature(WEBHOOK_SECRET, body)
-    else:
-        url += f"?secret={WEBHOOK_SECRET}"
-    return bot.client.post(url, content=body, headers=headers)
-
-
-def journal(bot: Bot) -> list[JournalRow]:
-    with Session(bot.container.engine) as s:
-        return list(s.exec(select(JournalRow).order_by(JournalRow.id)).all())  # type: ignore[arg-type]
 
 
 def opened(bot: Bot) -> None:
@@ -70,7 +57,7 @@ def test_a_ticket_moved_to_done_in_jira_resolves_the_incident(
         opened(bot)
         writes = len(jira.writes())
         jira.move("AIOPS-1", "Done", by="bob")
-        r = deliver(bot, jira.webhook_events()[-1], cloud=jira.cloud)
+        r = deliver_webhook(bot, jira.webhook_events()[-1], cloud=jira.cloud)
         assert r.status_code == 200 and r.json() == {"status": "applied", "done": ["resolved"]}
         row = incident(bot)
         assert row.state == "resolved"
@@ -82,7 +69,7 @@ def test_a_ticket_moved_to_done_in_jira_resolves_the_incident(
         # the resolve came from Jira: nothing goes back (no comment, no transition)
         assert len(jira.writes()) == writes
         # Jira delivers webhooks at least once: the same event again changes nothing
-        again = deliver(bot, jira.webhook_events()[-1], cloud=jira.cloud)
+        again = deliver_webhook(bot, jira.webhook_events()[-1], cloud=jira.cloud)
         assert again.json()["status"] == "unchanged"
         thread = [m["text"] for m in slack.messages() if m.get("thread_ts")]
         assert any("moved to Done in Jira by Bob Example" in t for t in thread)
@@ -100,7 +87,7 @@ def test_our_own_changes_echoed_back_cause_no_loop(db_url: str, jira: JiraStandi
         entries = len(journal(bot))
         writes = len(jira.writes())
         for event in events:
-            r = deliver(bot, event, cloud=jira.cloud)
+            r = deliver_webhook(bot, event, cloud=jira.cloud)
             assert r.status_code == 200
             assert r.json()["status"] in ("unchanged", "ignored"), r.json()
         settle(bot)
@@ -116,7 +103,7 @@ def test_an_assignee_change_in_jira_is_journalled_and_not_sent_back(
         opened(bot)
         writes = len(jira.writes())
         jira.reassign("AIOPS-1", "dave", by="alice")  # dave is not in the policy file
-        r = deliver(bot, jira.webhook_events()[-1], cloud=jira.cloud)
+        r = deliver_webhook(bot, jira.webhook_events()[-1], cloud=jira.cloud)
         assert r.json() == {"status": "applied", "done": ["journalled assignee"]}
         last = journal(bot)[-1]
         assert last.text == "Ticket AIOPS-1 assigned to Dave Nolist in Jira by Alice Example."
@@ -124,7 +111,7 @@ def test_an_assignee_change_in_jira_is_journalled_and_not_sent_back(
             incident(bot).jira_assignee == jira.user("dave")["accountId" if jira.cloud else "name"]
         )
         jira.reassign("AIOPS-1", None, by="alice")
-        deliver(bot, jira.webhook_events()[-1], cloud=jira.cloud)
+        deliver_webhook(bot, jira.webhook_events()[-1], cloud=jira.cloud)
         assert journal(bot)[-1].text == "Ticket AIOPS-1 unassigned in Jira by Alice Example."
         settle(bot)
         assert len(jira.writes()) == writes
@@ -135,11 +122,11 @@ def test_other_events_and_unknown_tickets_are_ignored(db_url: str, jira: JiraSta
     with jira_bot(db_url, None, jira) as bot:  # Slack printed, not paced
         opened(bot)
         comment = {"webhookEvent": "comment_created", "comment": {"body": "hi"}}
-        assert deliver(bot, comment, cloud=jira.cloud).json()["status"] == "ignored"
+        assert deliver_webhook(bot, comment, cloud=jira.cloud).json()["status"] == "ignored"
         jira.move("AIOPS-1", "Done", by="bob")
         other = jira.webhook_events()[-1]
         other["issue"]["key"] = "OTHER-9"
-        assert deliver(bot, other, cloud=jira.cloud).json()["status"] == "unchanged"
+        assert deliver_webhook(bot, other, cloud=jira.cloud).json()["status"] == "unchanged"
         assert incident(bot).state == "triggered"
         bad = bot.client.post(
             "/webhooks/jira",
@@ -157,7 +144,7 @@ def test_a_ticket_reopened_in_jira_is_noted_and_the_incident_stays_resolved(
         act(bot, "resolve", incident_id=1, actor=ALICE, summary=None)
         settle(bot)
         jira.move("AIOPS-1", "In Progress", by="bob")
-        r = deliver(bot, jira.webhook_events()[-1], cloud=jira.cloud)
+        r = deliver_webhook(bot, jira.webhook_events()[-1], cloud=jira.cloud)
         assert r.json()["done"] == ["noted reopened ticket"]
         assert incident(bot).state == "resolved"
         assert "moved back to In Progress in Jira by Bob Example" in journal(bot)[-1].text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,8 +12,9 @@ from sqlmodel import Session, select
 
 from bot.config import Policy
 from bot.settings import Settings
+from handlers.auth import jira_signature
 from storage.db import session_scope
-from storage.models import IncidentRow, OutboxRow
+from storage.models import IncidentRow, JournalRow, OutboxRow
 from tests.conftest import TOKEN, Bot, example_policy, make_bot
 from tests.standins.jira import JiraStandin
 from tests.standins.slack import SlackStandin
@@ -136,3 +138,20 @@ def sections(description: str) -> dict[str, list[str]]:
         elif line.strip():
             out.setdefault(current, []).append(line)
     return out
+
+
+def deliver_webhook(bot: Bot, event: dict[str, Any], *, cloud: bool = True) -> Any:
+    """POST a webhook body the way Jira does: signed on Cloud, `?secret=` on Data Center."""
+    body = json.dumps(event).encode()
+    headers = {"Content-Type": "application/json"}
+    url = "/webhooks/jira"
+    if cloud:
+        headers["X-Hub-Signature"] = jira_signature(WEBHOOK_SECRET, body)
+    else:
+        url += f"?secret={WEBHOOK_SECRET}"
+    return bot.client.post(url, content=body, headers=headers)
+
+
+def journal(bot: Bot) -> list[JournalRow]:
+    with Session(bot.container.engine) as s:
+        return list(s.exec(select(JournalRow).order_by(JournalRow.id)).all())  # type: ignore[arg-type]
