@@ -1,6 +1,6 @@
 """Jira tickets: browse URL, last known assignee, thread link, lookup by key for the webhook.
 
-Revision ID: 0003
+Revision ID: 0003_jira
 Revises: 0002
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
+revision = "0003_jira"
 down_revision = "0002"
 branch_labels = None
 depends_on = None
