@@ -26,8 +26,9 @@ __all__ = ["main"]
 LOCAL_BANNER = """
 ************************************************************************
 *  ai-incident-bot is running in LOCAL MODE (no SLACK_BOT_TOKEN set).   *
-*  Nothing is sent to Slack, Jira or pagers: what would be posted is    *
-*  printed here. Webhook token: {token:<40}*
+*  Nothing is sent to Slack or pagers: what would be posted is printed  *
+*  here, and so are Jira tickets unless JIRA_URL and JIRA_API_TOKEN     *
+*  are set. Webhook token: {token:<45}*
 *  Database: {db:<58}*
 ************************************************************************
 """
@@ -75,6 +76,11 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         )
     for problem in unreachable_problems(container.policy, "", str(settings.ai_incident_config)):
         logging.getLogger("bot").warning("%s", problem.message)
+    if not settings.local_mode and not settings.jira_configured and container.policy.jira.enabled:
+        logging.getLogger("bot").warning(
+            "JIRA_URL and JIRA_API_TOKEN are not both set: tickets are printed, not filed "
+            "(set jira.enabled: false in the policy file to turn tickets off)"
+        )
     if container.webhook_token is None and not container.policy.sources:
         logging.getLogger("bot").warning(
             "AI_INCIDENT_WEBHOOK_TOKEN is not set and no source has a token: every webhook gets 401"

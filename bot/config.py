@@ -35,6 +35,7 @@ __all__ = [
     "Category",
     "ConfigError",
     "ConfigProblem",
+    "Jira",
     "Policy",
     "Source",
     "Workflow",
@@ -227,6 +228,33 @@ class Handoffs(_Model):
         return self
 
 
+class Jira(_Model):
+    """How tickets are filed and kept in step (policy-file section `jira:`).
+
+    The connection (URL, user, token, default project) comes from the environment; this says what
+    a ticket looks like and how the two sides talk back.
+    """
+
+    # false: no tickets at all, for a team without Jira (without JIRA_URL they are printed)
+    enabled: bool = True
+    project: str | None = None
+    issue_type: str = "Task"
+    priorities: dict[Literal["P1", "P2", "P3"], str] = {
+        "P1": "Highest",
+        "P2": "High",
+        "P3": "Medium",
+    }
+    labels: list[str] = []
+    # a transition whose name is listed wins; otherwise the first one into a `done` status category
+    done_transitions: list[str] = ["Done", "Resolve", "Resolve Issue", "Close", "Close Issue"]
+    webhook_secret: str | None = None
+    timeout: Duration = timedelta(seconds=10)
+
+    def priority_for(self, severity: str) -> str | None:
+        """Return the Jira priority name for a severity, if one is mapped."""
+        return next((name for sev, name in self.priorities.items() if sev == severity), None)
+
+
 class Digest(_Model):
     day: Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"] = (
         "monday"
@@ -254,6 +282,7 @@ class Policy(_Model):
     severity: SeverityRules = SeverityRules()
     handoffs: Handoffs = Handoffs()
     digest: Digest = Digest()
+    jira: Jira = Jira()
     redaction: RedactionPolicy = RedactionPolicy()
 
     @property

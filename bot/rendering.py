@@ -52,13 +52,19 @@ def _ts(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "—"
 
 
-def card_text(view: IncidentView, safe: SafeText) -> str:
+def _ticket(view: IncidentView, tickets: bool) -> str:
+    if view.jira_key:
+        return view.jira_key
+    return "ticket pending" if tickets else "no tickets (Jira is off)"
+
+
+def card_text(view: IncidentView, safe: SafeText, *, tickets: bool = True) -> str:
     """Return the card as readable plain text (Slack fallback text and local console)."""
     lines = [
         f"{view.public_id} [{view.severity}] {safe.plain(view.title)}",
         f"  state: {view.state}   workflow: {safe.plain(view.workflow)} ({view.category})"
         + ("  [PAUSED by kill switch]" if view.workflow_paused else ""),
-        f"  commander: {view.commander or 'none yet'}   ticket: {view.jira_key or 'ticket pending'}",
+        f"  commander: {view.commander or 'none yet'}   ticket: {_ticket(view, tickets)}",
     ]
     for reason in view.severity_reasons:
         lines.append(f"  why {reason['severity']}: {safe.plain(reason['text'])}")
@@ -158,7 +164,16 @@ def _card_actions(view: IncidentView) -> dict[str, Any]:
     return {"type": "actions", "block_id": f"{CARD_ACTIONS_BLOCK}:{view.id}", "elements": elements}
 
 
-def card_blocks(view: IncidentView, safe: SafeText) -> list[dict[str, Any]]:
+def _ticket_mrkdwn(view: IncidentView, safe: SafeText, tickets: bool) -> str:
+    if view.jira_key and view.jira_url and view.jira_url.startswith(("https://", "http://")):
+        url = view.jira_url.replace("|", "%7C").replace(">", "%3E")
+        return f"<{url}|{safe.slack(view.jira_key)}>"
+    return safe.slack(_ticket(view, tickets))
+
+
+def card_blocks(
+    view: IncidentView, safe: SafeText, *, tickets: bool = True
+) -> list[dict[str, Any]]:
     """Return the incident card as Block Kit blocks."""
     mark = SEVERITY_MARK.get(view.severity, "")
     reasons = "\n".join(f"• {safe.slack(r['text'])}" for r in view.severity_reasons) or "• —"
@@ -187,7 +202,7 @@ def card_blocks(view: IncidentView, safe: SafeText) -> list[dict[str, Any]]:
                 },
                 {
                     "type": "mrkdwn",
-                    "text": f"*Ticket*\n{safe.slack(view.jira_key) or 'ticket pending'}",
+                    "text": f"*Ticket*\n{_ticket_mrkdwn(view, safe, tickets)}",
                 },
                 {
                     "type": "mrkdwn",
@@ -337,6 +352,7 @@ def export_json(view: IncidentView) -> dict[str, Any]:
         "source": view.source,
         "commander": view.commander,
         "jira_key": view.jira_key,
+        "jira_url": view.jira_url,
         "slack": {"channel": view.slack_channel, "thread_ts": view.slack_ts},
         "root_cause": view.root_cause,
         "resolved_by": view.resolved_by,
@@ -397,7 +413,8 @@ def export_markdown(view: IncidentView) -> str:
         f"- **Workflow:** {view.workflow} ({view.category})",
         f"- **Source:** {view.source}",
         f"- **Commander:** {view.commander or '—'}",
-        f"- **Ticket:** {view.jira_key or 'pending'}",
+        f"- **Ticket:** {view.jira_key or 'pending'}"
+        + (f" ({view.jira_url})" if view.jira_url else ""),
         f"- **Root cause:** {view.root_cause or '—'}",
         "",
         "## Why this severity",

@@ -34,6 +34,12 @@ class Settings(BaseSettings):
     log_level: str = Field(default="INFO", alias="AI_INCIDENT_LOG_LEVEL")
 
     @property
+    def jira_configured(self) -> bool:
+        """Return True when tickets go to a real Jira (URL and token set), else they print."""
+        token = self.jira_api_token.get_secret_value() if self.jira_api_token else ""
+        return bool(self.jira_url and token)
+
+    @property
     def local_mode(self) -> bool:
         """Return True when no Slack token is set: print instead of calling Slack."""
         return self.slack_bot_token is None or not self.slack_bot_token.get_secret_value()

@@ -18,14 +18,18 @@ from bot.config import Policy, load_policy
 from bot.delivery.chat import ChatDelivery
 from bot.delivery.digest import DigestDelivery
 from bot.delivery.paging import PagingDelivery
+from bot.delivery.tickets import TicketDelivery
 from bot.delivery.worker import DeliveryWorker, Handler
 from bot.domain.redaction import Redactor, SafeText
 from bot.integrations.console_chat import ConsoleChat
 from bot.integrations.console_pager import ConsolePager
+from bot.integrations.console_tracker import LOCAL_PROJECT, ConsoleTracker
+from bot.integrations.jira_tracker import JiraTracker
 from bot.integrations.opsgenie import OpsgenieAlerts
 from bot.integrations.pager_ports import Pager
 from bot.integrations.pagerduty import PagerDutyEvents
 from bot.integrations.paging_webhook import SignedWebhook
+from bot.integrations.ports import TicketTracker
 from bot.integrations.slack_chat import SlackChat
 from bot.integrations.slack_dm import SlackDirect
 from bot.integrations.slack_groups import SlackGroups
@@ -42,6 +46,7 @@ from bot.services.pages import KINDS as PAGE_KINDS
 from bot.services.pages import THREAD as PAGE_THREAD
 from bot.services.paging import PagingService
 from bot.services.paging_commands import PagingCommands
+from bot.services.tickets import TICKET_CREATE, TICKET_UPDATE, TicketEvents, TicketListener
 from bot.settings import Settings, environment
 from storage.db import create_db_engine
 
@@ -76,6 +81,7 @@ class Container:
     commands: CommandRunner
     killswitch: KillSwitchService
     digests: DigestService
+    ticket_events: TicketEvents
     slack_app: App | None = None
     socket_mode: SocketModeHandler | None = None
     # further delivery lanes (tickets, pages, callbacks), each on its own thread
@@ -90,6 +96,11 @@ class Container:
         """Wake every delivery lane: new outbox rows were committed."""
         for worker in self.workers:
             worker.poke()
+
+    def stop_delivery(self) -> None:
+        """Stop every delivery lane's thread (tests and tools then deliver with deliver_due)."""
+        for worker in self.workers:
+            worker.stop()
 
     def deliver_due(self) -> int:
         """Deliver everything due now on every lane, in this thread (tests and tools)."""
@@ -125,6 +136,18 @@ def _slack_client(settings: Settings) -> WebClient | None:
     )
 
 
+def _tracker(settings: Settings, policy: Policy, console: TextIO | None) -> TicketTracker:
+    if not settings.jira_configured or settings.jira_url is None:
+        return ConsoleTracker(console)
+    assert settings.jira_api_token is not None
+    return JiraTracker(
+        url=settings.jira_url,
+        user=settings.jira_user or None,
+        token=settings.jira_api_token.get_secret_value(),
+        timeout=policy.jira.timeout.total_seconds(),
+    )
+
+
 def bootstrap(
     settings: Settings | None = None,
     *,
@@ -146,6 +169,18 @@ def bootstrap(
     digests = DigestService(policy=policy, clock=clock)
     client = _slack_client(settings)
     notifier = SlackChat(client) if client is not None else ConsoleChat(console)
+    tickets = TicketDelivery(
+        engine=engine,
+        tracker=_tracker(settings, policy, console),
+        chat=notifier,
+        safe=safe,
+        policy=policy,
+        default_project=settings.jira_project
+        or (None if settings.jira_configured else LOCAL_PROJECT),
+        clock=clock,
+    )
+    if policy.jira.enabled:
+        incidents.subscribe(TicketListener(policy))
     chat = ChatDelivery(
         engine=engine,
         chat=notifier,
@@ -154,6 +189,8 @@ def bootstrap(
         slack=not settings.local_mode,
         clock=clock,
         paused=killswitch.is_paused,
+        tickets=policy.jira.enabled,
+        on_first_post=tickets.card_posted,
     )
     handlers: dict[str, Handler] = {
         journal.CARD: chat.card,
@@ -171,7 +208,16 @@ def bootstrap(
     worker = DeliveryWorker(
         engine=engine, handlers=handlers, clock=clock, kinds=list(handlers), name="delivery-chat"
     )
-    lanes: list[DeliveryWorker] = []
+    lanes: list[DeliveryWorker] = [
+        # Jira gets a lane of its own: a Jira that times out must not hold Slack posts back
+        DeliveryWorker(
+            engine=engine,
+            handlers={TICKET_CREATE: tickets.create, TICKET_UPDATE: tickets.update},
+            clock=clock,
+            kinds=[TICKET_CREATE, TICKET_UPDATE],
+            name="delivery-tickets",
+        )
+    ]
 
     def poke() -> None:
         for lane in (worker, *lanes):
@@ -271,6 +317,9 @@ def bootstrap(
         commands=commands,
         killswitch=killswitch,
         digests=digests,
+        ticket_events=TicketEvents(
+            engine=engine, policy=policy, incidents=incidents, clock=clock, after_commit=poke
+        ),
         slack_app=slack_app if settings.slack_signing_secret is not None else None,
         socket_mode=socket_mode,
         lanes=lanes,

@@ -12,13 +12,18 @@ from bot.config import Policy
 __all__ = [
     "GRAFANA_SIGNATURE",
     "GRAFANA_TIMESTAMP",
+    "JIRA_SIGNATURE",
     "Unauthorized",
     "authenticate",
+    "authenticate_jira",
     "grafana_signature",
+    "jira_signature",
 ]
 
 GRAFANA_SIGNATURE = "x-grafana-alerting-signature"
 GRAFANA_TIMESTAMP = "x-grafana-alerting-signature-timestamp"
+# Jira Cloud signs webhooks that have a secret with X-Hub-Signature: sha256=<hex HMAC of the body>
+JIRA_SIGNATURE = "x-hub-signature"
 REPLAY_WINDOW_S = 300
 DEFAULT_SOURCE = "default"
 
@@ -96,3 +101,29 @@ def authenticate(
                 return name
         raise Unauthorized("bad signature")
     raise Unauthorized("missing bearer token")
+
+
+def jira_signature(secret: str, body: bytes) -> str:
+    """Return Jira's `sha256=<hex>` HMAC of a webhook body."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def authenticate_jira(
+    *, headers: Mapping[str, str], query: Mapping[str, str], body: bytes, secret: str | None
+) -> None:
+    """Accept a Jira webhook signed with the secret, or carrying it; raise Unauthorized otherwise.
+
+    Jira Cloud signs (`X-Hub-Signature`); Data Center cannot, so its webhook URL carries the
+    secret as `?secret=`, and a proxy or automation rule may send it as a bearer token.
+    """
+    if not secret:
+        raise Unauthorized("no Jira webhook secret is configured (jira.webhook_secret)")
+    signature = headers.get(JIRA_SIGNATURE)
+    if signature:
+        if hmac.compare_digest(jira_signature(secret, body), signature.strip().lower()):
+            return
+        raise Unauthorized("bad signature")
+    given = query.get("secret") or _bearer(headers)
+    if given and hmac.compare_digest(given.encode(), secret.encode()):
+        return
+    raise Unauthorized("bad or missing secret")

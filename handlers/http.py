@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from sqlmodel import Session
 
 from bot.wiring import Container
+from handlers.jira_webhook import build_jira_router
 from handlers.ofrep import OfrepDeps, build_ofrep_router
 from handlers.slack.app import dispatch
 from handlers.webhooks import WebhookDeps, build_router
@@ -62,6 +63,13 @@ def create_app(container: Container, *, manage_lifecycle: bool = True) -> FastAP
                 global_token=container.webhook_token,
                 max_body_bytes=container.settings.max_body_bytes,
             )
+        )
+    )
+    app.include_router(
+        build_jira_router(
+            events=container.ticket_events,
+            secret=container.policy.jira.webhook_secret,
+            max_body_bytes=container.settings.max_body_bytes,
         )
     )
 

@@ -68,7 +68,12 @@ class IncidentRow(SQLModel, table=True):
     commander: str | None = Field(default=None, max_length=100)
     ai_context: dict[str, Any] = _json(dict)
     impact_external: bool = False
-    jira_key: str | None = Field(default=None, max_length=50)
+    jira_key: str | None = Field(default=None, max_length=50, index=True)
+    jira_url: str | None = Field(default=None, max_length=500)
+    # the Jira user the ticket was last assigned to (by us or in Jira), to tell an echo from news
+    jira_assignee: str | None = Field(default=None, max_length=200)
+    # whether the ticket carries the Slack thread link (in its description or a later comment)
+    jira_thread_linked: bool = False
     slack_channel: str | None = Field(default=None, max_length=40)
     slack_ts: str | None = Field(default=None, max_length=40)
     root_cause: str | None = None

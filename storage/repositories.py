@@ -72,6 +72,7 @@ def incident_view(
         commander=inc.commander,
         ai_context=dict(inc.ai_context),
         jira_key=inc.jira_key,
+        jira_url=inc.jira_url,
         slack_channel=inc.slack_channel,
         slack_ts=inc.slack_ts,
         root_cause=inc.root_cause,

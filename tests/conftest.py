@@ -18,6 +18,8 @@ from bot.settings import Settings
 from bot.wiring import Container, bootstrap
 from handlers.http import create_app
 from storage.db import create_db_engine, migrate
+from tests.standins.jira import JiraStandin
+from tests.standins.slack import SlackStandin
 from tests.support.databases import database
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -35,6 +37,12 @@ def payload(name: str) -> dict[str, Any]:
 def example_policy() -> Policy:
     """Load the example policy file as the tests and users do."""
     return load_policy(EXAMPLE, {})
+
+
+def without_tickets(policy: Policy | None = None) -> Policy:
+    """The policy (the example by default) with Jira off: tests of other edges see no tickets."""
+    policy = policy or example_policy()
+    return policy.model_copy(update={"jira": policy.jira.model_copy(update={"enabled": False})})
 
 
 class FakeClock:
@@ -98,3 +106,27 @@ def bot(db_url: str) -> Iterator[Bot]:
     with b.client:
         yield b
     b.container.engine.dispose()
+
+
+@pytest.fixture
+def slack() -> Iterator[SlackStandin]:
+    """The Slack Web API stand-in; the test fails if the bot made a call Slack would refuse."""
+    with SlackStandin() as standin:
+        yield standin
+    standin.assert_no_violations()
+
+
+@pytest.fixture(params=["cloud", "dc"])
+def jira(request: pytest.FixtureRequest) -> Iterator[JiraStandin]:
+    """The Jira stand-in as Cloud and as Data Center; fails on requests Jira would refuse."""
+    with JiraStandin(mode=request.param) as standin:
+        yield standin
+    standin.assert_no_violations()
+
+
+@pytest.fixture
+def cloud() -> Iterator[JiraStandin]:
+    """The Jira stand-in as Jira Cloud only."""
+    with JiraStandin(mode="cloud") as standin:
+        yield standin
+    standin.assert_no_violations()

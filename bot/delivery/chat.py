@@ -40,8 +40,13 @@ class ChatDelivery:
         slack: bool,
         clock: Callable[[], datetime],
         paused: Callable[[Session, str], bool] | None = None,
+        tickets: bool = True,
+        on_first_post: Callable[[Session, IncidentRow, datetime], None] | None = None,
     ) -> None:
+        """`on_first_post` runs in the transaction that records the card's first post."""
         self._paused = paused
+        self._tickets = tickets
+        self._on_first_post = on_first_post
         self._engine = engine
         self._chat = chat
         self._safe = safe
@@ -60,8 +65,8 @@ class ChatDelivery:
                 view = replace(view, workflow_paused=self._paused(session, view.workflow))
         if view is None:
             raise GiveUp(f"incident {attempt.incident_id} does not exist")
-        text = card_text(view, self._safe)
-        blocks = card_blocks(view, self._safe) if self._slack else None
+        text = card_text(view, self._safe, tickets=self._tickets)
+        blocks = card_blocks(view, self._safe, tickets=self._tickets) if self._slack else None
         channel = view.slack_channel or self._default_channel
         if view.slack_ts is not None:
             self._chat.update(channel=channel, ts=view.slack_ts, text=text, blocks=blocks)
@@ -77,6 +82,8 @@ class ChatDelivery:
             row.slack_channel = channel
             row.slack_ts = ts
             session.add(row)
+            if self._on_first_post is not None:
+                self._on_first_post(session, row, self._clock())
         return {"channel": channel, "ts": ts}
 
     def journal(self, attempt: Attempt) -> dict[str, Any]:

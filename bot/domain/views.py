@@ -65,6 +65,7 @@ class IncidentView:
     commander: str | None
     ai_context: dict[str, Any]
     jira_key: str | None
+    jira_url: str | None
     slack_channel: str | None
     slack_ts: str | None
     root_cause: str | None

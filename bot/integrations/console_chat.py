@@ -64,6 +64,10 @@ class ConsoleChat:
         self._print(f"[slack {channel}] would upload {filename} ({len(content)} bytes): {title}")
         return "F-console"
 
+    def permalink(self, *, channel: str, ts: str) -> str | None:
+        # printed messages have no address
+        return None
+
     def find(self, *, channel: str, key: str, thread_ts: str | None = None) -> str | None:
         # a console cannot be searched; a crash mid-print may print a line twice
         return None

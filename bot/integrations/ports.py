@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-__all__ = ["ChatNotifier", "PostedMessage"]
+__all__ = [
+    "ChatNotifier",
+    "PostedMessage",
+    "TicketDraft",
+    "TicketRef",
+    "TicketTracker",
+    "TicketUser",
+]
 
 
 @dataclass(frozen=True)
@@ -46,3 +54,67 @@ class ChatNotifier(Protocol):
     ) -> str:
         """Upload a file (a chart) to the channel, in a thread if given; return its file id."""
         ...
+
+    def permalink(self, *, channel: str, ts: str) -> str | None:
+        """Return a link to a posted message, or None where there is none (local mode)."""
+        ...
+
+
+@dataclass(frozen=True)
+class TicketDraft:
+    """A ticket to file; `description` is already in the tracker's markup, redacted and escaped."""
+
+    project: str
+    summary: str
+    description: str
+    issue_type: str
+    priority: str | None
+    labels: tuple[str, ...]
+    # the label only this incident's ticket carries: how a retry finds a ticket it already made
+    dedup_label: str
+
+
+@dataclass(frozen=True)
+class TicketRef:
+    key: str
+    url: str | None
+
+
+@dataclass(frozen=True)
+class TicketUser:
+    """Whom to assign: a tracker account (Cloud accountId, Data Center user name) or an email."""
+
+    account: str | None = None
+    email: str | None = None
+
+
+class TicketTracker(Protocol):
+    """Files and updates tickets; raises RetryLater / GiveUp from bot.delivery.worker."""
+
+    def create(self, draft: TicketDraft) -> TicketRef: ...
+
+    def find(self, *, project: str, label: str) -> TicketRef | None:
+        """Return the ticket carrying `label`, so a retry after a lost answer never files twice."""
+        ...
+
+    def comment(self, *, key: str, body: str) -> None: ...
+
+    def has_comment(self, *, key: str, marker: str) -> bool:
+        """Return True if a recent comment of the ticket contains `marker`."""
+        ...
+
+    def resolve(self, *, key: str, preferred: Sequence[str]) -> str | None:
+        """Move the ticket to a done status; return its name, or None if it was done already."""
+        ...
+
+    def reopen(self, *, key: str) -> str | None:
+        """Move a done ticket back to an open status; return its name, or None if it was open."""
+        ...
+
+    def account_for(self, user: TicketUser) -> str:
+        """Return the tracker account of a person (looked up by email when not given)."""
+        ...
+
+    def assign(self, *, key: str, account: str) -> None: ...
+
+    def set_priority(self, *, key: str, priority: str) -> None: ...

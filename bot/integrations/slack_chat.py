@@ -130,6 +130,14 @@ class SlackChat:
         file = resp.get("file") or {}
         return str(file.get("id", ""))
 
+    def permalink(self, *, channel: str, ts: str) -> str | None:
+        try:
+            resp = self._client.chat_getPermalink(channel=channel, message_ts=ts)
+        except (SlackApiError, SlackClientError, OSError) as exc:
+            raise _translate(exc, "chat.getPermalink") from exc
+        link = resp.get("permalink")
+        return str(link) if link else None
+
     def find(self, *, channel: str, key: str, thread_ts: str | None = None) -> str | None:
         cursor: str | None = None
         for _ in range(MAX_FIND_PAGES):

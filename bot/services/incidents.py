@@ -787,6 +787,25 @@ class IncidentService:
         self._move(session, incident, to=IncidentState.RESOLVED, actor=actor, now=now, why=why)
         return incident
 
+    def resolve_from_ticket(
+        self, session: Session, *, incident_id: int, actor: str, why: str
+    ) -> bool:
+        """Resolve because its ticket was closed; the tracker's permissions vouch for the actor.
+
+        Return False when the incident is resolved already (our own transition echoed back).
+        """
+        now = self._clock()
+        incident = self._load(session, incident_id)
+        if incident.state == IncidentState.RESOLVED.value:
+            return False
+        incident.resolved_at = now
+        incident.resolved_by = actor
+        incident.resolution_summary = why
+        self._move(
+            session, incident, to=IncidentState.RESOLVED, actor=actor, now=now, why=f": {why}"
+        )
+        return True
+
     def reopen(self, session: Session, *, incident_id: int, actor: str, reason: str) -> IncidentRow:
         """Reopen a resolved incident; a reason is required."""
         if not reason.strip():

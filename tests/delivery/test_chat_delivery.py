@@ -22,7 +22,7 @@ from sqlmodel import Session, select
 from bot.services import journal
 from bot.settings import Settings
 from storage.models import IncidentRow, JournalRow, OutboxRow
-from tests.conftest import TOKEN, Bot, make_bot, payload
+from tests.conftest import TOKEN, Bot, make_bot, payload, without_tickets
 from tests.standins.slack import SlackStandin, metadata_keys
 
 CHANNEL = "C0SUMMARY01"  # the email-summarizer workflow's channel in the example policy
@@ -113,7 +113,7 @@ def incident(bot: Bot) -> IncidentRow:
 
 
 def test_local_mode_prints_a_readable_card_and_journal(db_url: str) -> None:
-    bot = make_bot(db_url)
+    bot = make_bot(db_url, policy=without_tickets())  # tickets: tests/delivery/test_ticket_*
     with driven(bot):
         assert notify(bot, payload(FIXTURE))["incident"] == "INC-1"
         deliver(bot)
@@ -133,7 +133,7 @@ def test_local_mode_prints_a_readable_card_and_journal(db_url: str) -> None:
     card = opened.split("new incident card ===\n", 1)[1].split("\n\n", 1)[0].splitlines()
     assert card[0] == "INC-1 [P1] email-summarizer error rate above 20%"
     assert re.search(r"state: triggered\s+workflow: email-summarizer \(internal\)", card[1])
-    assert "ticket: ticket pending" in card[2]
+    assert "ticket: no tickets (Jira is off)" in card[2]
     assert any(line.strip().startswith("why P1: ") for line in card)
     assert card[-1].strip() == "alerts: 2 firing of 2"
 
@@ -175,7 +175,8 @@ def slack_bot(db_url: str, slack: SlackStandin) -> Bot:
         database_url=db_url,
         ai_incident_webhook_token=SecretStr(TOKEN),
     )
-    return make_bot(db_url, settings=settings)
+    # Jira off: these tests count Slack calls; tickets have their own (test_ticket_delivery.py)
+    return make_bot(db_url, policy=without_tickets(), settings=settings)
 
 
 def _chat(call: Any) -> bool:

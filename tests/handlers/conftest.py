@@ -13,13 +13,6 @@ from tests.support.slack_requests import SECRET
 
 
 @pytest.fixture
-def slack() -> Iterator[SlackStandin]:
-    with SlackStandin() as standin:
-        yield standin
-    standin.assert_no_violations()
-
-
-@pytest.fixture
 def sbot(db_url: str, slack: SlackStandin) -> Iterator[Bot]:
     settings = Settings(
         database_url=db_url,

@@ -83,8 +83,7 @@ def build(db_url: str, world: World, clock: FakeClock, routing_key: str = KEY) -
 def running(bot: Bot) -> Iterator[Bot]:
     """Serve webhooks; the worker and the scheduler are driven by `tick`."""
     with bot.client:
-        for worker in bot.container.workers:
-            worker.stop()
+        bot.container.stop_delivery()
         bot.container.scheduler.shutdown(wait=True)
         yield bot
 

@@ -24,9 +24,11 @@ Behaviour, as Slack's Web API docs (https://api.slack.com/web) and its OpenAPI s
 - ``ts`` values look like ``1700000000.000100`` and are unique and increasing across the workspace.
 - Messages keep ``thread_ts``, ``metadata`` and ``blocks``. ``metadata`` is only returned by
   ``conversations.history``/``conversations.replies`` when ``include_all_metadata`` is true.
-- Implemented: ``auth.test``, ``chat.postMessage``, ``chat.update``, ``chat.postEphemeral``,
-  ``conversations.history``, ``conversations.replies``, ``conversations.open`` (a DM with one
-  user; its id is the one `channel_id` gives the user id), ``usergroups.users.list`` (groups made
+- Implemented: ``auth.test``, ``chat.postMessage``, ``chat.update``, ``chat.getPermalink``,
+  ``chat.postEphemeral``, ``conversations.history``, ``conversations.replies``,
+  ``conversations.open`` (a DM with one user; its id is the one `channel_id` gives the user id),
+  ``files.getUploadURLExternal`` and ``files.completeUploadExternal`` (with the upload URL they
+  hand out), ``usergroups.users.list`` (groups made
   with `add_usergroup`; others are ``no_such_subteam``). Others answer ``unknown_method``.
 
 Every call is checked against Slack's published Web API spec (the excerpt in
@@ -71,7 +73,6 @@ import hashlib
 import json
 import math
 import re
-import socket
 import threading
 import time
 import uuid
@@ -83,12 +84,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from tests.standins.server import LoopbackServer
 
 __all__ = [
     "CHANNEL_ID",
@@ -137,6 +139,7 @@ _ID_DEFINITIONS = {
     "user": "defs_user_id",
     "ts": "defs_ts",
     "thread_ts": "defs_ts",
+    "message_ts": "defs_ts",
 }
 # what Slack answers for a malformed id: parameter -> error, or {method: error, "*": default}
 _ID_ERRORS: dict[str, dict[str, str]] = {
@@ -148,6 +151,7 @@ _ID_ERRORS: dict[str, dict[str, str]] = {
         "*": "invalid_arguments",
     },
     "thread_ts": {"*": "invalid_thread_ts"},
+    "message_ts": {"*": "message_not_found"},
 }
 
 _STATUS_ERRORS = {
@@ -351,9 +355,7 @@ class SlackStandin:
         # file uploads: file id -> {filename, length, bytes, shared_in, title, thread_ts}
         self._files: dict[str, dict[str, Any]] = {}
         self._upload_failures = 0
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._socket: socket.socket | None = None
+        self._server: LoopbackServer | None = None
         self.port = 0
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -449,45 +451,19 @@ class SlackStandin:
 
     def start(self, timeout: float = 10.0) -> SlackStandin:
         """Serve on an ephemeral loopback port; return once it accepts connections."""
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self._socket = sock
-        self.port = int(sock.getsockname()[1])
-        config = uvicorn.Config(
+        self._server = LoopbackServer(
             Starlette(routes=self._routes()),
-            log_config=None,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            http="h11",
+            name="Slack stand-in",
             ws="websockets-sansio",
-            loop="asyncio",
             timeout_graceful_shutdown=2,
         )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, name="slack-standin", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("the Slack stand-in did not start")
-            time.sleep(0.01)
+        self.port = self._server.start(timeout)
         return self
 
     def stop(self) -> None:
         """Stop serving and release the port."""
         if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
-        if self._socket is not None:
-            self._socket.close()
-            self._socket = None
+            self._server.stop()
         self._server = None
 
     def __enter__(self) -> SlackStandin:
@@ -943,6 +919,17 @@ class SlackStandin:
             "text": message.text,
             "message": message.to_api(include_metadata=True, standin=self),
         }
+
+    def _m_chat_getPermalink(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = self._resolve_channel(params.get("channel"))
+        ts = str(params.get("message_ts") or "")
+        message = self._messages.get((channel, ts))
+        if message is None:
+            raise SlackError("message_not_found")
+        link = f"https://ai-incident-test.slack.com/archives/{channel}/p{ts.replace('.', '')}"
+        if message.thread_ts is not None:
+            link += f"?thread_ts={message.thread_ts}&cid={channel}"
+        return {"channel": channel, "permalink": link}
 
     def _m_chat_postEphemeral(self, params: dict[str, Any]) -> dict[str, Any]:
         channel = self._resolve_channel(params.get("channel"))

@@ -1,7 +1,7 @@
 """Paging: escalation state per incident, on-call overrides, pages sent.
 
 Revision ID: 0004_paging
-Revises: 0002
+Revises: 0003_jira
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 import storage.models
 
 revision = "0004_paging"
-down_revision = "0002"
+down_revision = "0003_jira"
 branch_labels = None
 depends_on = None
 
