@@ -15,16 +15,23 @@ from slack_sdk import WebClient
 from sqlalchemy.engine import Engine
 
 from bot.config import Policy, load_policy
+from bot.delivery.callbacks import CallbackDelivery, callback_secret
 from bot.delivery.chat import ChatDelivery
+from bot.delivery.handoff_chat import HandoffChatDelivery
 from bot.delivery.worker import DeliveryWorker, Handler
 from bot.domain.redaction import Redactor, SafeText
+from bot.integrations.callback_http import HttpCallbacks
 from bot.integrations.console_chat import ConsoleChat
+from bot.integrations.console_handoffs import ConsoleHandoffChat
 from bot.integrations.slack_chat import SlackChat
 from bot.integrations.slack_groups import SlackGroups
 from bot.metrics import Metrics
 from bot.scheduler import Job, build_scheduler
+from bot.services import handoffs as handoff_kinds
 from bot.services import journal
 from bot.services.commands import CommandRunner
+from bot.services.handoff_runner import HandoffRunner
+from bot.services.handoffs import HandoffService
 from bot.services.incidents import IncidentService
 from bot.services.ingest import IngestPipeline
 from bot.services.killswitch import KillSwitchService
@@ -65,6 +72,7 @@ class Container:
     socket_mode: SocketModeHandler | None = None
     # further delivery lanes (tickets, pages, callbacks), each on its own thread
     lanes: list[DeliveryWorker] = field(default_factory=list)
+    handoffs: HandoffRunner | None = None
 
     @property
     def workers(self) -> list[DeliveryWorker]:
@@ -129,9 +137,11 @@ def bootstrap(
     killswitch = KillSwitchService(policy=policy, clock=clock)
     incidents.subscribe(killswitch.on_incident_event)
     client = _slack_client(settings)
+    # one Slack adapter for every chat handler, so its per-channel pacing sees all their posts
+    slack_chat = SlackChat(client) if client is not None else None
     chat = ChatDelivery(
         engine=engine,
-        chat=SlackChat(client) if client is not None else ConsoleChat(console),
+        chat=slack_chat or ConsoleChat(console),
         safe=safe,
         default_channel=policy.default_channel,
         slack=not settings.local_mode,
@@ -139,6 +149,19 @@ def bootstrap(
         paused=killswitch.is_paused,
     )
     handlers: dict[str, Handler] = {journal.CARD: chat.card, journal.JOURNAL: chat.journal}
+    # handoffs (§8): review cards and their threads ride the chat lane
+    handoff_service = HandoffService(policy=policy, clock=clock, killswitch=killswitch)
+    handoff_chat = HandoffChatDelivery(
+        engine=engine,
+        chat=slack_chat or ConsoleHandoffChat(console),
+        safe=safe,
+        channel=handoff_service.review_channel,
+        slack=not settings.local_mode,
+        clock=clock,
+        workflow_known=handoff_service.workflow_known,
+    )
+    handlers[handoff_kinds.CARD] = handoff_chat.card
+    handlers[handoff_kinds.THREAD] = handoff_chat.thread
     worker = DeliveryWorker(
         engine=engine, handlers=handlers, clock=clock, kinds=list(handlers), name="delivery-chat"
     )
@@ -150,6 +173,7 @@ def bootstrap(
 
     pipeline = IngestPipeline(engine=engine, service=incidents, metrics=metrics, on_commit=poke)
     jobs: list[Job] = [incidents.review_due, incidents.escalate_due]
+    jobs += [handoff_service.expire_leases, handoff_service.sla_due]
     scheduler = build_scheduler(engine, jobs, poke, scheduler_interval_s)
     token = (
         settings.ai_incident_webhook_token.get_secret_value()
@@ -158,6 +182,29 @@ def bootstrap(
     )
     if token is None and settings.local_mode:
         token = LOCAL_DEV_TOKEN
+    # decisions go back to agents on a lane of their own: an agent that is down holds up no card
+    callbacks = CallbackDelivery(
+        engine=engine,
+        sender=HttpCallbacks(),
+        secret_for=lambda source: callback_secret(policy, source, token),
+        clock=clock,
+    )
+    lanes.append(
+        DeliveryWorker(
+            engine=engine,
+            handlers={handoff_kinds.CALLBACK: callbacks.deliver},
+            clock=clock,
+            kinds=[handoff_kinds.CALLBACK],
+            name="delivery-callbacks",
+        )
+    )
+    handoff_runner = HandoffRunner(
+        engine=engine,
+        service=handoff_service,
+        safe=safe,
+        after_commit=poke,
+        group_members=SlackGroups(client).members if client is not None else None,
+    )
     commands = CommandRunner(
         engine=engine,
         policy=policy,
@@ -166,6 +213,7 @@ def bootstrap(
         after_commit=poke,
         group_members=SlackGroups(client).members if client is not None else None,
         killswitch=killswitch,
+        handoffs=handoff_runner,
     )
     slack_app = None
     socket_mode = None
@@ -181,6 +229,7 @@ def bootstrap(
                 else None
             ),
             commands=commands,
+            handoffs=handoff_runner,
         )
         if app_token:
             # Socket Mode: Slack's traffic comes over a websocket the bot opens; /slack/events
@@ -204,4 +253,5 @@ def bootstrap(
         slack_app=slack_app if settings.slack_signing_secret is not None else None,
         socket_mode=socket_mode,
         lanes=lanes,
+        handoffs=handoff_runner,
     )

@@ -17,6 +17,7 @@ from bot.domain.incidents import IncidentState, format_incident_id
 from bot.domain.redaction import SafeText
 from bot.domain.severity import Severity
 from bot.services.errors import DomainError
+from bot.services.handoff_runner import HandoffRunner
 from bot.services.incidents import IncidentService
 from bot.services.killswitch import Flip, KillSwitchService
 from storage.db import readonly, session_scope
@@ -30,8 +31,6 @@ LATER = {
     "page": "paging",
     "oncall": "on-call schedules",
     "oncall override": "on-call overrides",
-    "handoffs": "the handoff queue",
-    "claim": "claiming handoffs",
     "digest": "the weekly digest",
     "timeline": "timeline export in Slack (use `ai-incident export` meanwhile)",
     "postmortem": "postmortem drafts",
@@ -63,7 +62,9 @@ class CommandRunner:
         after_commit: Callable[[], None] = lambda: None,
         group_members: Callable[[Collection[str]], Mapping[str, Collection[str]]] | None = None,
         killswitch: KillSwitchService | None = None,
+        handoffs: HandoffRunner | None = None,
     ) -> None:
+        self._handoffs = handoffs
         self._group_members = group_members
         self._killswitch = killswitch or KillSwitchService(policy=policy, clock=incidents.clock)
         self._engine = engine
@@ -233,6 +234,10 @@ class CommandRunner:
                     )
                 )
                 return self._flipped(flip)
+            case cmd.Handoffs() if self._handoffs is not None:
+                return self._handoffs.queue()
+            case cmd.Claim(handoff=number) if self._handoffs is not None:
+                return self._handoffs.claim(handoff_id=number, user=user).text
             case _:
                 feature = LATER.get(command.subcommand, command.subcommand)
                 return f"`{command.subcommand}` is not available yet: {feature} is not built yet."
