@@ -266,9 +266,11 @@ def sla_steps(clock: SlaClock, due: datetime, allowed: timedelta) -> list[SlaSte
     ]
 
 
-def _clock_running(clock: SlaClock, status: HandoffStatus) -> bool:
+def _clock_running(clock: SlaClock, status: HandoffStatus, ever_claimed: bool) -> bool:
+    # the claim clock measures the wait for the first claim; after a release or an expired
+    # lease the decide clock alone keeps watch
     if clock is SlaClock.CLAIM:
-        return status is HandoffStatus.QUEUED
+        return status is HandoffStatus.QUEUED and not ever_claimed
     return status in OPEN
 
 
@@ -278,6 +280,7 @@ def due_sla_steps(
     status: HandoffStatus,
     stages_done: dict[SlaClock, int],
     now: datetime,
+    ever_claimed: bool = False,
 ) -> list[SlaStep]:
     """Return the step to take now on each running clock: the highest stage due and not done.
 
@@ -286,7 +289,7 @@ def due_sla_steps(
     """
     chosen: dict[SlaClock, SlaStep] = {}
     for step in steps:
-        if not _clock_running(step.clock, status):
+        if not _clock_running(step.clock, status, ever_claimed):
             continue
         if step.stage <= stages_done.get(step.clock, 0) or step.due_at > now:
             continue
@@ -297,13 +300,17 @@ def due_sla_steps(
 
 
 def next_sla_at(
-    steps: Sequence[SlaStep], *, status: HandoffStatus, stages_done: dict[SlaClock, int]
+    steps: Sequence[SlaStep],
+    *,
+    status: HandoffStatus,
+    stages_done: dict[SlaClock, int],
+    ever_claimed: bool = False,
 ) -> datetime | None:
     """Return when the scheduler must look at the handoff next, or None when no clock runs."""
     pending = [
         s.due_at
         for s in steps
-        if _clock_running(s.clock, status) and s.stage > stages_done.get(s.clock, 0)
+        if _clock_running(s.clock, status, ever_claimed) and s.stage > stages_done.get(s.clock, 0)
     ]
     return min(pending) if pending else None
 

@@ -8,6 +8,7 @@ backend get exactly one winner.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -206,7 +207,8 @@ def card_changed(session: Session, handoff: HandoffRow, now: datetime) -> None:
     enqueue(
         session,
         kind=CARD,
-        idempotency_key=f"handoff-card:{handoff.id}:update:{now.timestamp():.6f}",
+        # unique per refresh: two refreshes can share an instant
+        idempotency_key=f"handoff-card:{handoff.id}:update:{uuid.uuid4().hex}",
         ordering_key=_ordering(handoff.id),
         payload={"handoff_id": handoff.id},
         now=now,
@@ -220,7 +222,7 @@ def thread_line(session: Session, handoff: HandoffRow, line: dict[str, Any], now
     enqueue(
         session,
         kind=THREAD,
-        idempotency_key=f"handoff-thread:{handoff.id}:{line['event']}:{now.timestamp():.6f}",
+        idempotency_key=f"handoff-thread:{handoff.id}:{line['event']}:{uuid.uuid4().hex}",
         ordering_key=_ordering(handoff.id),
         payload={"handoff_id": handoff.id, "line": line},
         now=now,
@@ -646,7 +648,10 @@ class HandoffService:
 
     def _reschedule(self, row: HandoffRow) -> None:
         row.sla_next_at = next_sla_at(
-            self._steps(row), status=HandoffStatus(row.status), stages_done=self._done(row)
+            self._steps(row),
+            status=HandoffStatus(row.status),
+            stages_done=self._done(row),
+            ever_claimed=row.claimed_at is not None,
         )
 
     def sla_due(self, session: Session, *, limit: int = 100) -> int:
@@ -667,7 +672,11 @@ class HandoffService:
         for row in rows:
             status = HandoffStatus(row.status)
             for step in due_sla_steps(
-                self._steps(row), status=status, stages_done=self._done(row), now=now
+                self._steps(row),
+                status=status,
+                stages_done=self._done(row),
+                now=now,
+                ever_claimed=row.claimed_at is not None,
             ):
                 self._take_step(session, row, step, now)
                 taken += 1
