@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.domain.handoffs import Decision, HandoffStatus, HandoffView, Tier
-from bot.domain.redaction import SafeText
+from bot.domain.redaction import WORD_JOINER, SafeText
 from bot.rendering import AI_CONTEXT_LABELS
 
 __all__ = [
@@ -70,6 +70,7 @@ DECISION_WORDS = {
     Decision.REJECTED: "rejected",
 }
 _SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
+_AT_WORD = re.compile(r"[@\uff20\ufe6b](?=\w)")
 
 
 def _clip(text: str, limit: int) -> str:
@@ -152,9 +153,19 @@ def _ai_context_pairs(view: HandoffView) -> list[tuple[str, str]]:
     ]
 
 
+def _inert_plain(text: str | None, safe: SafeText) -> str:
+    """Redacted text for a plain_text object, with nothing that reads as a mention or link.
+
+    Slack shows plain_text as written, but nothing of an agent's should even look like markup:
+    brackets become look-alikes and a word joiner follows every "@".
+    """
+    plain = safe.plain(text).replace("<", "\u2039").replace(">", "\u203a")
+    return _AT_WORD.sub("@" + WORD_JOINER, plain)
+
+
 def _header(view: HandoffView, safe: SafeText) -> dict[str, Any]:
     summary = view.request.get("summary") or view.reason.replace("_", " ")
-    text = f"{view.public_id} {safe.plain(str(summary))}"
+    text = f"{view.public_id} {_inert_plain(str(summary), safe)}"
     return {"type": "header", "text": {"type": "plain_text", "text": _clip(text, 150)}}
 
 
