@@ -257,3 +257,22 @@ def test_openapi_documents_the_handoff_endpoints(bot: Bot) -> None:
         in post["requestBody"]["content"]["application/json"]["schema"]["properties"]
     )
     assert {"200", "401", "404", "503"} <= set(paths["/handoffs/{handoff_id}"]["get"]["responses"])
+
+
+def test_local_mode_prints_the_review_card_and_its_thread(bot: Bot) -> None:
+    bot.post("/webhooks/handoffs", handoff_body(request={"summary": "Refund <!here>"}))
+    runner = bot.container.handoffs
+    assert runner is not None
+    assert runner.claim(handoff_id=1, user="U0BOB00002").ok
+
+    def printed() -> str:
+        bot.container.deliver_due()
+        return bot.console.getvalue()
+
+    deadline = time.monotonic() + 10
+    while "claimed by" not in printed() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    out = printed()
+    assert "=== [slack C0REVIEWS01] handoff for review ===\nHO-1 [human] Refund <!here>" in out
+    assert "HO-1 claimed by U0BOB00002 until 2026-11-23 10:15 UTC." in out
+    assert "handoff card updated" in out
