@@ -53,7 +53,7 @@ from bot.services.handoff_events import (
     publish,
 )
 from bot.services.killswitch import KillSwitchService
-from storage.models import HandoffRow
+from storage.models import HandoffRow, UTCDateTime
 
 __all__ = [
     "CALLBACK",
@@ -82,6 +82,11 @@ GroupMembers = Mapping[str, Collection[str]] | None
 OnCall = Callable[[Session, str, datetime], list[str]]
 
 _TABLE: sa.Table = HandoffRow.__table__  # type: ignore[attr-defined]
+
+
+def _first_claim(now: datetime) -> Any:
+    """The first claim's time stays; `now` is bound as a UTC column value, like every instant."""
+    return sa.func.coalesce(_TABLE.c.claimed_at, sa.literal(now, UTCDateTime()))
 
 
 # -- errors ------------------------------------------------------------------------------------
@@ -465,7 +470,7 @@ class HandoffService:
             .values(
                 status=HandoffStatus.CLAIMED.value,
                 claimed_by=actor,
-                claimed_at=sa.func.coalesce(_TABLE.c.claimed_at, now),
+                claimed_at=_first_claim(now),
                 lease_until=until,
                 updated_at=now,
             )
@@ -560,7 +565,7 @@ class HandoffService:
                 decided_by=actor,
                 decided_at=now,
                 claimed_by=actor,
-                claimed_at=sa.func.coalesce(_TABLE.c.claimed_at, now),
+                claimed_at=_first_claim(now),
                 lease_until=None,
                 sla_next_at=None,
                 updated_at=now,

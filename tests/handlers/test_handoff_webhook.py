@@ -276,3 +276,17 @@ def test_local_mode_prints_the_review_card_and_its_thread(bot: Bot) -> None:
     assert "=== [slack C0REVIEWS01] handoff for review ===\nHO-1 [human] Refund <!here>" in out
     assert "HO-1 claimed by U0BOB00002 until 2026-11-23 10:15 UTC." in out
     assert "handoff card updated" in out
+
+
+def test_a_handoff_naming_no_or_an_unknown_workflow_is_kept(bot: Bot) -> None:
+    body = handoff_body("no-workflow")
+    body.pop("workflow")
+    assert bot.post("/webhooks/handoffs", body).status_code == 202
+    assert bot.post("/webhooks/handoffs", handoff_body("ghost", workflow="ghost")).status_code == 202
+    first, second = rows(bot)
+    assert first.workflow == bot.container.policy.default_workflow
+    assert second.workflow == "ghost" and second.tier == "human"
+    runner = bot.container.handoffs
+    assert runner is not None
+    view = runner.view(second.id or 0)
+    assert view is not None and not view.workflow_known
