@@ -178,9 +178,9 @@ def _fields(view: HandoffView, safe: SafeText, now: datetime) -> dict[str, Any]:
     if not view.workflow_known:
         workflow += " (not in the policy file)"
     fields = [
-        f"*Tier*\n{TIER_MARK[view.tier]} {TIER_WORDS[view.tier]}",
+        f"*Tier*\n{TIER_MARK[view.tier]} {TIER_WORDS[view.tier]}\n{safe.slack(view.tier_reason)}",
         f"*Status*\n{_status(view, safe, now, slack=True)}",
-        f"*Confidence*\n{confidence} ({safe.slack(view.tier_reason)})",
+        f"*Confidence*\n{confidence}",
         f"*Reason*\n{safe.slack(view.reason)}",
         f"*Workflow*\n{workflow}",
         f"*Agent*\n{agent}",
@@ -391,8 +391,6 @@ def handoff_card_text(
     pairs = _ai_context_pairs(view)
     if pairs:
         lines.append("  AI context: " + ", ".join(f"{k} {out(v)}" for k, v in pairs))
-    if view.decision is not None:
-        lines.append(f"  decision: {_status(view, safe, now, slack=slack)}")
     if view.decision is Decision.REJECTED:
         lines.append(f"  reject reason: {out(view.reject_reason)}")
     if view.decision is Decision.EDITED:
