@@ -282,7 +282,9 @@ def test_a_handoff_naming_no_or_an_unknown_workflow_is_kept(bot: Bot) -> None:
     body = handoff_body("no-workflow")
     body.pop("workflow")
     assert bot.post("/webhooks/handoffs", body).status_code == 202
-    assert bot.post("/webhooks/handoffs", handoff_body("ghost", workflow="ghost")).status_code == 202
+    assert (
+        bot.post("/webhooks/handoffs", handoff_body("ghost", workflow="ghost")).status_code == 202
+    )
     first, second = rows(bot)
     assert first.workflow == bot.container.policy.default_workflow
     assert second.workflow == "ghost" and second.tier == "human"
