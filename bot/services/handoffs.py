@@ -30,6 +30,7 @@ from bot.domain.handoffs import (
     SlaClock,
     SlaStep,
     Tier,
+    can_decide,
     confidence_band,
     decide_tier,
     decision_of,
@@ -69,8 +70,11 @@ __all__ = [
     "NotReviewable",
     "OnCall",
     "Receipt",
+    "callback_body",
     "card_changed",
+    "card_posted",
     "policy_oncall",
+    "thread_line",
 ]
 
 CARD = "handoff.card"
@@ -427,7 +431,7 @@ class HandoffService:
     # -- claiming ---------------------------------------------------------------------------
 
     def _takeable(self, actor: str, now: datetime) -> Any:
-        """Rows `actor` may take now: queued, held by `actor`, or with an expired lease."""
+        """Rows `actor` may take now (`can_claim` as SQL): queued, held by `actor`, or expired."""
         c = _TABLE.c
         return sa.or_(
             c.status == HandoffStatus.QUEUED.value,
@@ -524,12 +528,7 @@ class HandoffService:
         self._require_reviewer(actor, "decide handoffs", groups)
         now = self._clock()
         row = self.get(session, handoff_id)
-        status = HandoffStatus(row.status)
-        takeable = status is HandoffStatus.QUEUED or (
-            status is HandoffStatus.CLAIMED
-            and (row.claimed_by == actor or row.lease_until is None or row.lease_until <= now)
-        )
-        if not takeable:
+        if not can_decide(HandoffStatus(row.status), row.claimed_by, row.lease_until, actor, now):
             raise self._refusal(session, handoff_id, now)
         return row
 
