@@ -46,6 +46,12 @@ class Metrics:
         self.open_incidents = Gauge(
             "ai_incident_open_incidents", "Incidents not resolved.", registry=self.registry
         )
+        self.handoffs = Counter(
+            "ai_incident_handoffs_received",
+            "Handoffs received by tier and outcome (new, duplicate).",
+            ["tier", "outcome"],
+            registry=self.registry,
+        )
 
     def render(self) -> bytes:
         """Return the text exposition format."""

@@ -15,13 +15,17 @@ from slack_sdk import WebClient
 from sqlalchemy.engine import Engine
 
 from bot.config import Policy, load_policy
+from bot.delivery.callbacks import CallbackDelivery, callback_secret
 from bot.delivery.chat import ChatDelivery
 from bot.delivery.digest import DigestDelivery
+from bot.delivery.handoff_chat import HandoffChatDelivery
 from bot.delivery.paging import PagingDelivery
 from bot.delivery.tickets import TicketDelivery
 from bot.delivery.worker import DeliveryWorker, Handler
 from bot.domain.redaction import Redactor, SafeText
+from bot.integrations.callback_http import HttpCallbacks
 from bot.integrations.console_chat import ConsoleChat
+from bot.integrations.console_handoffs import ConsoleHandoffChat
 from bot.integrations.console_pager import ConsolePager
 from bot.integrations.console_tracker import LOCAL_PROJECT, ConsoleTracker
 from bot.integrations.jira_tracker import JiraTracker
@@ -35,9 +39,12 @@ from bot.integrations.slack_dm import SlackDirect
 from bot.integrations.slack_groups import SlackGroups
 from bot.metrics import Metrics
 from bot.scheduler import Job, build_scheduler
+from bot.services import handoffs as handoff_kinds
 from bot.services import journal
 from bot.services.commands import CommandRunner
 from bot.services.digest import DIGEST, DigestService
+from bot.services.handoff_runner import HandoffRunner
+from bot.services.handoffs import HandoffService
 from bot.services.incidents import IncidentService
 from bot.services.ingest import IngestPipeline
 from bot.services.killswitch import KillSwitchService
@@ -86,6 +93,7 @@ class Container:
     socket_mode: SocketModeHandler | None = None
     # further delivery lanes (tickets, pages, callbacks), each on its own thread
     lanes: list[DeliveryWorker] = field(default_factory=list)
+    handoffs: HandoffRunner | None = None
 
     @property
     def workers(self) -> list[DeliveryWorker]:
@@ -205,6 +213,19 @@ def bootstrap(
             clock=clock,
         ).post,
     }
+    # handoffs (§8): review cards and their threads ride the chat lane
+    handoff_service = HandoffService(policy=policy, clock=clock, killswitch=killswitch)
+    handoff_chat = HandoffChatDelivery(
+        engine=engine,
+        chat=notifier if client is not None else ConsoleHandoffChat(console),
+        safe=safe,
+        channel=handoff_service.review_channel,
+        slack=not settings.local_mode,
+        clock=clock,
+        workflow_known=handoff_service.workflow_known,
+    )
+    handlers[handoff_kinds.CARD] = handoff_chat.card
+    handlers[handoff_kinds.THREAD] = handoff_chat.thread
     worker = DeliveryWorker(
         engine=engine, handlers=handlers, clock=clock, kinds=list(handlers), name="delivery-chat"
     )
@@ -260,6 +281,8 @@ def bootstrap(
         incidents.escalate_due,
         paging.escalate_due,
         digests.claim_due,
+        handoff_service.expire_leases,
+        handoff_service.sla_due,
     ]
     scheduler = build_scheduler(engine, jobs, poke, scheduler_interval_s)
     token = (
@@ -269,6 +292,29 @@ def bootstrap(
     )
     if token is None and settings.local_mode:
         token = LOCAL_DEV_TOKEN
+    # decisions go back to agents on a lane of their own: an agent that is down holds up no card
+    callbacks = CallbackDelivery(
+        engine=engine,
+        sender=HttpCallbacks(),
+        secret_for=lambda source: callback_secret(policy, source, token),
+        clock=clock,
+    )
+    lanes.append(
+        DeliveryWorker(
+            engine=engine,
+            handlers={handoff_kinds.CALLBACK: callbacks.deliver},
+            clock=clock,
+            kinds=[handoff_kinds.CALLBACK],
+            name="delivery-callbacks",
+        )
+    )
+    handoff_runner = HandoffRunner(
+        engine=engine,
+        service=handoff_service,
+        safe=safe,
+        after_commit=poke,
+        group_members=SlackGroups(client).members if client is not None else None,
+    )
     commands = CommandRunner(
         engine=engine,
         policy=policy,
@@ -281,6 +327,7 @@ def bootstrap(
         paging=PagingCommands(
             engine=engine, policy=policy, paging=paging, clock=clock, after_commit=poke
         ),
+        handoffs=handoff_runner,
     )
     slack_app = None
     socket_mode = None
@@ -296,6 +343,7 @@ def bootstrap(
                 else None
             ),
             commands=commands,
+            handoffs=handoff_runner,
         )
         if app_token:
             # Socket Mode: Slack's traffic comes over a websocket the bot opens; /slack/events
@@ -323,6 +371,7 @@ def bootstrap(
         slack_app=slack_app if settings.slack_signing_secret is not None else None,
         socket_mode=socket_mode,
         lanes=lanes,
+        handoffs=handoff_runner,
     )
 
 

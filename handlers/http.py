@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from sqlmodel import Session
 
 from bot.wiring import Container
+from handlers.handoffs import HandoffDeps, build_handoff_router
 from handlers.jira_webhook import build_jira_router
 from handlers.ofrep import OfrepDeps, build_ofrep_router
 from handlers.slack.app import dispatch
@@ -72,6 +73,19 @@ def create_app(container: Container, *, manage_lifecycle: bool = True) -> FastAP
             max_body_bytes=container.settings.max_body_bytes,
         )
     )
+
+    if container.handoffs is not None:
+        app.include_router(
+            build_handoff_router(
+                HandoffDeps(
+                    policy=container.policy,
+                    global_token=container.webhook_token,
+                    runner=container.handoffs,
+                    metrics=container.metrics,
+                    max_body_bytes=container.settings.max_body_bytes,
+                )
+            )
+        )
 
     if container.slack_app is not None:
         bolt = container.slack_app

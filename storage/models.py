@@ -14,6 +14,7 @@ __all__ = [
     "AlertRow",
     "DigestRunRow",
     "EscalationRow",
+    "HandoffRow",
     "IncidentRow",
     "JournalRow",
     "OnCallOverrideRow",
@@ -288,6 +289,64 @@ class PageRow(SQLModel, table=True):
     error: str | None = None
     created_at: datetime = _ts(nullable=False)
     sent_at: datetime | None = _ts()
+
+
+class HandoffRow(SQLModel, table=True):
+    """A piece of work an AI agent handed to humans (§8); `id` is the number in `HO-<n>`.
+
+    The decision columns (`decision`, `confidence_band`, `tier`, `received_at`, `claimed_at`,
+    `decided_at`, `sla_*_breached`) are the feedback the digest reads.
+    """
+
+    __tablename__ = "handoff"
+    __table_args__ = (
+        sa.Index("ix_handoff_open", "status", "received_at"),
+        sa.Index("ix_handoff_lease", "status", "lease_until"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(max_length=200, unique=True)
+    source: str = Field(max_length=100)
+    workflow: str = Field(max_length=200, index=True)
+    agent_id: str | None = Field(default=None, max_length=200)
+    agent_version: str | None = Field(default=None, max_length=100)
+    reason: str = Field(max_length=20)
+    confidence: float | None = None
+    confidence_band: str = Field(max_length=20)
+    tier: str = Field(max_length=10)
+    tier_reason: str
+    status: str = Field(max_length=12)
+    request: dict[str, Any] = _json(dict)
+    attempted_response: str | None = None
+    error: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(sa.JSON, nullable=True))
+    suggested_actions: list[Any] = _json(list)
+    proposed_action: dict[str, Any] | None = Field(
+        default=None, sa_column=sa.Column(sa.JSON, nullable=True)
+    )
+    context: dict[str, Any] = _json(dict)
+    ai_context: dict[str, Any] = _json(dict)
+    callback_url: str | None = Field(default=None, max_length=2048)
+    claimed_by: str | None = Field(default=None, max_length=100)
+    claimed_at: datetime | None = _ts()  # the first claim: time to claim
+    lease_until: datetime | None = _ts()
+    decision: str | None = Field(default=None, max_length=12)
+    edited_output: str | None = None
+    reject_reason: str | None = None
+    decided_by: str | None = Field(default=None, max_length=100)
+    decided_at: datetime | None = _ts(index=True)
+    received_at: datetime = _ts(nullable=False, index=True)
+    updated_at: datetime = _ts(nullable=False)
+    claim_due_at: datetime | None = _ts()
+    decide_due_at: datetime | None = _ts()
+    sla_claim_stage: int = 0
+    sla_decide_stage: int = 0
+    sla_claim_breached: bool = False
+    sla_decide_breached: bool = False
+    sla_next_at: datetime | None = _ts(index=True)
+    slack_channel: str | None = Field(default=None, max_length=40)
+    slack_ts: str | None = Field(default=None, max_length=40)
+    jira_key: str | None = Field(default=None, max_length=50)
+    callback_delivered_at: datetime | None = _ts()
 
 
 metadata = SQLModel.metadata

@@ -19,6 +19,7 @@ from bot.domain.severity import Severity
 from bot.reports import digest_text
 from bot.services.digest import DigestService
 from bot.services.errors import DomainError
+from bot.services.handoff_runner import HandoffRunner
 from bot.services.incidents import IncidentService
 from bot.services.killswitch import Flip, KillSwitchService
 from bot.services.paging_commands import PagingCommands
@@ -29,10 +30,6 @@ __all__ = ["DECLARE_FALLBACK", "CommandRunner", "Invocation"]
 
 log = logging.getLogger(__name__)
 
-LATER = {
-    "handoffs": "the handoff queue",
-    "claim": "claiming handoffs",
-}
 LIST_LIMIT = 20
 DECLARE_FALLBACK = f"The declare form could not be opened; type `{cmd.USAGE['declare']}` instead."
 
@@ -62,7 +59,9 @@ class CommandRunner:
         killswitch: KillSwitchService | None = None,
         digests: DigestService | None = None,
         paging: PagingCommands | None = None,
+        handoffs: HandoffRunner | None = None,
     ) -> None:
+        self._handoffs = handoffs
         self._paging = paging
         self._digests = digests or DigestService(policy=policy, clock=incidents.clock)
         self._group_members = group_members
@@ -272,9 +271,13 @@ class CommandRunner:
             case cmd.Page(incident=given) if self._paging is not None:
                 inc = self._incident_id(given, inv.channel)
                 return self._paging.page(command, incident_id=inc, user=user)
+            case cmd.Handoffs() if self._handoffs is not None:
+                return self._handoffs.queue()
+            case cmd.Claim(handoff=number) if self._handoffs is not None:
+                return self._handoffs.claim(handoff_id=number, user=user).text
             case _:
-                feature = LATER.get(command.subcommand, command.subcommand)
-                return f"`{command.subcommand}` is not available yet: {feature} is not built yet."
+                # reached only by a runner built without the service a subcommand needs
+                return f"`{command.subcommand}` is not available in this set-up."
 
     # -- card buttons -----------------------------------------------------------------------
 
@@ -309,7 +312,7 @@ class CommandRunner:
                 case "pause" | "resume":
                     return self._switch_from_card(action, incident_id, user, groups)
                 case _:
-                    return f"The card button `{action}` is not available yet."
+                    return f"The card button `{action}` is unknown."
         except DomainError as exc:
             return str(exc)
         return None

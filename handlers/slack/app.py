@@ -13,11 +13,18 @@ from slack_bolt import App, BoltContext, BoltRequest
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
 
+from bot.handoff_rendering import EDIT_VIEW_ID, REJECT_VIEW_ID
 from bot.rendering import DECLARE_VIEW_ID
 from bot.services.commands import CommandRunner
+from bot.services.handoff_runner import HandoffRunner
 from handlers.slack.actions import ACTIONS, handle_card_action
 from handlers.slack.commands import COMMAND, handle_slash_command
 from handlers.slack.events import handle_message_event
+from handlers.slack.handoff_actions import HANDOFF_ACTIONS, handle_handoff_action
+from handlers.slack.handoff_views import (
+    handle_handoff_edit_submission,
+    handle_handoff_reject_submission,
+)
 from handlers.slack.views import handle_declare_submission
 
 __all__ = ["build_bolt_app", "dispatch"]
@@ -26,7 +33,11 @@ log = logging.getLogger(__name__)
 
 
 def build_bolt_app(
-    *, client: WebClient, signing_secret: str | None, commands: CommandRunner
+    *,
+    client: WebClient,
+    signing_secret: str | None,
+    commands: CommandRunner,
+    handoffs: HandoffRunner | None = None,
 ) -> App:
     """Return the Bolt app; services reach listeners through `context`."""
     token = client.token or ""
@@ -46,6 +57,7 @@ def build_bolt_app(
 
     def services(context: BoltContext, next: Callable[[], Any]) -> Any:
         context["commands"] = commands
+        context["handoffs"] = handoffs
         return next()
 
     app.use(services)
@@ -54,6 +66,11 @@ def build_bolt_app(
         app.action(action_id)(handle_card_action)
     app.event("message")(handle_message_event)
     app.view(DECLARE_VIEW_ID)(handle_declare_submission)
+    if handoffs is not None:
+        for action_id in HANDOFF_ACTIONS:
+            app.action(action_id)(handle_handoff_action)
+        app.view(EDIT_VIEW_ID)(handle_handoff_edit_submission)
+        app.view(REJECT_VIEW_ID)(handle_handoff_reject_submission)
     return app
 
 

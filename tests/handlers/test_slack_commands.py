@@ -71,7 +71,7 @@ def test_help_and_unknown_input(sbot: Bot, slack: SlackStandin) -> None:
     assert "/ai-incident declare" in run(sbot, slack, "help")
     answer = run(sbot, slack, "frobnicate now")
     assert answer.startswith("I don't know `frobnicate`") and "/ai-incident ack" in answer
-    assert "not available yet" in run(sbot, slack, "handoffs")
+    assert run(sbot, slack, "handoffs") == "No handoffs are waiting for review."
 
 
 def test_acknowledge_note_severity_and_resolve_from_slack(sbot: Bot, slack: SlackStandin) -> None:

@@ -1,7 +1,7 @@
 """Weekly digest runs: one per period and channel.
 
 Revision ID: 0007_digest_runs
-Revises: 0005_kill_switch
+Revises: 0006_handoffs
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 import storage.models
 
 revision = "0007_digest_runs"
-down_revision = "0005_kill_switch"
+down_revision = "0006_handoffs"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,167 @@
+"""Wire format of `POST /webhooks/handoffs` (§8) and its translation into a domain handoff."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
+
+from bot.domain.handoffs import HandoffIn, Reason
+
+__all__ = ["HandoffBody"]
+
+_TEXT = 50_000
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+class AgentIn(_Wire):
+    id: str | None = Field(default=None, max_length=200)
+    version: str | None = Field(default=None, max_length=100)
+
+
+class RequestIn(_Wire):
+    """The original request the agent was working on."""
+
+    summary: str | None = Field(default=None, max_length=2000)
+    text: str | None = Field(default=None, max_length=_TEXT)
+    user: str | None = Field(default=None, max_length=500)
+    channel: str | None = Field(default=None, max_length=500)
+
+
+class ErrorIn(_Wire):
+    type: str | None = Field(default=None, max_length=200)
+    message: str | None = Field(default=None, max_length=_TEXT)
+
+
+class ActionIn(_Wire):
+    name: str = Field(min_length=1, max_length=200)
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class HandoffBody(_Wire):
+    """A handoff from an AI agent (§8)."""
+
+    idempotency_key: str = Field(min_length=1, max_length=200)
+    workflow: str | None = Field(default=None, min_length=1, max_length=200)
+    agent: AgentIn | None = None
+    reason: Reason
+    confidence: float | None = Field(default=None, ge=0, le=1, validate_default=True)
+    request: RequestIn = Field(default_factory=RequestIn)
+    attempted_response: str | None = Field(default=None, max_length=_TEXT)
+    error: ErrorIn | None = None
+    suggested_actions: list[str] = Field(default_factory=list, max_length=50)
+    proposed_action: ActionIn | None = None
+    context: dict[str, Any] = Field(default_factory=dict)
+    callback_url: str | None = Field(default=None, max_length=2048)
+    # AI context (§7)
+    request_id: str | None = Field(default=None, max_length=200)
+    trace_id: str | None = Field(default=None, max_length=200)
+    prompt_version: str | None = Field(default=None, max_length=200)
+    provider_name: str | None = Field(
+        default=None,
+        max_length=200,
+        validation_alias=AliasChoices("gen_ai.provider.name", "provider_name"),
+    )
+    request_model: str | None = Field(
+        default=None,
+        max_length=200,
+        validation_alias=AliasChoices("gen_ai.request.model", "request_model"),
+    )
+    response_model: str | None = Field(
+        default=None,
+        max_length=200,
+        validation_alias=AliasChoices("gen_ai.response.model", "response_model"),
+    )
+    input_tokens: int | None = Field(
+        default=None,
+        ge=0,
+        validation_alias=AliasChoices("gen_ai.usage.input_tokens", "input_tokens"),
+    )
+    output_tokens: int | None = Field(
+        default=None,
+        ge=0,
+        validation_alias=AliasChoices("gen_ai.usage.output_tokens", "output_tokens"),
+    )
+    cost_usd: float | None = Field(default=None, ge=0)
+    latency_ms: float | None = Field(default=None, ge=0)
+
+    @field_validator("suggested_actions")
+    @classmethod
+    def _short_actions(cls, value: list[str]) -> list[str]:
+        for i, action in enumerate(value):
+            if len(action) > 2000:
+                raise ValueError(f"suggested action {i} is longer than 2000 characters")
+        return value
+
+    @field_validator("callback_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an absolute http:// or https:// URL")
+        return value
+
+    @field_validator("confidence")
+    @classmethod
+    def _confidence_for_low_confidence(
+        cls, value: float | None, info: ValidationInfo
+    ) -> float | None:
+        if value is None and info.data.get("reason") is Reason.LOW_CONFIDENCE:
+            raise ValueError("is required when reason is low_confidence")
+        return value
+
+    def ai_context(self, workflow: str) -> dict[str, Any]:
+        """Return the §7 fields under their canonical names, leaving out what is absent."""
+        ctx: dict[str, Any] = {
+            "request_id": self.request_id,
+            "trace_id": self.trace_id,
+            "workflow": workflow,
+            "agent.id": self.agent.id if self.agent else None,
+            "agent.version": self.agent.version if self.agent else None,
+            "prompt_version": self.prompt_version,
+            "gen_ai.provider.name": self.provider_name,
+            "gen_ai.request.model": self.request_model,
+            "gen_ai.response.model": self.response_model,
+            "gen_ai.usage.input_tokens": self.input_tokens,
+            "gen_ai.usage.output_tokens": self.output_tokens,
+            "cost_usd": self.cost_usd,
+            "latency_ms": self.latency_ms,
+            "confidence": self.confidence,
+        }
+        return {k: v for k, v in ctx.items() if v is not None}
+
+    def to_domain(self, *, default_workflow: str) -> HandoffIn:
+        """Translate; a handoff naming no workflow is filed under the source's default."""
+        workflow = self.workflow or default_workflow
+        request = {k: v for k, v in self.request.model_dump().items() if v is not None}
+        return HandoffIn(
+            idempotency_key=self.idempotency_key,
+            workflow=workflow,
+            reason=self.reason,
+            confidence=self.confidence,
+            agent_id=self.agent.id if self.agent else None,
+            agent_version=self.agent.version if self.agent else None,
+            request=request,
+            attempted_response=self.attempted_response,
+            error=self.error.model_dump() if self.error is not None else None,
+            suggested_actions=tuple(self.suggested_actions),
+            proposed_action=(
+                self.proposed_action.model_dump() if self.proposed_action is not None else None
+            ),
+            context=self.context,
+            ai_context=self.ai_context(workflow),
+            callback_url=self.callback_url,
+        )

@@ -1,0 +1,297 @@
+"""Handoff routes: `POST /webhooks/handoffs` for agents, `GET /handoffs/{id}` for polling."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from bot.config import Policy, Source
+from bot.domain.handoffs import (
+    SIGNATURE_HEADER,
+    BadSignature,
+    Decision,
+    HandoffView,
+    InvalidHandoffId,
+    parse_handoff_id,
+    verify,
+)
+from bot.metrics import Metrics
+from bot.services.handoff_runner import HandoffRunner
+from handlers.auth import Unauthorized, authenticate
+from handlers.handoff_schema import HandoffBody
+from handlers.webhooks import _field_errors, _read_body, _TooLarge, _without_nul
+from storage.db import StorageUnavailable
+
+__all__ = ["HandoffDeps", "authenticate_agent", "build_handoff_router"]
+
+
+class HandoffDeps:
+    """What the handoff routes need, handed over by the composition root."""
+
+    def __init__(
+        self,
+        *,
+        policy: Policy,
+        global_token: str | None,
+        runner: HandoffRunner,
+        metrics: Metrics,
+        max_body_bytes: int,
+    ) -> None:
+        self.policy = policy
+        self.global_token = global_token
+        self.runner = runner
+        self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
+
+
+class HandoffAccepted(BaseModel):
+    """The answer to a handoff: its id, tier and status."""
+
+    handoff_id: str
+    tier: Literal["auto", "review", "human"]
+    status: str
+
+
+class SlaOut(BaseModel):
+    claim_by: datetime | None
+    decide_by: datetime | None
+
+
+class CallbackOut(BaseModel):
+    url: str | None
+    delivered_at: datetime | None
+
+
+class HandoffState(BaseModel):
+    """A handoff as an agent polls it."""
+
+    handoff_id: str
+    idempotency_key: str
+    workflow: str
+    tier: Literal["auto", "review", "human"]
+    tier_reason: str
+    status: str
+    handoff_reason: str
+    confidence: float | None
+    claimed_by: str | None
+    lease_until: datetime | None
+    decision: Literal["approved", "edited", "rejected"] | None
+    output: str | None
+    edited_output: str | None
+    reason: str | None
+    decided_by: str | None
+    received_at: datetime
+    claimed_at: datetime | None
+    decided_at: datetime | None
+    sla: SlaOut
+    callback: CallbackOut
+
+
+def _state(view: HandoffView) -> HandoffState:
+    output = None
+    if view.decision is Decision.APPROVED:
+        output = view.attempted_response
+    elif view.decision is Decision.EDITED:
+        output = view.edited_output
+    return HandoffState(
+        handoff_id=view.public_id,
+        idempotency_key=view.idempotency_key,
+        workflow=view.workflow,
+        tier=view.tier.value,
+        tier_reason=view.tier_reason,
+        status=view.status.value,
+        handoff_reason=view.reason,
+        confidence=view.confidence,
+        claimed_by=view.claimed_by,
+        lease_until=view.lease_until,
+        decision=view.decision.value if view.decision is not None else None,
+        output=output,
+        edited_output=view.edited_output,
+        reason=view.reject_reason,
+        decided_by=view.decided_by,
+        received_at=view.received_at,
+        claimed_at=view.claimed_at,
+        decided_at=view.decided_at,
+        sla=SlaOut(claim_by=view.claim_due_at, decide_by=view.decide_due_at),
+        callback=CallbackOut(url=view.callback_url, delivered_at=view.callback_delivered_at),
+    )
+
+
+def _error(status: int, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": message, **extra}, status_code=status)
+
+
+def authenticate_agent(
+    *,
+    headers: Mapping[str, str],
+    body: bytes,
+    policy: Policy,
+    global_token: str | None,
+    source_hint: str | None = None,
+    now: float | None = None,
+) -> str:
+    """Return the sending source: by `X-AI-Incident-Signature`, else by bearer token.
+
+    A signature is checked against the `hmac_secret` of the named source (`?source=`), or of
+    every source that has one; its timestamp must be within five minutes of now.
+    """
+    now = time.time() if now is None else now
+    signature = headers.get(SIGNATURE_HEADER.lower()) or headers.get(SIGNATURE_HEADER)
+    if signature:
+        if source_hint is not None:
+            hinted = policy.sources.get(source_hint)
+            if hinted is None:
+                raise Unauthorized(f"unknown source {source_hint!r}")
+            candidates = [(source_hint, hinted)]
+        else:
+            candidates = list(policy.sources.items())
+        problem = "no source is configured with an hmac_secret"
+        for name, source in candidates:
+            if not source.hmac_secret:
+                continue
+            try:
+                verify(source.hmac_secret, body, signature, now=now)
+            except BadSignature as exc:
+                problem = str(exc)
+                continue
+            return name
+        raise Unauthorized(problem)
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized(f"missing bearer token or {SIGNATURE_HEADER}")
+    return authenticate(
+        headers=headers,
+        body=body,
+        policy=policy,
+        global_token=global_token,
+        source_hint=source_hint,
+        now=now,
+    )
+
+
+def _bearer_ok(request: Request, deps: HandoffDeps) -> bool:
+    """Accept the webhook bearer token, global or of any source (§4)."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        return False
+    tokens = [deps.global_token, *(s.token for s in deps.policy.sources.values())]
+    return any(t and hmac.compare_digest(token, t) for t in tokens)
+
+
+def build_handoff_router(deps: HandoffDeps) -> APIRouter:
+    """Return the router for POST /webhooks/handoffs and GET /handoffs/{handoff_id}."""
+    router = APIRouter(tags=["handoffs"])
+    received = deps.metrics.handoffs
+
+    async def receive(request: Request) -> JSONResponse:
+        try:
+            body = await _read_body(request, deps.max_body_bytes)
+        except _TooLarge:
+            return _error(413, f"body larger than {deps.max_body_bytes} bytes")
+        try:
+            source_name = authenticate_agent(
+                headers=request.headers,
+                body=body,
+                policy=deps.policy,
+                global_token=deps.global_token,
+                source_hint=request.query_params.get("source"),
+            )
+        except Unauthorized as exc:
+            return _error(401, str(exc))
+        try:
+            if b"\\u0000" in body:
+                payload = HandoffBody.model_validate(_without_nul(json.loads(body)))
+            else:
+                payload = HandoffBody.model_validate_json(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return _error(
+                422, "body is not valid JSON", fields=[{"field": "(body)", "message": str(exc)}]
+            )
+        except ValidationError as exc:
+            fields = _field_errors(exc)
+            return _error(
+                422, f"invalid field {fields[0]['field']}: {fields[0]['message']}", fields=fields
+            )
+        source = deps.policy.sources.get(source_name) or Source()
+        handoff = payload.to_domain(
+            default_workflow=source.default_workflow or deps.policy.default_workflow
+        )
+        try:
+            outcome = await asyncio.to_thread(deps.runner.receive, handoff, source=source_name)
+        except StorageUnavailable as exc:
+            return _error(503, f"storage unavailable, retry later: {exc}")
+        received.labels(outcome.tier, "duplicate" if outcome.duplicate else "new").inc()
+        answer = HandoffAccepted(
+            handoff_id=outcome.handoff_id,
+            tier=outcome.tier,
+            status=outcome.status,
+        )
+        return JSONResponse(answer.model_dump(), status_code=200 if outcome.duplicate else 202)
+
+    router.add_api_route(
+        "/webhooks/handoffs",
+        receive,
+        methods=["POST"],
+        status_code=202,
+        response_model=HandoffAccepted,
+        summary="Hand work to a human reviewer (§8)",
+        description=(
+            "Idempotent on `idempotency_key`: a retry answers 200 with the same handoff. "
+            "Auth: `Authorization: Bearer <token>` or `X-AI-Incident-Signature: t=<unix>,"
+            'v1=<hex hmac-sha256 of "t.body">` with a source\'s `hmac_secret`.'
+        ),
+        responses={
+            200: {"description": "a retry of a handoff already stored", "model": HandoffAccepted},
+            401: {"description": "bad or missing auth, or a stale signature; nothing stored"},
+            413: {"description": "body over the size limit"},
+            422: {"description": "invalid body; `fields` names each bad field"},
+            503: {"description": "storage unavailable; retry"},
+        },
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": HandoffBody.model_json_schema()}},
+            }
+        },
+    )
+
+    async def status(handoff_id: str, request: Request) -> JSONResponse:
+        if not _bearer_ok(request, deps):
+            return _error(401, "bad or missing bearer token")
+        try:
+            number = parse_handoff_id(handoff_id)
+        except InvalidHandoffId:
+            return _error(404, f"no handoff {handoff_id!r}; ids look like HO-7")
+
+        try:
+            view = await asyncio.to_thread(deps.runner.view, number)
+        except (OperationalError, InterfaceError):
+            return _error(503, "storage unavailable, retry later")
+        if view is None:
+            return _error(404, f"no handoff {handoff_id}")
+        return JSONResponse(_state(view).model_dump(mode="json"))
+
+    router.add_api_route(
+        "/handoffs/{handoff_id}",
+        status,
+        methods=["GET"],
+        response_model=HandoffState,
+        summary="A handoff's status and decision, for agents that poll",
+        responses={
+            401: {"description": "bad or missing bearer token"},
+            404: {"description": "no such handoff"},
+            503: {"description": "storage unavailable; retry"},
+        },
+    )
+    return router
