@@ -42,7 +42,7 @@ from bot.scheduler import Job, build_scheduler
 from bot.services import handoffs as handoff_kinds
 from bot.services import journal
 from bot.services.commands import CommandRunner
-from bot.services.digest import DIGEST, DigestService
+from bot.services.digest import DIGEST, DigestService, StoredHandoffs
 from bot.services.handoff_runner import HandoffRunner
 from bot.services.handoffs import HandoffService
 from bot.services.incidents import IncidentService
@@ -174,7 +174,7 @@ def bootstrap(
     incidents = IncidentService(policy=policy, clock=clock)
     killswitch = KillSwitchService(policy=policy, clock=clock)
     incidents.subscribe(killswitch.on_incident_event)
-    digests = DigestService(policy=policy, clock=clock)
+    digests = DigestService(policy=policy, clock=clock, handoffs=StoredHandoffs())
     client = _slack_client(settings)
     notifier = SlackChat(client) if client is not None else ConsoleChat(console)
     tickets = TicketDelivery(

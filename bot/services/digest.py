@@ -22,9 +22,9 @@ from bot.domain.digest import (
     WorkflowFact,
     build_digest,
 )
-from storage.models import AlertRow, DigestRunRow, IncidentRow
+from storage.models import AlertRow, DigestRunRow, HandoffRow, IncidentRow
 
-__all__ = ["DIGEST", "LATE_AFTER", "DigestService", "HandoffFacts"]
+__all__ = ["DIGEST", "LATE_AFTER", "DigestService", "HandoffFacts", "StoredHandoffs"]
 
 DIGEST = "chat.digest"
 # a run claimed this long after its scheduled time was missed (the bot was down) and says so
@@ -34,6 +34,7 @@ _DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "su
 _INC: sa.Table = IncidentRow.__table__  # type: ignore[attr-defined]
 _ALERT: sa.Table = AlertRow.__table__  # type: ignore[attr-defined]
 _RUN: sa.Table = DigestRunRow.__table__  # type: ignore[attr-defined]
+_HO: sa.Table = HandoffRow.__table__  # type: ignore[attr-defined]
 
 
 class HandoffFacts(Protocol):
@@ -43,9 +44,53 @@ class HandoffFacts(Protocol):
         """Return the handoffs received in [start, end)."""
         ...
 
-    def last_handoff_at(self, session: Session) -> dict[str, datetime]:
-        """Return each workflow's latest handoff."""
+    def last_handoff_at(self, session: Session, before: datetime) -> dict[str, datetime]:
+        """Return each workflow's latest handoff received before `before`."""
         ...
+
+
+class StoredHandoffs:
+    """The handoff queue's rows as digest facts: one indexed range query per week."""
+
+    def handoff_facts(self, session: Session, start: datetime, end: datetime) -> list[HandoffFact]:
+        rows = session.execute(
+            sa.select(
+                _HO.c.workflow,
+                _HO.c.tier,
+                _HO.c.confidence,
+                _HO.c.received_at,
+                _HO.c.claimed_at,
+                _HO.c.decided_at,
+                _HO.c.decision,
+                _HO.c.sla_claim_breached,
+                _HO.c.sla_decide_breached,
+                _HO.c.ai_context,
+            ).where(_HO.c.received_at >= start, _HO.c.received_at < end)
+        )
+        return [
+            HandoffFact(
+                workflow=r.workflow,
+                tier=r.tier,
+                confidence=r.confidence,
+                received_at=r.received_at,
+                claimed_at=r.claimed_at,
+                decided_at=r.decided_at,
+                decision=r.decision,
+                sla_breached=bool(r.sla_claim_breached or r.sla_decide_breached),
+                cost_usd=_float((r.ai_context or {}).get("cost_usd")),
+            )
+            for r in rows
+        ]
+
+    def last_handoff_at(self, session: Session, before: datetime) -> dict[str, datetime]:
+        return {
+            workflow: at
+            for workflow, at in session.execute(
+                sa.select(_HO.c.workflow, sa.func.max(_HO.c.received_at))
+                .where(_HO.c.received_at < before)
+                .group_by(_HO.c.workflow)
+            ).all()
+        }
 
 
 def _float(value: Any) -> float | None:
@@ -197,7 +242,7 @@ class DigestService:
         last_handoff: dict[str, datetime] = {}
         if self._handoffs is not None:
             handoffs = self._handoffs.handoff_facts(session, start, end)
-            last_handoff = self._handoffs.last_handoff_at(session)
+            last_handoff = self._handoffs.last_handoff_at(session, end)
         names = sorted({*self._policy.workflows, self._policy.default_workflow})
         workflows = []
         for name in names:

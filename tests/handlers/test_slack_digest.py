@@ -94,3 +94,28 @@ def test_the_digest_command_previews_ephemerally(sbot: Bot, slack: SlackStandin)
     assert answer.startswith("Preview (the week so far):")
     assert "2026-W48" in answer and "P1: 1 opened" in answer
     assert digest_posts(slack) == []  # a preview posts nothing to the channel
+
+
+def test_the_digest_counts_handoffs_and_their_decisions(sbot: Bot, slack: SlackStandin) -> None:
+    from bot.domain.handoffs import Decision
+    from tests.support.handoffs import BOB, handoff_body
+
+    runner = sbot.container.handoffs
+    assert runner is not None
+    for n, confidence in enumerate((0.97, 0.85, 0.62, 0.40)):
+        body = handoff_body(f"digest-{n}", confidence=confidence)
+        assert sbot.post("/webhooks/handoffs", body).status_code == 202
+    sbot.clock.advance(minutes=6)
+    runner.claim(handoff_id=3, user=BOB)
+    sbot.clock.advance(minutes=4)
+    runner.decide(handoff_id=3, user=BOB, decision=Decision.APPROVED)
+    runner.decide(handoff_id=4, user=BOB, decision=Decision.REJECTED, reason="wrong order")
+    answer = run(sbot, slack, "digest")
+    assert "4 handoffs: auto 1, review 1, human 2" in answer
+    # HO-3 claimed after 6 min; HO-4 decided (so claimed on the way) after 10 min
+    assert "time to claim p50 8 min, p90 9 min" in answer
+    assert "to decide p50 10 min, p90 10 min" in answer
+    # cost_usd 0.0123 carried by each of the four handoffs
+    assert "support-chatbot: $0.05 (no baseline set)" in answer
+    assert "0.00-0.50: 0.0% of 1 (0 edited, 1 rejected)" in answer
+    assert "0.50-0.80: 100.0% of 1 (0 edited, 0 rejected)" in answer
