@@ -43,6 +43,7 @@ from bot.services import handoffs as handoff_kinds
 from bot.services import journal
 from bot.services.commands import CommandRunner
 from bot.services.digest import DIGEST, DigestService, StoredHandoffs
+from bot.services.handoff_paging import HandoffPaging
 from bot.services.handoff_runner import HandoffRunner
 from bot.services.handoffs import HandoffService
 from bot.services.incidents import IncidentService
@@ -249,6 +250,10 @@ def bootstrap(
     # down or slow never holds up the DM that must still go out
     paging = PagingService(policy=policy, clock=clock)
     incidents.subscribe(paging)
+    # a handoff's SLA mentions whoever is on call for its workflow and, last, pages them
+    handoff_paging = HandoffPaging(policy=policy, incidents=incidents, paging=paging)
+    handoff_service.use_oncall(handoff_paging.oncall)
+    handoff_service.add_pager(handoff_paging)
     paging_delivery = PagingDelivery(
         engine=engine,
         pagers=build_pagers(settings, policy, client, safe, console),
