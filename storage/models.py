@@ -81,10 +81,10 @@ class IncidentRow(SQLModel, table=True):
     resolved_by: str | None = Field(default=None, max_length=100)
     resolution_summary: str | None = None
     detected_at: datetime = _ts(nullable=False)
-    triggered_at: datetime = _ts(nullable=False)
+    triggered_at: datetime = _ts(nullable=False, index=True)
     acknowledged_at: datetime | None = _ts()
     mitigated_at: datetime | None = _ts()
-    resolved_at: datetime | None = _ts()
+    resolved_at: datetime | None = _ts(index=True)
     root_cause_at: datetime | None = _ts()
     severity_changed_at: datetime = _ts(nullable=False)
     severity_review_at: datetime | None = _ts(index=True)
@@ -129,7 +129,7 @@ class AlertRow(SQLModel, table=True):
     starts_at: datetime | None = _ts()
     ends_at: datetime | None = _ts()
     first_seen_at: datetime = _ts(nullable=False)
-    last_seen_at: datetime = _ts(nullable=False)
+    last_seen_at: datetime = _ts(nullable=False, index=True)
     resolved_at: datetime | None = _ts()
 
 

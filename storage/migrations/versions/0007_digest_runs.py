@@ -1,4 +1,4 @@
-"""Weekly digest runs: one per period and channel.
+"""Weekly digest runs: one per period and channel; indexes for the week's facts.
 
 Revision ID: 0007_digest_runs
 Revises: 0006_handoffs
@@ -33,7 +33,13 @@ def upgrade() -> None:
         sa.Column("chart_error", sa.String(), nullable=True),
         sa.UniqueConstraint("period", "channel", name="uq_digest_period_channel"),
     )
+    op.create_index("ix_incident_triggered_at", "incident", ["triggered_at"])
+    op.create_index("ix_incident_resolved_at", "incident", ["resolved_at"])
+    op.create_index("ix_alert_last_seen_at", "alert", ["last_seen_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_alert_last_seen_at", table_name="alert")
+    op.drop_index("ix_incident_resolved_at", table_name="incident")
+    op.drop_index("ix_incident_triggered_at", table_name="incident")
     op.drop_table("digest_run")
