@@ -1,4 +1,4 @@
-"""Outbox handlers that file an incident's ticket once and keep it in step."""
+"""Outbox handlers that file a ticket once per incident and per handoff and keep it in step."""
 
 from __future__ import annotations
 
@@ -15,12 +15,23 @@ from bot.delivery.worker import Attempt, GiveUp
 from bot.domain.incidents import JournalKind
 from bot.domain.redaction import SafeText
 from bot.domain.views import IncidentView
+from bot.handoff_ticket_rendering import (
+    handoff_decision_comment,
+    handoff_dedup_label,
+    handoff_description,
+    handoff_labels,
+    handoff_summary,
+    within_lines,
+)
 from bot.integrations.ports import ChatNotifier, TicketDraft, TicketRef, TicketTracker, TicketUser
+from bot.reports import postmortem_sections, render_jira
 from bot.services import journal
+from bot.services.handoffs import card_changed as handoff_card_changed
 from bot.services.incidents import SYSTEM
-from bot.services.tickets import person_by_slack, queue_update
+from bot.services.tickets import display_name, person_by_slack, queue_update
 from bot.ticket_rendering import (
     COMMENT_MARKER,
+    DESCRIPTION_LIMIT,
     comment_body,
     dedup_label,
     ticket_description,
@@ -29,7 +40,8 @@ from bot.ticket_rendering import (
     wiki_link,
 )
 from storage.db import readonly, session_scope
-from storage.models import IncidentRow
+from storage.handoffs import handoff_view
+from storage.models import HandoffRow, IncidentRow
 from storage.repositories import incident_view
 
 __all__ = ["TicketDelivery"]
@@ -177,23 +189,54 @@ class TicketDelivery:
             return {"status": status} if status else {"skipped": "already open"}
         if op == "link":
             return self._link(attempt, row, key)
+        if op == "postmortem":
+            return self._postmortem(attempt, key, str(attempt.payload.get("by") or "someone"))
         raise GiveUp(f"unknown ticket operation {op!r}")
 
     def _comment(self, attempt: Attempt, key: str, text: str) -> dict[str, Any]:
+        return self._add_comment(attempt, key, self._safe.jira(text))
+
+    def _add_comment(self, attempt: Attempt, key: str, markup: str) -> dict[str, Any]:
+        """Comment with markup already made safe, once: a retry looks for its marker first."""
         marker = COMMENT_MARKER.format(attempt.idempotency_key)
         if attempt.uncertain and self._tracker.has_comment(key=key, marker=marker):
             return {"comment": "found"}
-        body = comment_body(self._safe.jira(text), marker_id=attempt.idempotency_key)
+        body = comment_body(markup, marker_id=attempt.idempotency_key)
         self._tracker.comment(key=key, body=body)
         return {"comment": "added"}
 
-    def _assign(self, incident_id: int, key: str, slack_user: str) -> dict[str, Any]:
+    def _postmortem(self, attempt: Attempt, key: str, by: str) -> dict[str, Any]:
+        """Attach the postmortem draft, rendered from the incident's record as it is now."""
+        assert attempt.incident_id is not None
+        with Session(readonly(self._engine)) as session:
+            view = incident_view(session, attempt.incident_id)
+        if view is None:
+            raise GiveUp(f"incident {attempt.incident_id} does not exist")
+        esc = self._safe.jira
+        title = f"Postmortem draft: {view.public_id} {esc(' '.join(view.title.split()))}"
+        heading, *body = render_jira(title, postmortem_sections(view, esc)).split("\n")
+        intro = f"Requested by {esc(by)} in Slack; the same draft is in the incident thread."
+        markup = within_lines(
+            [heading, intro, *body],
+            DESCRIPTION_LIMIT,
+            note="the whole draft is in the incident thread",
+        )
+        return self._add_comment(attempt, key, markup)
+
+    def _account(self, key: str, slack_user: str) -> str | None:
+        """Return the Jira account of a Slack user (policy person → account, else by email)."""
         person = person_by_slack(self._policy, slack_user)
         if person is None or not (person.jira_account or person.email):
             log.warning("%s: no Jira account or email for Slack user %s", key, slack_user)
+            return None
+        return self._tracker.account_for(
+            TicketUser(account=person.jira_account, email=person.email)
+        )
+
+    def _assign(self, incident_id: int, key: str, slack_user: str) -> dict[str, Any]:
+        account = self._account(key, slack_user)
+        if account is None:
             return {"skipped": f"no Jira account for {slack_user}"}
-        user = TicketUser(account=person.jira_account, email=person.email)
-        account = self._tracker.account_for(user)
         # noted before the call: Jira's webhook for this change may arrive before its answer
         with session_scope(self._engine) as session:
             row = session.get(IncidentRow, incident_id, with_for_update=True)
@@ -223,3 +266,100 @@ class TicketDelivery:
             fresh.jira_thread_linked = True
             session.add(fresh)
         return {"linked": link}
+
+    # -- handoffs (§8): a ticket per queued handoff ------------------------------------------
+
+    def _handoff(self, attempt: Attempt) -> HandoffRow:
+        handoff_id = int(attempt.payload["handoff_id"])
+        with Session(readonly(self._engine)) as session:
+            row = session.get(HandoffRow, handoff_id)
+        if row is None:
+            raise GiveUp(f"handoff {handoff_id} does not exist")
+        return row
+
+    def handoff_create(self, attempt: Attempt) -> dict[str, Any]:
+        """File the handoff's ticket, or adopt the one an earlier attempt filed."""
+        row = self._handoff(attempt)
+        if row.jira_key is not None:
+            return {"key": row.jira_key, "existing": True}
+        workflow = self._policy.workflows.get(row.workflow)
+        view = handoff_view(row, workflow_known=workflow is not None)
+        project = self.project_for(view.workflow)
+        if not project:
+            raise GiveUp(
+                f"no Jira project for workflow {view.workflow!r}: set JIRA_PROJECT, jira.project "
+                "or the workflow's jira_project"
+            )
+        label = handoff_dedup_label(view.public_id)
+        # after a timeout or a 5xx Jira may have filed it already: look before filing again
+        ref = self._tracker.find(project=project, label=label) if attempt.uncertain else None
+        found = ref is not None
+        if ref is None:
+            category = workflow.category.value if workflow is not None else None
+            link = self._card_link(view.slack_channel, view.slack_ts, view.public_id)
+            jira = self._policy.jira
+            ref = self._tracker.create(
+                TicketDraft(
+                    project=project,
+                    summary=handoff_summary(view, self._safe),
+                    description=handoff_description(
+                        view, self._safe, category=category, card_link=link
+                    ),
+                    issue_type=jira.issue_type,
+                    priority=None,  # the project's default: priorities follow incident severity
+                    labels=handoff_labels(view, category=category, extra=jira.labels),
+                    dedup_label=label,
+                )
+            )
+        self._store_handoff(view.id, ref)
+        return {"key": ref.key, "found": found}
+
+    def _card_link(self, channel: str | None, ts: str | None, public_id: str) -> str | None:
+        if channel is None or ts is None:
+            return None
+        try:
+            return self._chat.permalink(channel=channel, ts=ts)
+        except Exception as exc:
+            # Slack being down must not hold the ticket back; the card names the ticket anyway
+            log.warning("no permalink for the card of %s: %s", public_id, exc)
+            return None
+
+    def _store_handoff(self, handoff_id: int, ref: TicketRef) -> None:
+        now = self._clock()
+        with session_scope(self._engine) as session:
+            row = session.get(HandoffRow, handoff_id, with_for_update=True)
+            assert row is not None
+            if row.jira_key is not None:
+                return  # another replica took over this row after its lease ran out and stored it
+            row.jira_key = ref.key
+            session.add(row)
+            handoff_card_changed(session, row, now)
+
+    def handoff_update(self, attempt: Attempt) -> dict[str, Any]:
+        """Apply one change to a handoff's ticket: assignee, comment, decision, done."""
+        row = self._handoff(attempt)
+        if row.jira_key is None:
+            # the ticket's creation gave up for good (it runs first in this ordering key)
+            raise GiveUp(f"handoff {row.id} has no ticket")
+        key = row.jira_key
+        op = str(attempt.payload.get("op"))
+        if op == "assign":
+            slack_user = str(attempt.payload.get("user"))
+            account = self._account(key, slack_user)
+            if account is None:
+                return {"skipped": f"no Jira account for {slack_user}"}
+            self._tracker.assign(key=key, account=account)
+            return {"assignee": account}
+        if op == "comment":
+            return self._comment(attempt, key, str(attempt.payload.get("text", "")))
+        if op == "decision":
+            view = handoff_view(row)
+            if view.decision is None:
+                raise GiveUp(f"{view.public_id} has no decision")
+            by = display_name(self._policy, view.decided_by) if view.decided_by else "someone"
+            markup = handoff_decision_comment(view, self._safe, decided_by=by)
+            return self._add_comment(attempt, key, markup)
+        if op == "resolve":
+            status = self._tracker.resolve(key=key, preferred=self._policy.jira.done_transitions)
+            return {"status": status} if status else {"skipped": "already done"}
+        raise GiveUp(f"unknown handoff ticket operation {op!r}")

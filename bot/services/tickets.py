@@ -1,7 +1,7 @@
 """Tickets kept in step with incidents, both ways.
 
 Outgoing: `TicketListener` hears incident events inside their transaction and queues outbox rows
-(create, then comments, assignee, priority, transition), one ordering key per ticket so Jira being
+(create, then comments, assignee, priority, transition, the postmortem draft), one ordering key per ticket so Jira being
 down holds back only Jira's rows, never Slack's.
 
 Incoming: `TicketEvents.apply` takes what the tracker says happened to a ticket (moved to done,
@@ -30,6 +30,7 @@ from bot.services import journal
 from bot.services.events import (
     IncidentEvent,
     IncidentOpened,
+    PostmortemDrafted,
     RootCauseRecorded,
     SeverityChanged,
     StateChanged,
@@ -45,6 +46,7 @@ __all__ = [
     "TicketChange",
     "TicketEvents",
     "TicketListener",
+    "display_name",
     "person_by_account",
     "person_by_slack",
     "queue_update",
@@ -76,7 +78,7 @@ def person_by_account(policy: Policy, account: str | None) -> Person | None:
     return next((p for p in policy.people.values() if p.jira_account == account), None)
 
 
-def _name(policy: Policy, actor: str) -> str:
+def display_name(policy: Policy, actor: str) -> str:
     """Name who did it: a person by name, a Slack user by id, else the alert source."""
     person = person_by_slack(policy, actor)
     if person is not None and person.name:
@@ -126,7 +128,7 @@ class TicketListener:
             return
         if event.actor.startswith(TICKET_ACTOR_PREFIX):
             return  # it came from the ticket: telling the ticket would only echo
-        by = _name(self._policy, event.actor)
+        by = display_name(self._policy, event.actor)
 
         def comment(tag: str, text: str) -> None:
             queue_update(
@@ -168,6 +170,11 @@ class TicketListener:
             )
         elif isinstance(event, RootCauseRecorded):
             comment("root-cause", f"Root cause recorded by {by}: {event.text}")
+        elif isinstance(event, PostmortemDrafted):
+            # rendered when delivered, from the record as it is then
+            queue_update(
+                session, incident, op="postmortem", now=event.now, key=f"postmortem:{stamp}", by=by
+            )
 
 
 @dataclass(frozen=True)
