@@ -45,6 +45,11 @@ from bot.services.commands import CommandRunner
 from bot.services.digest import DIGEST, DigestService, StoredHandoffs
 from bot.services.handoff_paging import HandoffPaging
 from bot.services.handoff_runner import HandoffRunner
+from bot.services.handoff_tickets import (
+    HANDOFF_TICKET_CREATE,
+    HANDOFF_TICKET_UPDATE,
+    HandoffTicketListener,
+)
 from bot.services.handoffs import HandoffService
 from bot.services.incidents import IncidentService
 from bot.services.ingest import IngestPipeline
@@ -227,6 +232,8 @@ def bootstrap(
     )
     handlers[handoff_kinds.CARD] = handoff_chat.card
     handlers[handoff_kinds.THREAD] = handoff_chat.thread
+    if policy.jira.enabled:
+        handoff_service.subscribe(HandoffTicketListener(policy))
     worker = DeliveryWorker(
         engine=engine, handlers=handlers, clock=clock, kinds=list(handlers), name="delivery-chat"
     )
@@ -234,9 +241,14 @@ def bootstrap(
         # Jira gets a lane of its own: a Jira that times out must not hold Slack posts back
         DeliveryWorker(
             engine=engine,
-            handlers={TICKET_CREATE: tickets.create, TICKET_UPDATE: tickets.update},
+            handlers={
+                TICKET_CREATE: tickets.create,
+                TICKET_UPDATE: tickets.update,
+                HANDOFF_TICKET_CREATE: tickets.handoff_create,
+                HANDOFF_TICKET_UPDATE: tickets.handoff_update,
+            },
             clock=clock,
-            kinds=[TICKET_CREATE, TICKET_UPDATE],
+            kinds=[TICKET_CREATE, TICKET_UPDATE, HANDOFF_TICKET_CREATE, HANDOFF_TICKET_UPDATE],
             name="delivery-tickets",
         )
     ]

@@ -30,6 +30,7 @@ def view(**overrides: object) -> IncidentView:
             "gen_ai.response.model": "gpt-4o-2024-08-06",
         },
         jira_key=None,
+        jira_url=None,
         slack_channel=None,
         slack_ts=None,
         root_cause="vendor swapped the default model",

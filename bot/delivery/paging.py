@@ -37,6 +37,9 @@ __all__ = ["FAILING_NOTICE_AT", "PAGE_MAX_ATTEMPTS", "PagingDelivery"]
 log = logging.getLogger(__name__)
 
 PAGE_MAX_ATTEMPTS = 8  # about four minutes of backoff
+# a mention waits for its incident's card, which a busy channel (paced at one post a second)
+# can take a while to reach: about two minutes at 2 s a try before it gives up
+CARD_WAIT_ATTEMPTS = 60
 FAILING_NOTICE_AT = 3  # journal "is failing" once, at this attempt
 GROUP_LOOKUP_ATTEMPTS = 3
 AUTHOR = "paging"  # the author of paging's journal entries
@@ -202,7 +205,7 @@ class PagingDelivery:
             # the card's own delivery posts it; the mention belongs in its thread. A card that
             # never gets posted (its channel is gone) must not keep this row for ever: the AI
             # lead has the direct message anyway
-            if attempt.number >= PAGE_MAX_ATTEMPTS:
+            if attempt.number >= CARD_WAIT_ATTEMPTS:
                 raise GiveUp("the incident card was never posted; no thread to mention in")
             raise RetryLater("the incident card is not posted yet", retry_after=2.0)
         channel = incident.slack_channel or self._default_channel

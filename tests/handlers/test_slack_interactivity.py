@@ -77,7 +77,8 @@ def post(bot: Bot, body: str, json_body: bool = False) -> None:
 
 
 def wait(check: Any) -> None:
-    deadline = time.monotonic() + 10
+    # Slack posts are paced at one per second per channel, pages and tickets add thread posts
+    deadline = time.monotonic() + 40
     while time.monotonic() < deadline:
         if check():
             return
@@ -199,17 +200,22 @@ def test_pause_button_pauses_the_workflow_and_the_card_offers_resume(
     post(sbot, interaction(slack, ALICE, pause, "P1"))
     with Session(sbot.container.engine) as s:
         wait(lambda: sbot.container.killswitch.is_paused(s, inc.workflow))
-    # the flip is journalled in the thread, and the refreshed card offers Resume instead
-    wait(
-        lambda: any(
+
+    # the flip is journalled in the thread, and the refreshed card offers Resume instead;
+    # debounced card updates (the ticket's key, for one) come due as the clock moves on
+    def flip_in_thread() -> bool:
+        sbot.clock.advance(seconds=3)
+        sbot.container.poke()
+        return any(
             "Kill switch" in m.get("text", "")
             for m in slack.thread(inc.slack_channel or "", inc.slack_ts or "")
         )
-    )
-    sbot.clock.advance(seconds=5)
-    sbot.container.worker.poke()
+
+    wait(flip_in_thread)
 
     def card_offers_resume() -> bool:
+        sbot.clock.advance(seconds=3)
+        sbot.container.poke()
         updates = [c.params for c in slack.calls("chat.update")]
         return any("incident_resume" in json.dumps(u.get("blocks")) for u in updates)
 

@@ -10,7 +10,8 @@ from tests.standins.slack import SlackStandin
 
 
 def thread_text(bot: Bot, slack: SlackStandin, marker: str) -> str:
-    deadline = time.monotonic() + 10
+    # Slack posts are paced at one per second per channel, and the thread has many
+    deadline = time.monotonic() + 40
     while time.monotonic() < deadline:
         # debounced card updates ahead of the report in the incident's queue come due
         bot.clock.advance(seconds=3)

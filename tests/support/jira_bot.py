@@ -116,7 +116,12 @@ def act(bot: Bot, use_case: str, **kwargs: Any) -> Any:
 
 def card_ticket_field(slack: SlackStandin) -> str:
     """Return the Ticket field of the incident card as Slack shows it now."""
-    top = [m for m in slack.messages() if m.get("thread_ts") in (None, m["ts"])]
+    # the card is the one top-level post outside direct messages (pages go to DMs)
+    top = [
+        m
+        for m in slack.messages()
+        if m.get("thread_ts") in (None, m["ts"]) and not str(m["channel"]).startswith("D")
+    ]
     assert len(top) == 1, top
     for block in top[0].get("blocks") or []:
         for f in block.get("fields") or []:
