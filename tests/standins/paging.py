@@ -52,21 +52,22 @@ import hashlib
 import hmac
 import json
 import re
-import socket
 import threading
 import time
 import uuid
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from tests.standins.server import LoopbackServer
 
 __all__ = [
     "OpsgenieStandin",
@@ -144,7 +145,7 @@ class _Failure:
     effect: bool
 
 
-class _Standin:
+class _Standin(ABC):
     """An HTTP service on 127.0.0.1 in a background thread; `start`/`stop` or use `with`."""
 
     name = "stand-in"
@@ -154,15 +155,14 @@ class _Standin:
         self.violations: list[str] = []
         self._requests: list[Recorded] = []
         self._failures: deque[_Failure] = deque()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._socket: socket.socket | None = None
+        self._server: LoopbackServer | None = None
         self.port = 0
 
     # -- lifecycle --------------------------------------------------------------------------
 
+    @abstractmethod
     def _routes(self) -> list[Route]:
-        raise NotImplementedError
+        """The stand-in's endpoints."""
 
     @property
     def base_url(self) -> str:
@@ -171,44 +171,21 @@ class _Standin:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 10.0) -> _Standin:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self._socket = sock
-        self.port = int(sock.getsockname()[1])
-        config = uvicorn.Config(
+        self._server = LoopbackServer(
             Starlette(routes=self._routes()),
-            log_config=None,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            http="h11",
-            loop="asyncio",
+            name=f"{self.name} stand-in",
             timeout_graceful_shutdown=2,
         )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, name=self.name, daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"the {self.name} stand-in did not start")
-            time.sleep(0.01)
+        self.port = self._server.start(timeout)
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
-        if self._socket is not None:
-            self._socket.close()
-            self._socket = None
-        self._server = None
+            self._server.stop()
+            self._server = None
+
+    def __enter__(self) -> _Standin:
+        return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()

@@ -31,16 +31,15 @@ class LoopbackServer:
         sock.bind(("127.0.0.1", 0))
         self._socket = sock
         self.port = int(sock.getsockname()[1])
-        config = uvicorn.Config(
-            self._app,
-            log_config=None,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            http="h11",
-            loop="asyncio",
-            **self._config,
-        )
+        settings: dict[str, Any] = {
+            "log_config": None,
+            "log_level": "warning",
+            "access_log": False,
+            "lifespan": "off",
+            "http": "h11",
+            "loop": "asyncio",
+        }
+        config = uvicorn.Config(self._app, **{**settings, **self._config})
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [sock]}, name=self._name, daemon=True
