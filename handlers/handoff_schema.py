@@ -6,7 +6,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import (
-    AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
@@ -15,6 +14,7 @@ from pydantic import (
 )
 
 from bot.domain.handoffs import HandoffIn, Reason
+from handlers.schemas import AiContextIn
 
 __all__ = ["HandoffBody"]
 
@@ -23,11 +23,6 @@ _TEXT = 50_000
 
 class _Wire(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
-
-
-class AgentIn(_Wire):
-    id: str | None = Field(default=None, max_length=200)
-    version: str | None = Field(default=None, max_length=100)
 
 
 class RequestIn(_Wire):
@@ -49,12 +44,11 @@ class ActionIn(_Wire):
     args: dict[str, Any] = Field(default_factory=dict)
 
 
-class HandoffBody(_Wire):
+class HandoffBody(AiContextIn):
     """A handoff from an AI agent (§8)."""
 
     idempotency_key: str = Field(min_length=1, max_length=200)
     workflow: str | None = Field(default=None, min_length=1, max_length=200)
-    agent: AgentIn | None = None
     reason: Reason
     confidence: float | None = Field(default=None, ge=0, le=1, validate_default=True)
     request: RequestIn = Field(default_factory=RequestIn)
@@ -64,37 +58,6 @@ class HandoffBody(_Wire):
     proposed_action: ActionIn | None = None
     context: dict[str, Any] = Field(default_factory=dict)
     callback_url: str | None = Field(default=None, max_length=2048)
-    # AI context (§7)
-    request_id: str | None = Field(default=None, max_length=200)
-    trace_id: str | None = Field(default=None, max_length=200)
-    prompt_version: str | None = Field(default=None, max_length=200)
-    provider_name: str | None = Field(
-        default=None,
-        max_length=200,
-        validation_alias=AliasChoices("gen_ai.provider.name", "provider_name"),
-    )
-    request_model: str | None = Field(
-        default=None,
-        max_length=200,
-        validation_alias=AliasChoices("gen_ai.request.model", "request_model"),
-    )
-    response_model: str | None = Field(
-        default=None,
-        max_length=200,
-        validation_alias=AliasChoices("gen_ai.response.model", "response_model"),
-    )
-    input_tokens: int | None = Field(
-        default=None,
-        ge=0,
-        validation_alias=AliasChoices("gen_ai.usage.input_tokens", "input_tokens"),
-    )
-    output_tokens: int | None = Field(
-        default=None,
-        ge=0,
-        validation_alias=AliasChoices("gen_ai.usage.output_tokens", "output_tokens"),
-    )
-    cost_usd: float | None = Field(default=None, ge=0)
-    latency_ms: float | None = Field(default=None, ge=0)
 
     @field_validator("suggested_actions")
     @classmethod
@@ -123,26 +86,6 @@ class HandoffBody(_Wire):
             raise ValueError("is required when reason is low_confidence")
         return value
 
-    def ai_context(self, workflow: str) -> dict[str, Any]:
-        """Return the §7 fields under their canonical names, leaving out what is absent."""
-        ctx: dict[str, Any] = {
-            "request_id": self.request_id,
-            "trace_id": self.trace_id,
-            "workflow": workflow,
-            "agent.id": self.agent.id if self.agent else None,
-            "agent.version": self.agent.version if self.agent else None,
-            "prompt_version": self.prompt_version,
-            "gen_ai.provider.name": self.provider_name,
-            "gen_ai.request.model": self.request_model,
-            "gen_ai.response.model": self.response_model,
-            "gen_ai.usage.input_tokens": self.input_tokens,
-            "gen_ai.usage.output_tokens": self.output_tokens,
-            "cost_usd": self.cost_usd,
-            "latency_ms": self.latency_ms,
-            "confidence": self.confidence,
-        }
-        return {k: v for k, v in ctx.items() if v is not None}
-
     def to_domain(self, *, default_workflow: str) -> HandoffIn:
         """Translate; a handoff naming no workflow is filed under the source's default."""
         workflow = self.workflow or default_workflow
@@ -162,6 +105,6 @@ class HandoffBody(_Wire):
                 self.proposed_action.model_dump() if self.proposed_action is not None else None
             ),
             context=self.context,
-            ai_context=self.ai_context(workflow),
+            ai_context=self.ai_context_for(workflow, self.confidence),
             callback_url=self.callback_url,
         )

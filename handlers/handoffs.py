@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import time
 from collections.abc import Mapping
 from datetime import datetime
@@ -12,7 +11,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from bot.config import Policy, Source
@@ -29,7 +28,7 @@ from bot.metrics import Metrics
 from bot.services.handoff_runner import HandoffRunner
 from handlers.auth import Unauthorized, authenticate
 from handlers.handoff_schema import HandoffBody
-from handlers.webhooks import _field_errors, _read_body, _TooLarge, _without_nul
+from handlers.webhooks import _read_body, _TooLarge, parse_body
 from storage.db import StorageUnavailable
 
 __all__ = ["HandoffDeps", "authenticate_agent", "build_handoff_router"]
@@ -209,20 +208,9 @@ def build_handoff_router(deps: HandoffDeps) -> APIRouter:
             )
         except Unauthorized as exc:
             return _error(401, str(exc))
-        try:
-            if b"\\u0000" in body:
-                payload = HandoffBody.model_validate(_without_nul(json.loads(body)))
-            else:
-                payload = HandoffBody.model_validate_json(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            return _error(
-                422, "body is not valid JSON", fields=[{"field": "(body)", "message": str(exc)}]
-            )
-        except ValidationError as exc:
-            fields = _field_errors(exc)
-            return _error(
-                422, f"invalid field {fields[0]['field']}: {fields[0]['message']}", fields=fields
-            )
+        payload = parse_body(HandoffBody, body)
+        if isinstance(payload, JSONResponse):
+            return payload
         source = deps.policy.sources.get(source_name) or Source()
         handoff = payload.to_domain(
             default_workflow=source.default_workflow or deps.policy.default_workflow

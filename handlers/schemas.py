@@ -12,7 +12,14 @@ from bot.config import Source
 from bot.domain.alerts import AI_CONTEXT_KEYS, AlertIn, AlertStatus, Link, Notification
 from bot.domain.severity import Evidence, Signal, parse_duration
 
-__all__ = ["AlertmanagerPayload", "GenericAlert", "from_alertmanager", "from_generic"]
+__all__ = [
+    "AgentRef",
+    "AiContextIn",
+    "AlertmanagerPayload",
+    "GenericAlert",
+    "from_alertmanager",
+    "from_generic",
+]
 
 _TRUE = {"true", "yes", "1", "on"}
 _ZERO_YEAR = 1
@@ -89,7 +96,66 @@ class LinkIn(_Wire):
     url: str = Field(min_length=1, max_length=4096)
 
 
-class GenericAlert(_Wire):
+class AiContextIn(_Wire):
+    """The AI context of §7 an alert or a handoff may carry (OpenTelemetry GenAI names too)."""
+
+    request_id: str | None = Field(default=None, max_length=200)
+    trace_id: str | None = Field(default=None, max_length=200)
+    prompt_version: str | None = Field(default=None, max_length=200)
+    provider_name: str | None = Field(
+        default=None,
+        max_length=200,
+        validation_alias=AliasChoices("gen_ai.provider.name", "provider_name"),
+    )
+    request_model: str | None = Field(
+        default=None,
+        max_length=200,
+        validation_alias=AliasChoices("gen_ai.request.model", "request_model"),
+    )
+    response_model: str | None = Field(
+        default=None,
+        max_length=200,
+        validation_alias=AliasChoices("gen_ai.response.model", "response_model"),
+    )
+    input_tokens: int | None = Field(
+        default=None,
+        ge=0,
+        validation_alias=AliasChoices("gen_ai.usage.input_tokens", "input_tokens"),
+    )
+    output_tokens: int | None = Field(
+        default=None,
+        ge=0,
+        validation_alias=AliasChoices("gen_ai.usage.output_tokens", "output_tokens"),
+    )
+    cost_usd: float | None = Field(default=None, ge=0)
+    latency_ms: float | None = Field(default=None, ge=0)
+    agent: AgentRef | None = None
+
+    def ai_context_for(self, workflow: str | None, confidence: float | None) -> dict[str, Any]:
+        """Return the §7 fields under their canonical names, leaving out what is absent.
+
+        `confidence` is the subclass's own field: a handoff validates it against its reason.
+        """
+        ctx: dict[str, Any] = {
+            "request_id": self.request_id,
+            "trace_id": self.trace_id,
+            "workflow": workflow,
+            "agent.id": self.agent.id if self.agent else None,
+            "agent.version": self.agent.version if self.agent else None,
+            "prompt_version": self.prompt_version,
+            "gen_ai.provider.name": self.provider_name,
+            "gen_ai.request.model": self.request_model,
+            "gen_ai.response.model": self.response_model,
+            "gen_ai.usage.input_tokens": self.input_tokens,
+            "gen_ai.usage.output_tokens": self.output_tokens,
+            "cost_usd": self.cost_usd,
+            "latency_ms": self.latency_ms,
+            "confidence": confidence,
+        }
+        return {k: v for k, v in ctx.items() if v is not None}
+
+
+class GenericAlert(AiContextIn):
     """The generic alert of §4."""
 
     dedup_key: str = Field(min_length=1, max_length=200)
@@ -106,52 +172,11 @@ class GenericAlert(_Wire):
     links: list[LinkIn | str] = Field(default_factory=list, max_length=50)
     labels: dict[str, str] = Field(default_factory=dict)
     timestamp: datetime | None = None
-    request_id: str | None = Field(default=None, max_length=200)
-    trace_id: str | None = Field(default=None, max_length=200)
-    agent: AgentRef | None = None
-    prompt_version: str | None = Field(default=None, max_length=200)
-    provider_name: str | None = Field(
-        default=None, validation_alias=AliasChoices("gen_ai.provider.name", "provider_name")
-    )
-    request_model: str | None = Field(
-        default=None, validation_alias=AliasChoices("gen_ai.request.model", "request_model")
-    )
-    response_model: str | None = Field(
-        default=None, validation_alias=AliasChoices("gen_ai.response.model", "response_model")
-    )
-    input_tokens: int | None = Field(
-        default=None,
-        ge=0,
-        validation_alias=AliasChoices("gen_ai.usage.input_tokens", "input_tokens"),
-    )
-    output_tokens: int | None = Field(
-        default=None,
-        ge=0,
-        validation_alias=AliasChoices("gen_ai.usage.output_tokens", "output_tokens"),
-    )
-    cost_usd: float | None = Field(default=None, ge=0)
-    latency_ms: float | None = Field(default=None, ge=0)
     confidence: float | None = Field(default=None, ge=0, le=1)
 
     def ai_context(self) -> dict[str, Any]:
         """Return the §7 fields under their canonical names, leaving out what is absent."""
-        ctx: dict[str, Any] = {
-            "request_id": self.request_id,
-            "trace_id": self.trace_id,
-            "workflow": self.workflow,
-            "agent.id": self.agent.id if self.agent else None,
-            "agent.version": self.agent.version if self.agent else None,
-            "prompt_version": self.prompt_version,
-            "gen_ai.provider.name": self.provider_name,
-            "gen_ai.request.model": self.request_model,
-            "gen_ai.response.model": self.response_model,
-            "gen_ai.usage.input_tokens": self.input_tokens,
-            "gen_ai.usage.output_tokens": self.output_tokens,
-            "cost_usd": self.cost_usd,
-            "latency_ms": self.latency_ms,
-            "confidence": self.confidence,
-        }
-        return {k: v for k, v in ctx.items() if v is not None}
+        return self.ai_context_for(self.workflow, self.confidence)
 
 
 def _flag(labels: dict[str, str], name: str) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -19,7 +19,9 @@ from handlers.auth import Unauthorized, authenticate
 from handlers.schemas import AlertmanagerPayload, GenericAlert, from_alertmanager, from_generic
 from storage.db import StorageUnavailable
 
-__all__ = ["WebhookDeps", "build_router"]
+__all__ = ["WebhookDeps", "build_router", "parse_body"]
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class WebhookDeps:
@@ -93,6 +95,23 @@ def _field_errors(exc: ValidationError) -> list[dict[str, str]]:
     ]
 
 
+def parse_body(model: type[M], body: bytes) -> M | JSONResponse:
+    """Validate a JSON body; a 422 naming the first bad field (and listing all) when invalid."""
+    try:
+        if b"\\u0000" in body:
+            return model.model_validate(_without_nul(json.loads(body)))
+        return model.model_validate_json(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return _error(
+            422, "body is not valid JSON", fields=[{"field": "(body)", "message": str(exc)}]
+        )
+    except ValidationError as exc:
+        fields = _field_errors(exc)
+        return _error(
+            422, f"invalid field {fields[0]['field']}: {fields[0]['message']}", fields=fields
+        )
+
+
 def build_router(deps: WebhookDeps) -> APIRouter:
     """Return the router for /webhooks/alertmanager and /webhooks/alerts."""
     router = APIRouter(prefix="/webhooks", tags=["webhooks"])
@@ -129,20 +148,9 @@ def build_router(deps: WebhookDeps) -> APIRouter:
             )
         except Unauthorized as exc:
             return _error(401, str(exc))
-        try:
-            if b"\\u0000" in body:
-                payload = model.model_validate(_without_nul(json.loads(body)))
-            else:
-                payload = model.model_validate_json(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            return _error(
-                422, "body is not valid JSON", fields=[{"field": "(body)", "message": str(exc)}]
-            )
-        except ValidationError as exc:
-            fields = _field_errors(exc)
-            return _error(
-                422, f"invalid field {fields[0]['field']}: {fields[0]['message']}", fields=fields
-            )
+        payload = parse_body(model, body)
+        if isinstance(payload, JSONResponse):
+            return payload
         source = deps.policy.sources.get(source_name) or Source()
         notification = translate(payload, source_name, source)
         try:
