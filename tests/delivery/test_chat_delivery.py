@@ -31,25 +31,28 @@ FIXTURE = "alertmanager_v4_firing.json"
 
 @contextmanager
 def driven(bot: Bot) -> Iterator[Bot]:
-    """Run the app with the ingest writer; leave delivery to `deliver`."""
+    """Run the app with the ingest writer; leave the chat lane to `deliver`, the others stopped."""
     try:
         with bot.client:
-            bot.container.worker.stop()
+            # a lane left running would race the driven one for the same Slack channel
+            bot.container.stop_delivery()
             yield bot
     finally:
         bot.container.engine.dispose()
 
 
 def deliver(bot: Bot, *, until_idle: bool = False, step: float = 0.5) -> int:
-    """Run the worker once, or until nothing is left, moving the fake clock by `step` between runs."""
-    ran = bot.container.worker.run_once()
+    """Run the chat lane once, or until nothing is left, moving the fake clock by `step`
+    between runs (the other lanes stay stopped: these tests are about the chat's traffic)."""
+    worker = bot.container.worker
+    ran = worker.run_once()
     if until_idle:
         for _ in range(200):
-            if bot.container.worker.pending_count() == 0:
+            if worker.pending_count() == 0:
                 break
             bot.clock.advance(seconds=step)
-            ran += bot.container.worker.run_once()
-        assert bot.container.worker.pending_count() == 0
+            ran += worker.run_once()
+        assert worker.pending_count() == 0
     return ran
 
 
