@@ -189,6 +189,12 @@ def test_thread_replies_edits_and_deletes_reach_the_journal(sbot: Bot, slack: Sl
     assert len(entries()) == 1  # marked, not erased
 
 
+def paused(bot: Bot, workflow: str) -> bool:
+    # a fresh session each look: one kept open would keep reading its first snapshot
+    with Session(bot.container.engine) as s:
+        return bot.container.killswitch.is_paused(s, workflow)
+
+
 def test_pause_button_pauses_the_workflow_and_the_card_offers_resume(
     sbot: Bot, slack: SlackStandin
 ) -> None:
@@ -198,8 +204,7 @@ def test_pause_button_pauses_the_workflow_and_the_card_offers_resume(
     wait(lambda: slack.responses("P0"))
     assert slack.responses("P0")[0]["text"].startswith("Only responders can pause a workflow")
     post(sbot, interaction(slack, ALICE, pause, "P1"))
-    with Session(sbot.container.engine) as s:
-        wait(lambda: sbot.container.killswitch.is_paused(s, inc.workflow))
+    wait(lambda: paused(sbot, inc.workflow))
 
     # the flip is journalled in the thread, and the refreshed card offers Resume instead;
     # debounced card updates (the ticket's key, for one) come due as the clock moves on
@@ -223,8 +228,7 @@ def test_pause_button_pauses_the_workflow_and_the_card_offers_resume(
     assert slack.responses("P1") == []  # a flip that happened needs no extra answer
     resume = {"action_id": "incident_resume", "value": str(inc.id), "type": "button"}
     post(sbot, interaction(slack, ALICE, resume, "P2"))
-    with Session(sbot.container.engine) as s:
-        wait(lambda: not sbot.container.killswitch.is_paused(s, inc.workflow))
+    wait(lambda: not paused(sbot, inc.workflow))
 
 
 def test_garbage_is_refused_without_a_trace(sbot: Bot, slack: SlackStandin) -> None:
