@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import deque
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session
 
 __all__ = [
@@ -117,8 +118,31 @@ def _sqlite_transactions(engine: Engine) -> None:
             lock.release()
 
 
+def _sqlite_file(url: str) -> Path | None:
+    """Return the file of a SQLite URL, or None for an in-memory or URI-style database."""
+    parsed = make_url(url)
+    database = parsed.database or ""
+    if database in ("", ":memory:") or database.startswith("file:") or parsed.query.get("uri"):
+        return None
+    return Path(database)
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file readable by its owner only, before SQLite creates it 0644.
+
+    It holds raw alert text. SQLite gives the -wal and -shm files the main file's permissions.
+    """
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return
+    except OSError:
+        return  # e.g. a missing directory: SQLite's own error says it better
+    os.close(fd)
+
+
 def create_db_engine(url: str) -> Engine:
-    """Create an engine; SQLite gets WAL, full sync and immediate transactions."""
+    """Create an engine; SQLite gets WAL, full sync, immediate transactions and a 0600 file."""
     if url.startswith("sqlite"):
         engine = sa.create_engine(
             url,
@@ -126,6 +150,13 @@ def create_db_engine(url: str) -> Engine:
             pool_size=8,
             max_overflow=8,
         )
+        file = _sqlite_file(url)
+        if file is not None:
+
+            @event.listens_for(engine, "do_connect")
+            def _private_file(*_args: Any) -> None:
+                _create_private(file)
+
         event.listen(engine, "connect", _sqlite_pragmas)
 
         @event.listens_for(engine, "connect")
