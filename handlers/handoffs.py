@@ -28,6 +28,7 @@ from bot.metrics import Metrics
 from bot.services.handoff_runner import HandoffRunner
 from handlers.auth import Unauthorized, authenticate
 from handlers.handoff_schema import HandoffBody
+from handlers.storage_errors import storage_unavailable
 from handlers.webhooks import _read_body, _TooLarge, parse_body
 from storage.db import StorageUnavailable
 
@@ -218,7 +219,7 @@ def build_handoff_router(deps: HandoffDeps) -> APIRouter:
         try:
             outcome = await asyncio.to_thread(deps.runner.receive, handoff, source=source_name)
         except StorageUnavailable as exc:
-            return _error(503, f"storage unavailable, retry later: {exc}")
+            return storage_unavailable(exc, endpoint="/webhooks/handoffs")
         received.labels(outcome.tier, "duplicate" if outcome.duplicate else "new").inc()
         answer = HandoffAccepted(
             handoff_id=outcome.handoff_id,
@@ -264,8 +265,8 @@ def build_handoff_router(deps: HandoffDeps) -> APIRouter:
 
         try:
             view = await asyncio.to_thread(deps.runner.view, number)
-        except (OperationalError, InterfaceError):
-            return _error(503, "storage unavailable, retry later")
+        except (OperationalError, InterfaceError) as exc:
+            return storage_unavailable(exc, endpoint="/handoffs/{id}")
         if view is None:
             return _error(404, f"no handoff {handoff_id}")
         return JSONResponse(_state(view).model_dump(mode="json"))

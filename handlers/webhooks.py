@@ -17,6 +17,7 @@ from bot.metrics import Metrics
 from bot.services.ingest import IngestPipeline
 from handlers.auth import Unauthorized, authenticate
 from handlers.schemas import AlertmanagerPayload, GenericAlert, from_alertmanager, from_generic
+from handlers.storage_errors import storage_unavailable
 from storage.db import StorageUnavailable
 
 __all__ = ["WebhookDeps", "build_router", "parse_body"]
@@ -156,7 +157,7 @@ def build_router(deps: WebhookDeps) -> APIRouter:
         try:
             outcome = await deps.pipeline.submit(notification)
         except StorageUnavailable as exc:
-            return _error(503, f"storage unavailable, retry later: {exc}")
+            return storage_unavailable(exc, endpoint=f"/webhooks/{endpoint}")
         if outcome.duplicate:
             deps.metrics.alerts.labels(endpoint, "duplicate").inc(len(notification.alerts))
         else:

@@ -209,7 +209,9 @@ def test_not_json_is_422_and_too_large_is_413(bot: Bot) -> None:
     assert rows(bot) == []
 
 
-def test_storage_down_is_503_then_accepted_when_back(db_url: str, tmp_path: Path) -> None:
+def test_storage_down_is_503_then_accepted_when_back(
+    db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     b = make_bot(db_url)
     with b.client:
         if db_url.startswith("sqlite"):
@@ -224,8 +226,18 @@ def test_storage_down_is_503_then_accepted_when_back(db_url: str, tmp_path: Path
         real = runner._engine
         runner._engine = broken
         r = b.post("/webhooks/handoffs", handoff_body())
-        assert r.status_code == 503 and "storage unavailable" in r.json()["error"]
-        assert b.client.get("/handoffs/HO-1", headers=AUTH).status_code == 503
+        # no database host, port, path or driver message for the sender to read
+        assert r.status_code == 503 and r.json() == {"error": "storage unavailable, retry later"}
+        polled = b.client.get("/handoffs/HO-1", headers=AUTH)
+        assert polled.status_code == 503
+        assert polled.json() == {"error": "storage unavailable, retry later"}
+        # the operator finds the reason in the log
+        logged = [r.getMessage() for r in caplog.records if r.name == "handlers.storage_errors"]
+        reason = "127.0.0.1" if db_url.startswith("postgres") else "unable to open database file"
+        assert any(
+            m.startswith("/webhooks/handoffs answered 503") and reason in m for m in logged
+        ), logged
+        assert any(m.startswith("/handoffs/{id} answered 503") for m in logged), logged
         runner._engine = real
         assert b.post("/webhooks/handoffs", handoff_body()).status_code == 202
     broken.dispose()
