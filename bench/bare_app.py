@@ -83,13 +83,22 @@ def main() -> None:
     """Serve `app` exactly as `ai-incident serve` serves the bot."""
     import uvicorn
 
+    from bot.logs import uvicorn_log_config
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8099)
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args()
     # the same call as bot/cli.py `_serve` (access_log=False is `serve` without --access-log)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        log_config=uvicorn_log_config(),
+        access_log=False,
+    )
 
 
 if __name__ == "__main__":
