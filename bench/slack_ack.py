@@ -32,6 +32,8 @@ from tests.standins.slack import SlackStandin  # noqa: E402
 from tests.support.process import BotProcess  # noqa: E402
 
 SECRET = "bench-signing-secret"
+# `serve` outside local mode refuses a token shorter than 16 characters
+BENCH_TOKEN = "bench-webhook-token-4e1a"
 TARGET_P99_MS = 300.0
 COMMANDS = ["help", "list", "status INC-1", "note INC-1 looking at worker-1", "ack INC-{n}"]
 
@@ -91,7 +93,7 @@ def main() -> int:
 
     def storm(sender: int, url: str) -> None:
         seq = 0
-        with httpx.Client(headers={"Authorization": "Bearer bench-token"}, timeout=10) as http:
+        with httpx.Client(headers={"Authorization": f"Bearer {BENCH_TOKEN}"}, timeout=10) as http:
             while not stop.is_set():
                 seq += 1
                 r = http.post(
@@ -116,7 +118,7 @@ def main() -> int:
                 "SLACK_BOT_TOKEN": "xoxb-bench",
                 "SLACK_SIGNING_SECRET": SECRET,
                 "SLACK_API_URL": slack.url,
-                "AI_INCIDENT_WEBHOOK_TOKEN": "bench-token",
+                "AI_INCIDENT_WEBHOOK_TOKEN": BENCH_TOKEN,
                 "AI_INCIDENT_LOG_LEVEL": "WARNING",
             },
         ).start()

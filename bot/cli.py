@@ -9,19 +9,31 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
-from bot.config import ConfigError, ConfigProblem, Policy, field_line, parse_policy
+from bot.config import (
+    ConfigError,
+    ConfigProblem,
+    Policy,
+    field_line,
+    load_policy,
+    parse_policy,
+    secret_advice,
+    secret_weakness,
+    weak_secret_problems,
+)
 from bot.domain.escalation import unreachable_people
 from bot.domain.incidents import InvalidIncidentId, parse_incident_id
+from bot.logs import configure_logging, uvicorn_log_config
 from bot.rendering import export_json, export_markdown
 from bot.settings import Settings, environment
 from storage.db import create_db_engine, migrate, readonly
 from storage.repositories import incident_view
 
-__all__ = ["main"]
+__all__ = ["main", "secret_problems"]
 
 LOCAL_BANNER = """
 ************************************************************************
@@ -39,6 +51,39 @@ def _shown(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+def _shown_token(token: str | None) -> str:
+    """Return the webhook token fit to print: only the well-known local default is shown."""
+    from bot.wiring import LOCAL_DEV_TOKEN
+
+    if token is None:
+        return "none (every webhook gets 401)"
+    if token == LOCAL_DEV_TOKEN:
+        return token
+    return "from AI_INCIDENT_WEBHOOK_TOKEN (not shown)"
+
+
+def secret_problems(settings: Settings, policy: Policy) -> list[ConfigProblem]:
+    """Return each weak secret `serve` would run with: the policy file's and the environment's.
+
+    Outside local mode `serve` refuses to start on any of them; local mode warns.
+    """
+    path = settings.ai_incident_config
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    problems = weak_secret_problems(policy, text, file=str(path))
+    from_environment: dict[str, SecretStr | None] = {
+        "AI_INCIDENT_WEBHOOK_TOKEN": settings.ai_incident_webhook_token,
+        "SLACK_SIGNING_SECRET": settings.slack_signing_secret,
+    }
+    for name, secret in from_environment.items():
+        value = secret.get_secret_value() if secret is not None else ""
+        reason = secret_weakness(value) if value else None  # unset: not configured
+        if reason is not None:
+            problems.append(
+                ConfigProblem("environment", name, f"{reason}; {secret_advice([name])}")
+            )
+    return problems
+
+
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
@@ -46,10 +91,24 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from handlers.http import create_app
 
     try:
-        container = bootstrap(settings)
+        policy = load_policy(settings.ai_incident_config, environment())
     except ConfigError as exc:
         print(f"ai-incident: the policy file has problems:\n{exc}", file=sys.stderr)
         return 2
+    weak = secret_problems(settings, policy)
+    if weak and not settings.local_mode:
+        print(
+            "ai-incident: refusing to start: these secrets are empty, placeholders or too short, "
+            "so anyone could send alerts, open handoffs or resolve incidents with them (only "
+            "local mode, without SLACK_BOT_TOKEN, accepts them):",
+            *weak,
+            sep="\n",
+            file=sys.stderr,
+        )
+        return 2
+    for problem in weak:
+        logging.getLogger("bot").warning("weak secret, accepted in local mode only: %s", problem)
+    container = bootstrap(settings, policy=policy)
     try:
         migrate(container.engine)
     except DBAPIError as exc:
@@ -61,7 +120,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     if settings.local_mode:
         print(
             LOCAL_BANNER.format(
-                token=str(container.webhook_token), db=_shown(settings.database_url)[:58]
+                token=_shown_token(container.webhook_token), db=_shown(settings.database_url)[:58]
             ),
             flush=True,
         )
@@ -90,6 +149,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         host=args.host,
         port=args.port,
         log_level=settings.log_level.lower(),
+        log_config=uvicorn_log_config(),
         access_log=args.access_log,
     )
     return 0
@@ -115,11 +175,15 @@ def _check_config(args: argparse.Namespace, settings: Settings) -> int:
             print(str(problem), file=sys.stderr)
         print(f"{path}: {len(exc.problems)} problem(s)", file=sys.stderr)
         return 1
-    unreachable = unreachable_problems(policy, text, str(path))
-    if unreachable:
-        for problem in unreachable:
+    problems = sorted(
+        weak_secret_problems(policy, text, file=str(path))
+        + unreachable_problems(policy, text, str(path)),
+        key=lambda p: p.line or 0,
+    )
+    if problems:
+        for problem in problems:
             print(str(problem), file=sys.stderr)
-        print(f"{path}: {len(unreachable)} problem(s)", file=sys.stderr)
+        print(f"{path}: {len(problems)} problem(s)", file=sys.stderr)
         return 1
     print(
         f"{path}: OK — {len(policy.workflows)} workflow(s), {len(policy.people)} people, "
@@ -258,11 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line."""
     args = build_parser().parse_args(argv)
     settings = Settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # the scheduler's job bookkeeping is noise at INFO
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    configure_logging(settings.log_level)
     result: int = args.func(args, settings)
     return result
 

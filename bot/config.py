@@ -32,6 +32,7 @@ from bot.domain.redaction import RedactionPolicy
 from bot.domain.severity import SeverityRules, parse_duration
 
 __all__ = [
+    "MIN_SECRET_LENGTH",
     "Category",
     "ConfigError",
     "ConfigProblem",
@@ -42,6 +43,9 @@ __all__ = [
     "field_line",
     "load_policy",
     "parse_policy",
+    "secret_advice",
+    "secret_weakness",
+    "weak_secret_problems",
 ]
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -781,3 +785,93 @@ def field_line(text: str, path: str) -> int | None:
     except yaml.YAMLError:
         return None
     return _line_of(root, tuple(path.split("."))) if root is not None else None
+
+
+# -- weak secrets ------------------------------------------------------------------------------
+
+MIN_SECRET_LENGTH = 16
+
+# what people write before they have a real secret: `change-me-grafana`, `<token>`, `xxxxxxxx`
+_PLACEHOLDER = re.compile(
+    r"change[-_. ]?me|replace[-_. ]?me|fill[-_. ]?me|placeholder|your[-_. ]|example|dummy"
+    r"|^<.*>$|^(.)\1*$"
+    r"|^(?:secret|password|passwd|token|test|default|todo|tbd|none|null)$",
+    re.IGNORECASE,
+)
+
+
+def secret_weakness(value: str) -> str | None:
+    """Say why a secret guards nothing (empty, a placeholder, too short), or None if it will do."""
+    if not value.strip():
+        return "is empty"
+    if _PLACEHOLDER.search(value):
+        return "is a placeholder anyone can guess"
+    if len(value) < MIN_SECRET_LENGTH:
+        return f"is only {len(value)} characters long"
+    return None
+
+
+def secret_advice(variables: list[str]) -> str:
+    """Tell the operator how to set a strong secret, naming the variable(s) it is read from."""
+    strong = f"a random value of at least {MIN_SECRET_LENGTH} characters"
+    if variables:
+        return f"set {' or '.join(variables)} to {strong} (e.g. `openssl rand -hex 32`)"
+    return (
+        "it is written in the file: read it from the environment with ${SOME_VARIABLE} and set "
+        f"that variable to {strong} (e.g. `openssl rand -hex 32`)"
+    )
+
+
+def _secret_fields(policy: Policy) -> Iterator[tuple[str, str | None]]:
+    """Yield (field path, value) of every secret that lets a request in or signs what is sent."""
+    for name, source in policy.sources.items():
+        yield f"sources.{name}.token", source.token
+        yield f"sources.{name}.hmac_secret", source.hmac_secret
+    yield "jira.webhook_secret", policy.jira.webhook_secret
+    yield "paging.webhook_secret", policy.paging.webhook_secret
+
+
+def _written(node: yaml.Node | None, path: tuple[str, ...]) -> str | None:
+    """Return a scalar as written in the file (before `${VAR}` interpolation), if it is there."""
+    for part in path:
+        if not isinstance(node, yaml.MappingNode):
+            return None
+        found = None
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode) and key.value == part:
+                found = value  # the last of duplicate keys wins, as in the loader
+        node = found
+    return str(node.value) if isinstance(node, yaml.ScalarNode) else None
+
+
+def weak_secret_problems(policy: Policy, text: str, *, file: str) -> list[ConfigProblem]:
+    """Return a problem for each secret of the policy file that anyone could present.
+
+    A secret is weak when it is a placeholder (`change-me-…`), shorter than 16 characters, or
+    empty where the file asks for one (`${VAR}`, or `${VAR:-default}` with a default). A secret
+    left out, written empty, or written `${VAR:-}` is simply not configured.
+    """
+    try:
+        root = yaml.compose(text, Loader=_Loader)
+    except yaml.YAMLError:
+        root = None
+    problems = []
+    for path, value in _secret_fields(policy):
+        parts = tuple(path.split("."))
+        written = _written(root, parts) or ""
+        references = list(_ENV_REF.finditer(written))
+        if value:
+            reason = secret_weakness(value)
+        else:
+            optional = not _ENV_REF.sub("", written).strip() and all(
+                m.group(2) == "" for m in references
+            )
+            reason = None if optional else "is empty"
+        if reason is not None:
+            variables = list(dict.fromkeys(m.group(1) for m in references))
+            problems.append(
+                ConfigProblem(
+                    file, path, f"{reason}; {secret_advice(variables)}", _line_of(root, parts)
+                )
+            )
+    return sorted(problems, key=lambda p: p.line or 0)

@@ -20,7 +20,7 @@ from bot.domain.incidents import IncidentState
 from storage.db import create_db_engine, migration_status
 from storage.models import AlertRow, IncidentRow, JournalRow
 from tests.conftest import EXAMPLE, make_bot, payload
-from tests.support.process import ROOT
+from tests.support.process import EXAMPLE_SECRETS, ROOT
 
 FIRING = "alertmanager_v4_firing.json"
 FINGERPRINTS = {"f404ecabc8dd5cd7", "f8f08d4e32c61a9d"}
@@ -104,7 +104,9 @@ def test_no_subcommand_is_a_usage_error(tmp_path: Path, sqlite_url: str) -> None
 
 
 def test_check_config_accepts_the_example(tmp_path: Path, sqlite_url: str) -> None:
-    r = run_cli("check-config", str(EXAMPLE), database_url=sqlite_url, workdir=tmp_path)
+    r = run_cli(
+        "check-config", str(EXAMPLE), database_url=sqlite_url, workdir=tmp_path, env=EXAMPLE_SECRETS
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith(f"{EXAMPLE}: OK")
     assert "6 workflow(s)" in r.stdout and "3 people" in r.stdout and "4 source(s)" in r.stdout
@@ -176,7 +178,7 @@ def test_check_config_needs_variables_without_default_from_the_environment(
         str(policy),
         database_url=sqlite_url,
         workdir=tmp_path,
-        env={"AM_TOKEN_FOR_TEST": "s3cret"},
+        env={"AM_TOKEN_FOR_TEST": "s3cret-a8d0c5e9f1b2"},
     )
     assert r.returncode == 0, r.stderr
     assert "s3cret" not in r.stdout

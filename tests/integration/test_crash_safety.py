@@ -28,12 +28,11 @@ import sqlalchemy as sa
 
 from tests.standins.slack import SlackStandin, metadata_keys
 from tests.support.databases import database
-from tests.support.process import ROOT, BotProcess
+from tests.support.process import ROOT, WEBHOOK_TOKEN, BotProcess
 
 pytestmark = pytest.mark.slow
 
 EXAMPLE_POLICY = ROOT / "examples" / "ai-incident.example.yml"
-WEBHOOK_TOKEN = "test-token"
 AUTH = {"Authorization": f"Bearer {WEBHOOK_TOKEN}"}
 SLACK_DELAY = 0.15  # before and again after each call takes effect: 0.3 s per Slack call
 GENERIC_KEYS = 10

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from tests.standins.paging import PagerDutyStandin
 from tests.standins.slack import SlackStandin
-from tests.support.process import BotProcess
+from tests.support.process import WEBHOOK_TOKEN, BotProcess
 
 pytestmark = pytest.mark.slow
 
@@ -82,7 +82,7 @@ def test_sigkill_between_steps_then_restart_pages_the_next_step_once(tmp_path: P
             r = httpx.post(
                 f"{first.url}/webhooks/alerts",
                 json=body,
-                headers={"Authorization": "Bearer test-token"},
+                headers={"Authorization": f"Bearer {WEBHOOK_TOKEN}"},
                 timeout=15,
             )
             assert r.status_code == 202 and r.json()["incident"] == "INC-1"

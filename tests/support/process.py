@@ -8,11 +8,22 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
+
+# outside local mode `serve` refuses placeholder and short secrets: the bot's processes get real ones
+WEBHOOK_TOKEN = "webhook-token-for-tests-7c1d0e"
+EXAMPLE_SECRETS = {
+    "ALERTMANAGER_WEBHOOK_TOKEN": "alertmanager-token-for-tests-52b9",
+    "GRAFANA_WEBHOOK_SECRET": "grafana-signing-key-for-tests-a41e",
+    "LLM_OBS_WEBHOOK_TOKEN": "llm-obs-token-for-tests-9d03",
+    "AGENT_WEBHOOK_SECRET": "agent-signing-key-for-tests-e7c2",
+    "JIRA_WEBHOOK_SECRET": "jira-webhook-key-for-tests-3f6a",
+}
 
 
 def free_port() -> int:
@@ -26,17 +37,24 @@ class BotProcess:
     """The bot as a user runs it: `python -m bot.cli serve`, stdout captured to a file."""
 
     def __init__(
-        self, *, database_url: str, workdir: Path, env: dict[str, str] | None = None
+        self,
+        *,
+        database_url: str,
+        workdir: Path,
+        env: dict[str, str] | None = None,
+        args: Sequence[str] = (),
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.workdir = workdir
         self.log_path = workdir / f"bot-{self.port}.log"
+        self.args = list(args)
         self.env = {
             **os.environ,
+            **EXAMPLE_SECRETS,
             "DATABASE_URL": database_url,
             "AI_INCIDENT_CONFIG": str(workdir / "ai-incident.yml"),
-            "AI_INCIDENT_WEBHOOK_TOKEN": "test-token",
+            "AI_INCIDENT_WEBHOOK_TOKEN": WEBHOOK_TOKEN,
             "PYTHONUNBUFFERED": "1",
             **(env or {}),
         }
@@ -46,7 +64,7 @@ class BotProcess:
         """Start and wait until /readyz answers 200."""
         with self.log_path.open("ab") as log:  # the child keeps its own copy of the descriptor
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "bot.cli", "serve", "--port", str(self.port)],
+                [sys.executable, "-m", "bot.cli", "serve", "--port", str(self.port), *self.args],
                 cwd=self.workdir,
                 env=self.env,
                 stdout=log,
