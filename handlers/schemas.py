@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+)
 
 from bot.config import Source
 from bot.domain.alerts import AI_CONTEXT_KEYS, AlertIn, AlertStatus, Link, Notification
@@ -30,6 +38,21 @@ def _absent_time(value: datetime | None) -> datetime | None:
     if value is None or value.year == _ZERO_YEAR:
         return None
     return value
+
+
+def _not_negative(value: float | None) -> float | None:
+    # NaN passes: Prometheus renders a value it could not compute (0/0) as NaN, and it is kept
+    if value is not None and value < 0:
+        raise ValueError("must not be negative")
+    return value
+
+
+Measure = Annotated[
+    float | None,
+    AfterValidator(_not_negative),
+    WithJsonSchema({"anyOf": [{"type": "number", "minimum": 0}, {"type": "null"}]}),
+]
+"""A non-negative measurement, or NaN/Infinity when the sender could not compute a finite one."""
 
 
 class _Wire(BaseModel):
@@ -75,7 +98,7 @@ class GenericSignal(_Wire):
     value: float | None = None
     threshold: float | None = None
     baseline: float | None = None
-    stddev: float | None = Field(default=None, ge=0)
+    stddev: Measure = None
     window: str | None = None
 
     @field_validator("window")
@@ -127,8 +150,8 @@ class AiContextIn(_Wire):
         ge=0,
         validation_alias=AliasChoices("gen_ai.usage.output_tokens", "output_tokens"),
     )
-    cost_usd: float | None = Field(default=None, ge=0)
-    latency_ms: float | None = Field(default=None, ge=0)
+    cost_usd: Measure = None
+    latency_ms: Measure = None
     agent: AgentRef | None = None
 
     def ai_context_for(self, workflow: str | None, confidence: float | None) -> dict[str, Any]:
