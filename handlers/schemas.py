@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -30,14 +30,26 @@ __all__ = [
 ]
 
 _TRUE = {"true", "yes", "1", "on"}
-_ZERO_YEAR = 1
+# An alert's times lie in this range; Alertmanager and Grafana send 0001-01-01T00:00:00Z for
+# "not ended", and nothing real happened before 1970 or will be reported from after 2200.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 
 
-def _absent_time(value: datetime | None) -> datetime | None:
-    # Alertmanager and Grafana send 0001-01-01T00:00:00Z for "not ended"
-    if value is None or value.year == _ZERO_YEAR:
+def _event_time(value: datetime | None) -> datetime | None:
+    """Read a time without a UTC offset as UTC; one outside 1970..2200 as not given."""
+    if value is None:
         return None
-    return value
+    if value.tzinfo is None or value.utcoffset() is None:
+        value = value.replace(tzinfo=UTC)
+    # compared before converting: 9999-12-31T23:59:59-05:00 has no UTC datetime to convert to
+    if not EARLIEST <= value < LATEST:
+        return None
+    return value.astimezone(UTC)
+
+
+EventTime = Annotated[datetime | None, AfterValidator(_event_time)]
+"""A timestamp, startsAt or endsAt: UTC when the offset is missing, None when out of range."""
 
 
 def _not_negative(value: float | None) -> float | None:
@@ -63,8 +75,8 @@ class AmAlert(_Wire):
     status: Literal["firing", "resolved"]
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
-    startsAt: datetime | None = None
-    endsAt: datetime | None = None
+    startsAt: EventTime = None
+    endsAt: EventTime = None
     generatorURL: str | None = Field(default=None, max_length=4096)
     fingerprint: str | None = Field(default=None, max_length=200)
     silenceURL: str | None = None
@@ -194,7 +206,7 @@ class GenericAlert(AiContextIn):
     acted_upon: bool = False
     links: list[LinkIn | str] = Field(default_factory=list, max_length=50)
     labels: dict[str, str] = Field(default_factory=dict)
-    timestamp: datetime | None = None
+    timestamp: EventTime = None
     confidence: float | None = Field(default=None, ge=0, le=1)
 
     def ai_context(self) -> dict[str, Any]:
@@ -303,8 +315,8 @@ def from_alertmanager(
                 annotations=annotations,
                 links=tuple(links),
                 values=am.values or {},
-                starts_at=_absent_time(am.startsAt),
-                ends_at=_absent_time(am.endsAt),
+                starts_at=am.startsAt,
+                ends_at=am.endsAt,
                 generator_url=am.generatorURL or None,
                 workflow=_workflow_of(labels, source),
                 evidence=evidence,

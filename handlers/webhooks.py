@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
+from itertools import accumulate
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
@@ -19,7 +21,7 @@ from handlers.auth import Unauthorized, authenticate
 from handlers.schemas import AlertmanagerPayload, GenericAlert, from_alertmanager, from_generic
 from storage.db import StorageUnavailable
 
-__all__ = ["WebhookDeps", "build_router", "parse_body"]
+__all__ = ["MAX_DEPTH", "WebhookDeps", "build_router", "nesting_problem", "parse_body"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -88,6 +90,27 @@ def _without_nul(value: Any) -> Any:
     return value
 
 
+MAX_DEPTH = 64
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+# brackets become +1/-1 as signed bytes; everything else outside strings is dropped
+_DEPTH_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
+_NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
+
+
+def nesting_problem(body: bytes, limit: int = MAX_DEPTH) -> str | None:
+    """Say why a JSON body nests too deeply to parse, or return None; scans without parsing.
+
+    Parsers recurse once per level, so a body of 1 MiB of brackets would exhaust the stack;
+    no sender nests anywhere near `limit` levels.
+    """
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return None
+    steps = _JSON_STRING.sub(b"", body).translate(_DEPTH_STEPS, _NOT_BRACKETS)
+    if max(accumulate(memoryview(steps).cast("b")), default=0) > limit:
+        return f"JSON nested deeper than {limit} levels"
+    return None
+
+
 def _field_errors(exc: ValidationError) -> list[dict[str, str]]:
     return [
         {"field": ".".join(str(p) for p in err["loc"]) or "(body)", "message": err["msg"]}
@@ -97,6 +120,8 @@ def _field_errors(exc: ValidationError) -> list[dict[str, str]]:
 
 def parse_body(model: type[M], body: bytes) -> M | JSONResponse:
     """Validate a JSON body; a 422 naming the first bad field (and listing all) when invalid."""
+    if (problem := nesting_problem(body)) is not None:
+        return _error(422, f"body is {problem}", fields=[{"field": "(body)", "message": problem}])
     try:
         if b"\\u0000" in body:
             return model.model_validate(_without_nul(json.loads(body)))
