@@ -18,10 +18,18 @@ from bot.domain.alerts import Notification
 from bot.metrics import Metrics
 from bot.services.ingest import IngestPipeline
 from handlers.auth import Unauthorized, authenticate
+from handlers.openapi import json_body
 from handlers.schemas import AlertmanagerPayload, GenericAlert, from_alertmanager, from_generic
 from storage.db import StorageUnavailable
 
-__all__ = ["MAX_DEPTH", "WebhookDeps", "build_router", "nesting_problem", "parse_body"]
+__all__ = [
+    "MAX_DEPTH",
+    "Refused",
+    "WebhookDeps",
+    "build_router",
+    "nesting_problem",
+    "parse_body",
+]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -55,6 +63,20 @@ class Accepted(BaseModel):
     alerts_new: int
     alerts_changed: int
     resolved: bool
+
+
+class FieldError(BaseModel):
+    """One field a body got wrong, by its dotted path."""
+
+    field: str
+    message: str
+
+
+class Refused(BaseModel):
+    """The answer to a refused request: a sentence saying why, and for a 422 each bad field."""
+
+    error: str
+    fields: list[FieldError] | None = None
 
 
 def _error(status: int, message: str, **extra: Any) -> JSONResponse:
@@ -202,10 +224,11 @@ def build_router(deps: WebhookDeps) -> APIRouter:
 
     openapi_auth: dict[str, Any] = {
         "responses": {
-            401: {"description": "bad or missing auth; nothing stored"},
-            413: {"description": "body over the size limit"},
-            422: {"description": "invalid body; `fields` names each bad field"},
-            503: {"description": "storage unavailable; retry"},
+            200: {"description": "a repeat of a notification already stored", "model": Accepted},
+            401: {"description": "bad or missing auth; nothing stored", "model": Refused},
+            413: {"description": "body over the size limit", "model": Refused},
+            422: {"description": "invalid body; `fields` names each bad field", "model": Refused},
+            503: {"description": "storage unavailable; retry", "model": Refused},
         }
     }
 
@@ -213,14 +236,7 @@ def build_router(deps: WebhookDeps) -> APIRouter:
         "/alertmanager",
         status_code=202,
         response_model=Accepted,
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {"schema": AlertmanagerPayload.model_json_schema()}
-                },
-            }
-        },
+        openapi_extra=json_body(AlertmanagerPayload),
         **openapi_auth,
     )
     async def alertmanager(request: Request) -> JSONResponse:
@@ -236,12 +252,7 @@ def build_router(deps: WebhookDeps) -> APIRouter:
         "/alerts",
         status_code=202,
         response_model=Accepted,
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": GenericAlert.model_json_schema()}},
-            }
-        },
+        openapi_extra=json_body(GenericAlert),
         **openapi_auth,
     )
     async def generic(request: Request) -> JSONResponse:
