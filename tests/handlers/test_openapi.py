@@ -156,12 +156,14 @@ def takes_input(operation: Any) -> bool:
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
-def test_no_request_gets_a_server_error(served: Bot, mode: GenerationMode) -> None:
+def test_no_request_gets_a_server_error(
+    served: Bot, document: dict[str, Any], mode: GenerationMode
+) -> None:
     # the same container, its workers already running; this app leaves their lifecycle alone
     app = create_app(served.container, manage_lifecycle=False)
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 11
+    assert len(operations) == sum(len(item) for item in document["paths"].values()) >= 11
     for operation in operations:
         # a request with no parameters and no body has nothing to get wrong
         if mode is GenerationMode.NEGATIVE and not takes_input(operation):

@@ -60,6 +60,9 @@ def test_alertmanager_nan_value_is_stored_and_the_reason_says_why(bot: Bot) -> N
     assert "error_rate value NaN is not a finite number: no threshold rule matches it" in texts
     # the `severity: critical` label still decides, as for any alert no rule can judge
     assert inc.severity == "P1"
+    # Alertmanager repeats the notification every group_interval: a duplicate, nothing changes
+    again = bot.post("/webhooks/alertmanager", nan_alertmanager_body())
+    assert again.status_code == 200 and again.json()["duplicate"] is True
 
 
 def test_nan_and_infinity_anywhere_in_a_generic_alert_are_stored_as_json(bot: Bot) -> None:
