@@ -47,6 +47,14 @@ class ActionIn(_Wire):
 class HandoffBody(AiContextIn):
     """A handoff from an AI agent (§8)."""
 
+    # the rule of `_confidence_for_low_confidence`, for the OpenAPI document
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"properties": {"reason": {"const": "low_confidence"}}, "required": ["reason"]},
+            "then": {"required": ["confidence"], "properties": {"confidence": {"type": "number"}}},
+        }
+    )
+
     idempotency_key: str = Field(min_length=1, max_length=200)
     workflow: str | None = Field(default=None, min_length=1, max_length=200)
     reason: Reason

@@ -28,6 +28,7 @@ from bot.metrics import Metrics
 from bot.services.handoff_runner import HandoffRunner
 from handlers.auth import Unauthorized, authenticate
 from handlers.handoff_schema import HandoffBody
+from handlers.openapi import json_body
 from handlers.storage_errors import storage_unavailable
 from handlers.webhooks import _read_body, _TooLarge, parse_body
 from storage.db import StorageUnavailable
@@ -247,12 +248,7 @@ def build_handoff_router(deps: HandoffDeps) -> APIRouter:
             422: {"description": "invalid body; `fields` names each bad field"},
             503: {"description": "storage unavailable; retry"},
         },
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": HandoffBody.model_json_schema()}},
-            }
-        },
+        openapi_extra=json_body(HandoffBody),
     )
 
     async def status(handoff_id: str, request: Request) -> JSONResponse:

@@ -15,6 +15,7 @@ from bot.wiring import Container
 from handlers.handoffs import HandoffDeps, build_handoff_router
 from handlers.jira_webhook import build_jira_router
 from handlers.ofrep import OfrepDeps, build_ofrep_router
+from handlers.openapi import install as install_openapi
 from handlers.slack.app import dispatch
 from handlers.webhooks import WebhookDeps, build_router
 from storage.db import migration_status, readonly
@@ -94,6 +95,8 @@ def create_app(container: Container, *, manage_lifecycle: bool = True) -> FastAP
         async def slack_events(request: Request) -> Response:
             """Slack events, slash commands and interactivity (HTTP mode)."""
             return await dispatch(bolt, request)
+
+    install_openapi(app)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

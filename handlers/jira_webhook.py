@@ -13,6 +13,7 @@ from sqlalchemy.exc import OperationalError
 
 from bot.services.tickets import TicketChange, TicketEvents
 from handlers.auth import Unauthorized, authenticate_jira
+from handlers.openapi import json_body
 
 __all__ = ["JiraWebhook", "build_jira_router", "ticket_change"]
 
@@ -111,6 +112,7 @@ def build_jira_router(
 
     @router.post(
         "/jira",
+        openapi_extra=json_body(JiraWebhook),
         responses={
             401: {"description": "bad or missing signature or secret"},
             413: {"description": "body over the size limit"},

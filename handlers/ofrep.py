@@ -3,7 +3,8 @@
 Agents read `workflow.<name>.enabled` with any OpenFeature SDK and the OFREP provider. Answers
 follow the OFREP OpenAPI (github.com/open-feature/protocol): a success carries key, value,
 reason, variant, metadata and `cacheable: false`; an unknown flag is a 404 with
-`errorCode: FLAG_NOT_FOUND`; a body that is not JSON is a 400 with `errorCode: PARSE_ERROR`.
+`errorCode: FLAG_NOT_FOUND`; a body that is not JSON, or nests deeper than the webhooks allow,
+is a 400 with `errorCode: PARSE_ERROR` (the protocol's answer to a body it cannot read).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from sqlmodel import Session
 from bot.config import Policy
 from bot.domain.killswitch import evaluation, flag_key, workflow_of_flag
 from bot.services.killswitch import KillSwitchService
-from handlers.webhooks import _read_body, _TooLarge
+from handlers.webhooks import _read_body, _TooLarge, nesting_problem
 from storage.db import readonly
 
 __all__ = ["OfrepDeps", "build_ofrep_router"]
@@ -72,6 +73,8 @@ def _context_error(body: bytes) -> str | None:
     """Return why the body is not an evaluation request, or None when it is one."""
     if not body.strip():
         return None
+    if (problem := nesting_problem(body)) is not None:
+        return f"body is {problem}"
     try:
         data = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

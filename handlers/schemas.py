@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+)
 
 from bot.config import Source
 from bot.domain.alerts import AI_CONTEXT_KEYS, AlertIn, AlertStatus, Link, Notification
@@ -22,14 +30,41 @@ __all__ = [
 ]
 
 _TRUE = {"true", "yes", "1", "on"}
-_ZERO_YEAR = 1
+# An alert's times lie in this range; Alertmanager and Grafana send 0001-01-01T00:00:00Z for
+# "not ended", and nothing real happened before 1970 or will be reported from after 2200.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 
 
-def _absent_time(value: datetime | None) -> datetime | None:
-    # Alertmanager and Grafana send 0001-01-01T00:00:00Z for "not ended"
-    if value is None or value.year == _ZERO_YEAR:
+def _event_time(value: datetime | None) -> datetime | None:
+    """Read a time without a UTC offset as UTC; one outside 1970..2200 as not given."""
+    if value is None:
         return None
+    if value.tzinfo is None or value.utcoffset() is None:
+        value = value.replace(tzinfo=UTC)
+    # compared before converting: 9999-12-31T23:59:59-05:00 has no UTC datetime to convert to
+    if not EARLIEST <= value < LATEST:
+        return None
+    return value.astimezone(UTC)
+
+
+EventTime = Annotated[datetime | None, AfterValidator(_event_time)]
+"""A timestamp, startsAt or endsAt: UTC when the offset is missing, None when out of range."""
+
+
+def _not_negative(value: float | None) -> float | None:
+    # NaN passes: Prometheus renders a value it could not compute (0/0) as NaN, and it is kept
+    if value is not None and value < 0:
+        raise ValueError("must not be negative")
     return value
+
+
+Measure = Annotated[
+    float | None,
+    AfterValidator(_not_negative),
+    WithJsonSchema({"anyOf": [{"type": "number", "minimum": 0}, {"type": "null"}]}),
+]
+"""A non-negative measurement, or NaN/Infinity when the sender could not compute a finite one."""
 
 
 class _Wire(BaseModel):
@@ -40,8 +75,8 @@ class AmAlert(_Wire):
     status: Literal["firing", "resolved"]
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
-    startsAt: datetime | None = None
-    endsAt: datetime | None = None
+    startsAt: EventTime = None
+    endsAt: EventTime = None
     generatorURL: str | None = Field(default=None, max_length=4096)
     fingerprint: str | None = Field(default=None, max_length=200)
     silenceURL: str | None = None
@@ -75,7 +110,7 @@ class GenericSignal(_Wire):
     value: float | None = None
     threshold: float | None = None
     baseline: float | None = None
-    stddev: float | None = Field(default=None, ge=0)
+    stddev: Measure = None
     window: str | None = None
 
     @field_validator("window")
@@ -127,8 +162,8 @@ class AiContextIn(_Wire):
         ge=0,
         validation_alias=AliasChoices("gen_ai.usage.output_tokens", "output_tokens"),
     )
-    cost_usd: float | None = Field(default=None, ge=0)
-    latency_ms: float | None = Field(default=None, ge=0)
+    cost_usd: Measure = None
+    latency_ms: Measure = None
     agent: AgentRef | None = None
 
     def ai_context_for(self, workflow: str | None, confidence: float | None) -> dict[str, Any]:
@@ -171,7 +206,7 @@ class GenericAlert(AiContextIn):
     acted_upon: bool = False
     links: list[LinkIn | str] = Field(default_factory=list, max_length=50)
     labels: dict[str, str] = Field(default_factory=dict)
-    timestamp: datetime | None = None
+    timestamp: EventTime = None
     confidence: float | None = Field(default=None, ge=0, le=1)
 
     def ai_context(self) -> dict[str, Any]:
@@ -280,8 +315,8 @@ def from_alertmanager(
                 annotations=annotations,
                 links=tuple(links),
                 values=am.values or {},
-                starts_at=_absent_time(am.startsAt),
-                ends_at=_absent_time(am.endsAt),
+                starts_at=am.startsAt,
+                ends_at=am.endsAt,
                 generator_url=am.generatorURL or None,
                 workflow=_workflow_of(labels, source),
                 evidence=evidence,

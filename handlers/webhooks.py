@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
+from itertools import accumulate
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
@@ -16,11 +18,19 @@ from bot.domain.alerts import Notification
 from bot.metrics import Metrics
 from bot.services.ingest import IngestPipeline
 from handlers.auth import Unauthorized, authenticate
+from handlers.openapi import json_body
 from handlers.schemas import AlertmanagerPayload, GenericAlert, from_alertmanager, from_generic
 from handlers.storage_errors import storage_unavailable
 from storage.db import StorageUnavailable
 
-__all__ = ["WebhookDeps", "build_router", "parse_body"]
+__all__ = [
+    "MAX_DEPTH",
+    "Refused",
+    "WebhookDeps",
+    "build_router",
+    "nesting_problem",
+    "parse_body",
+]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -56,6 +66,20 @@ class Accepted(BaseModel):
     resolved: bool
 
 
+class FieldError(BaseModel):
+    """One field a body got wrong, by its dotted path."""
+
+    field: str
+    message: str
+
+
+class Refused(BaseModel):
+    """The answer to a refused request: a sentence saying why, and for a 422 each bad field."""
+
+    error: str
+    fields: list[FieldError] | None = None
+
+
 def _error(status: int, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": message, **extra}, status_code=status)
 
@@ -89,6 +113,27 @@ def _without_nul(value: Any) -> Any:
     return value
 
 
+MAX_DEPTH = 64
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+# brackets become +1/-1 as signed bytes; everything else outside strings is dropped
+_DEPTH_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
+_NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
+
+
+def nesting_problem(body: bytes, limit: int = MAX_DEPTH) -> str | None:
+    """Say why a JSON body nests too deeply to parse, or return None; scans without parsing.
+
+    Parsers recurse once per level, so a body of 1 MiB of brackets would exhaust the stack;
+    no sender nests anywhere near `limit` levels.
+    """
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return None
+    steps = _JSON_STRING.sub(b"", body).translate(_DEPTH_STEPS, _NOT_BRACKETS)
+    if max(accumulate(memoryview(steps).cast("b")), default=0) > limit:
+        return f"JSON nested deeper than {limit} levels"
+    return None
+
+
 def _field_errors(exc: ValidationError) -> list[dict[str, str]]:
     return [
         {"field": ".".join(str(p) for p in err["loc"]) or "(body)", "message": err["msg"]}
@@ -98,6 +143,8 @@ def _field_errors(exc: ValidationError) -> list[dict[str, str]]:
 
 def parse_body(model: type[M], body: bytes) -> M | JSONResponse:
     """Validate a JSON body; a 422 naming the first bad field (and listing all) when invalid."""
+    if (problem := nesting_problem(body)) is not None:
+        return _error(422, f"body is {problem}", fields=[{"field": "(body)", "message": problem}])
     try:
         if b"\\u0000" in body:
             return model.model_validate(_without_nul(json.loads(body)))
@@ -178,10 +225,11 @@ def build_router(deps: WebhookDeps) -> APIRouter:
 
     openapi_auth: dict[str, Any] = {
         "responses": {
-            401: {"description": "bad or missing auth; nothing stored"},
-            413: {"description": "body over the size limit"},
-            422: {"description": "invalid body; `fields` names each bad field"},
-            503: {"description": "storage unavailable; retry"},
+            200: {"description": "a repeat of a notification already stored", "model": Accepted},
+            401: {"description": "bad or missing auth; nothing stored", "model": Refused},
+            413: {"description": "body over the size limit", "model": Refused},
+            422: {"description": "invalid body; `fields` names each bad field", "model": Refused},
+            503: {"description": "storage unavailable; retry", "model": Refused},
         }
     }
 
@@ -189,14 +237,7 @@ def build_router(deps: WebhookDeps) -> APIRouter:
         "/alertmanager",
         status_code=202,
         response_model=Accepted,
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {"schema": AlertmanagerPayload.model_json_schema()}
-                },
-            }
-        },
+        openapi_extra=json_body(AlertmanagerPayload),
         **openapi_auth,
     )
     async def alertmanager(request: Request) -> JSONResponse:
@@ -212,12 +253,7 @@ def build_router(deps: WebhookDeps) -> APIRouter:
         "/alerts",
         status_code=202,
         response_model=Accepted,
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": GenericAlert.model_json_schema()}},
-            }
-        },
+        openapi_extra=json_body(GenericAlert),
         **openapi_auth,
     )
     async def generic(request: Request) -> JSONResponse:

@@ -9,6 +9,8 @@ import sqlalchemy as sa
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
+from bot.domain.numbers import finite_json
+
 __all__ = [
     "AlertGroupRow",
     "AlertRow",
@@ -20,6 +22,7 @@ __all__ = [
     "OnCallOverrideRow",
     "OutboxRow",
     "PageRow",
+    "StandardJSON",
     "SwitchAuditRow",
     "UTCDateTime",
     "WorkflowSwitchRow",
@@ -46,12 +49,29 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC)
 
 
+class StandardJSON(TypeDecorator[Any]):
+    """A JSON column that holds standard JSON only: NaN and ±Infinity are stored by name.
+
+    PostgreSQL's `json` refuses the bare tokens Python would write, and SQLite would keep them
+    for `export` to print as invalid JSON. Rows written before this read back the same way.
+    """
+
+    impl = sa.JSON
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: sa.Dialect) -> Any:
+        return finite_json(value)
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> Any:
+        return finite_json(value)
+
+
 def _ts(*, nullable: bool = True, index: bool = False) -> Any:
     return Field(default=None, sa_column=sa.Column(UTCDateTime(), nullable=nullable, index=index))
 
 
 def _json(default: Any) -> Any:
-    return Field(default_factory=default, sa_column=sa.Column(sa.JSON, nullable=False))
+    return Field(default_factory=default, sa_column=sa.Column(StandardJSON(), nullable=False))
 
 
 class IncidentRow(SQLModel, table=True):
@@ -122,7 +142,9 @@ class AlertRow(SQLModel, table=True):
     annotations: dict[str, Any] = _json(dict)
     links: list[dict[str, Any]] = _json(list)
     values: dict[str, Any] = _json(dict)
-    signal: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(sa.JSON, nullable=True))
+    signal: dict[str, Any] | None = Field(
+        default=None, sa_column=sa.Column(StandardJSON(), nullable=True)
+    )
     evidence: dict[str, Any] = _json(dict)
     ai_context: dict[str, Any] = _json(dict)
     generator_url: str | None = None
@@ -178,7 +200,9 @@ class OutboxRow(SQLModel, table=True):
     next_attempt_at: datetime = _ts(nullable=False)
     lease_until: datetime | None = _ts()
     last_error: str | None = None
-    result: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(sa.JSON, nullable=True))
+    result: dict[str, Any] | None = Field(
+        default=None, sa_column=sa.Column(StandardJSON(), nullable=True)
+    )
     created_at: datetime = _ts(nullable=False)
     delivered_at: datetime | None = _ts()
 
@@ -318,10 +342,12 @@ class HandoffRow(SQLModel, table=True):
     status: str = Field(max_length=12)
     request: dict[str, Any] = _json(dict)
     attempted_response: str | None = None
-    error: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(sa.JSON, nullable=True))
+    error: dict[str, Any] | None = Field(
+        default=None, sa_column=sa.Column(StandardJSON(), nullable=True)
+    )
     suggested_actions: list[Any] = _json(list)
     proposed_action: dict[str, Any] | None = Field(
-        default=None, sa_column=sa.Column(sa.JSON, nullable=True)
+        default=None, sa_column=sa.Column(StandardJSON(), nullable=True)
     )
     context: dict[str, Any] = _json(dict)
     ai_context: dict[str, Any] = _json(dict)

@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from bot.domain.calendar import BusinessHours
+from bot.domain.numbers import non_finite_name
 
 __all__ = [
     "Decision",
@@ -284,6 +285,8 @@ class _Rise:
 class _Finding:
     reason: Reason
     rise: _Rise | None = None
+    # a note says why no rule could judge a signal; it is listed but never sets the severity
+    note: bool = False
 
 
 @dataclass(frozen=True)
@@ -505,6 +508,20 @@ def _deviation(ctx: _Context) -> list[_Finding]:
     return [_finding("deviation", Severity.P3, text)]
 
 
+def _not_a_number(ctx: _Context) -> list[_Finding]:
+    """Say which of the signal's numbers kept every threshold rule from judging it."""
+    s = ctx.signal
+    found: list[_Finding] = []
+    for name, x in (("value", s.value), ("baseline", s.baseline), ("stddev", s.stddev)):
+        if x is not None and not math.isfinite(x):
+            text = (
+                f"{s.kind} {name} {non_finite_name(x)} is not a finite number: "
+                "no threshold rule matches it"
+            )
+            found.append(_Finding(Reason("not_a_number", ctx.rules.default, text), note=True))
+    return found
+
+
 _KIND_RULES: Mapping[str, _Rule] = {
     "error_rate": _error_rate,
     "cost_per_run": _cost_per_run,
@@ -575,26 +592,32 @@ def _assess(
     signal = evidence.signal
     kind = signal.kind.strip().lower() if signal is not None else None
     found = _harmful(evidence, kind)
+    notes: list[_Finding] = []
     if signal is not None and kind is not None and kind != _HARMFUL:
         ctx = _Context(evidence, signal, rules, hours, now)
         rule = _KIND_RULES.get(kind)
-        if rule is not None:
-            found += rule(ctx)
-        found += _deviation(ctx)
-    return found + _hints(evidence, rules, rules_spoke=bool(found))
+        judged = rule(ctx) if rule is not None else []
+        judged += _deviation(ctx)
+        if not judged:
+            notes = _not_a_number(ctx)
+        found += judged
+    return found + _hints(evidence, rules, rules_spoke=bool(found)) + notes
 
 
 def _decide(
     findings: Iterable[_Finding], rules: SeverityRules, now: datetime, floor: Severity | None = None
 ) -> Decision:
     unique = list(dict.fromkeys(findings))
-    if not unique:
+    notes = [f for f in unique if f.note]
+    verdicts = [f for f in unique if not f.note]
+    if not verdicts:
         text = f"no rule matched; default {rules.default}"
-        unique = [_finding("default", rules.default, text)]
-    severity = max_severity(*(f.reason.severity for f in unique))
-    reasons = tuple(f.reason for f in sorted(unique, key=lambda f: -f.reason.severity.rank))
+        verdicts = [_finding("default", rules.default, text)]
+    severity = max_severity(*(f.reason.severity for f in verdicts))
+    ranked = sorted(verdicts, key=lambda f: -f.reason.severity.rank)
+    reasons = tuple(f.reason for f in [*ranked, *notes])
     return Decision(
-        severity, reasons, _review_at(unique, max_severity(severity, floor or severity), now)
+        severity, reasons, _review_at(verdicts, max_severity(severity, floor or severity), now)
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any, Protocol
@@ -22,6 +23,7 @@ from bot.domain.digest import (
     WorkflowFact,
     build_digest,
 )
+from bot.domain.numbers import number
 from storage.models import AlertRow, DigestRunRow, HandoffRow, IncidentRow
 
 __all__ = ["DIGEST", "LATE_AFTER", "DigestService", "HandoffFacts", "StoredHandoffs"]
@@ -94,10 +96,9 @@ class StoredHandoffs:
 
 
 def _float(value: Any) -> float | None:
-    try:
-        return float(value) if value is not None and value != "" else None
-    except (TypeError, ValueError):
-        return None
+    # a cost that could not be computed ("NaN") or is not finite adds nothing to the spend
+    found = number(value)
+    return found if found is not None and math.isfinite(found) else None
 
 
 class DigestService:

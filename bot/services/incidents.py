@@ -24,6 +24,7 @@ from bot.domain.alerts import (
     plan_group,
 )
 from bot.domain.incidents import IncidentState, JournalKind, format_incident_id
+from bot.domain.numbers import number
 from bot.domain.permissions import has_role
 from bot.domain.severity import (
     Decision,
@@ -112,10 +113,10 @@ def evidence_from_row(row: AlertRow) -> Evidence:
         window = s.get("window_s")
         sig = Signal(
             kind=str(s["kind"]),
-            value=s.get("value"),
-            threshold=s.get("threshold"),
-            baseline=s.get("baseline"),
-            stddev=s.get("stddev"),
+            value=number(s.get("value")),
+            threshold=number(s.get("threshold")),
+            baseline=number(s.get("baseline")),
+            stddev=number(s.get("stddev")),
             window=timedelta(seconds=window) if window is not None else None,
         )
     ev = row.evidence

@@ -743,6 +743,27 @@ HINTS: list[Row] = [
     ),
     ("NaN value is unusable", ev(sig("error_rate", math.nan)), P3, "no rule matched", None),
     ("infinite value is unusable", ev(sig("refusals", math.inf)), P3, "no rule matched", None),
+    (
+        "NaN value says so",
+        ev(sig("error_rate", math.nan)),
+        P3,
+        "error_rate value NaN is not a finite number: no threshold rule matches it",
+        None,
+    ),
+    (
+        "NaN value leaves the label to decide",
+        ev(sig("error_rate", math.nan), label_severity="critical"),
+        P1,
+        "error_rate value NaN is not a finite number",
+        None,
+    ),
+    (
+        "infinite baseline says so",
+        ev(sig("cost_per_run", 9.0, baseline=-math.inf)),
+        P3,
+        "cost_per_run baseline -Infinity is not a finite number",
+        None,
+    ),
     ("nothing at all", ev(), P3, "no rule matched; default P3", None),
 ]
 
@@ -778,6 +799,37 @@ def test_reasons_list_the_winner_first_and_every_rule() -> None:
         ("cost_per_run", P3),
     ]
     assert decision.review_at is None
+
+
+def test_a_value_that_is_not_a_number_is_noted_after_the_verdicts() -> None:
+    decision = decide(ev(sig("quality", math.nan, baseline=1.0, stddev=math.inf), hint="warning"))
+    assert decision.severity is P2
+    assert decision.reasons == (
+        Reason("hint", P2, "severity hint 'warning' maps to P2 (no rule applies)"),
+        Reason(
+            "not_a_number",
+            P3,
+            "quality value NaN is not a finite number: no threshold rule matches it",
+        ),
+        Reason(
+            "not_a_number",
+            P3,
+            "quality stddev Infinity is not a finite number: no threshold rule matches it",
+        ),
+    )
+
+
+def test_a_rule_that_judged_the_signal_leaves_no_note() -> None:
+    decision = decide(ev(sig("error_rate", 0.3, baseline=math.nan)))
+    assert decision.severity is P1
+    assert [r.rule for r in decision.reasons] == ["error_rate"]
+
+
+def test_a_note_never_raises_the_default() -> None:
+    rules = SeverityRules(default=P2)
+    decision = classify(ev(sig("error_rate", math.nan), label_severity="info"), rules, HOURS, NOW)
+    assert decision.severity is P3
+    assert [r.rule for r in decision.reasons] == ["label", "not_a_number"]
 
 
 def test_custom_thresholds_apply() -> None:
@@ -1018,6 +1070,7 @@ instants = st.datetimes(
 numbers = st.one_of(
     st.none(),
     st.sampled_from([0.0, 0.02, 0.05, 0.07, 0.2, 0.5, 1.0, 2.0, 3.0]),
+    st.sampled_from([math.nan, math.inf, -math.inf]),
     st.floats(min_value=0, max_value=1),
     st.floats(min_value=0, max_value=50),
 )

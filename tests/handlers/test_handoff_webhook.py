@@ -268,13 +268,13 @@ def test_polling_a_handoff(bot: Bot) -> None:
 
 
 def test_openapi_documents_the_handoff_endpoints(bot: Bot) -> None:
-    paths = bot.client.get("/openapi.json").json()["paths"]
+    spec = bot.client.get("/openapi.json").json()
+    paths = spec["paths"]
     post = paths["/webhooks/handoffs"]["post"]
     assert {"200", "202", "401", "413", "422", "503"} <= set(post["responses"])
-    assert (
-        "idempotency_key"
-        in post["requestBody"]["content"]["application/json"]["schema"]["properties"]
-    )
+    body = post["requestBody"]["content"]["application/json"]["schema"]
+    assert body == {"$ref": "#/components/schemas/HandoffBody"}
+    assert "idempotency_key" in spec["components"]["schemas"]["HandoffBody"]["properties"]
     assert {"200", "401", "404", "503"} <= set(paths["/handoffs/{handoff_id}"]["get"]["responses"])
 
 
