@@ -15,7 +15,7 @@ from bot.config import Policy, Source
 from bot.domain.alerts import Notification
 from bot.metrics import Metrics
 from bot.services.ingest import IngestPipeline
-from handlers.auth import Unauthorized, authenticate
+from handlers.auth import Scope, Unauthorized, authenticate
 from handlers.schemas import AlertmanagerPayload, GenericAlert, from_alertmanager, from_generic
 from storage.db import StorageUnavailable
 
@@ -140,12 +140,13 @@ def build_router(deps: WebhookDeps) -> APIRouter:
             return _error(413, f"body larger than {deps.max_body_bytes} bytes")
         try:
             source_name = authenticate(
+                scope=Scope.ALERTS,
                 headers=request.headers,
                 body=body,
                 policy=deps.policy,
                 global_token=deps.global_token,
                 source_hint=request.query_params.get("source"),
-            )
+            ).source
         except Unauthorized as exc:
             return _error(401, str(exc))
         payload = parse_body(model, body)
