@@ -34,8 +34,15 @@ POLLER = {"Authorization": f"Bearer {POLLER_TOKEN}"}
 OTHER = {"Authorization": f"Bearer {OTHER_TOKEN}"}
 FLAG = "workflow.support-chatbot.enabled"
 # routes anyone may call; every other route must authenticate
-OPEN_PATHS = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/redoc"}
-OPEN_PATHS |= {"/docs/oauth2-redirect"}
+OPEN_PATHS = {
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/openapi.json",
+    "/docs",
+    "/docs/oauth2-redirect",
+    "/redoc",
+}
 
 
 def policy(**grafana: Any) -> Policy:
