@@ -22,6 +22,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -118,14 +119,35 @@ class Workflow(_Model):
 
 
 class Source(_Model):
-    """An alert sender; `token` or `hmac_secret` overrides the global webhook token."""
+    """A sender with credentials of its own: an alert source, or an `agent` that hands off work.
+
+    Its `token` or `hmac_secret` opens only what its kind may do (alerts, or handoffs and flags);
+    the global webhook token opens everything. `require_timestamp` refuses Grafana signatures
+    without a timestamp, which could be replayed forever.
+    """
 
     kind: Literal["alertmanager", "grafana", "generic", "agent"] = "generic"
     token: str | None = None
     hmac_secret: str | None = None
+    require_timestamp: bool = False
     default_workflow: str | None = None
     trusted_severity_hint: bool = False
     workflow_labels: list[str] = ["workflow", "ai_workflow"]
+
+    @field_validator("require_timestamp")
+    @classmethod
+    def _timestamp_needs_a_grafana_signature(cls, value: bool, info: ValidationInfo) -> bool:
+        # checked on the field (kind and hmac_secret come before it) so the problem names its line
+        if value and info.data.get("kind") == "agent":
+            raise ValueError(
+                "require_timestamp applies to Grafana signatures; an agent's "
+                "X-AI-Incident-Signature always carries its timestamp"
+            )
+        if value and "hmac_secret" in info.data and info.data["hmac_secret"] is None:
+            raise ValueError(
+                "require_timestamp needs hmac_secret: it applies to Grafana signatures"
+            )
+        return value
 
 
 class Rotation(_Model):

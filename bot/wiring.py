@@ -354,11 +354,6 @@ def bootstrap(
 
         slack_app = build_bolt_app(
             client=client,
-            signing_secret=(
-                settings.slack_signing_secret.get_secret_value()
-                if settings.slack_signing_secret is not None
-                else None
-            ),
             commands=commands,
             handoffs=handoff_runner,
         )

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
-import time
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -15,25 +13,17 @@ from pydantic import BaseModel
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from bot.config import Policy, Source
-from bot.domain.handoffs import (
-    SIGNATURE_HEADER,
-    BadSignature,
-    Decision,
-    HandoffView,
-    InvalidHandoffId,
-    parse_handoff_id,
-    verify,
-)
+from bot.domain.handoffs import Decision, HandoffView, InvalidHandoffId, parse_handoff_id
 from bot.metrics import Metrics
 from bot.services.handoff_runner import HandoffRunner
-from handlers.auth import Unauthorized, authenticate
+from handlers.auth import Caller, Scope, Unauthorized, authenticate
 from handlers.handoff_schema import HandoffBody
 from handlers.openapi import json_body
 from handlers.storage_errors import storage_unavailable
 from handlers.webhooks import _read_body, _TooLarge, parse_body
 from storage.db import StorageUnavailable
 
-__all__ = ["HandoffDeps", "authenticate_agent", "build_handoff_router"]
+__all__ = ["HandoffDeps", "build_handoff_router"]
 
 
 class HandoffDeps:
@@ -124,70 +114,31 @@ def _state(view: HandoffView) -> HandoffState:
         claimed_at=view.claimed_at,
         decided_at=view.decided_at,
         sla=SlaOut(claim_by=view.claim_due_at, decide_by=view.decide_due_at),
-        callback=CallbackOut(url=view.callback_url, delivered_at=view.callback_delivered_at),
+        callback=CallbackOut(
+            url=_without_credentials(view.callback_url), delivered_at=view.callback_delivered_at
+        ),
     )
+
+
+def _without_credentials(url: str | None) -> str | None:
+    """Return a callback URL without its user:password and with its query values hidden."""
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    netloc = f"{host}:{port}" if port is not None else host
+    query = urlencode([(key, "redacted") for key, _ in parse_qsl(parts.query, True)])
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
 def _error(status: int, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": message, **extra}, status_code=status)
-
-
-def authenticate_agent(
-    *,
-    headers: Mapping[str, str],
-    body: bytes,
-    policy: Policy,
-    global_token: str | None,
-    source_hint: str | None = None,
-    now: float | None = None,
-) -> str:
-    """Return the sending source: by `X-AI-Incident-Signature`, else by bearer token.
-
-    A signature is checked against the `hmac_secret` of the named source (`?source=`), or of
-    every source that has one; its timestamp must be within five minutes of now.
-    """
-    now = time.time() if now is None else now
-    signature = headers.get(SIGNATURE_HEADER.lower()) or headers.get(SIGNATURE_HEADER)
-    if signature:
-        if source_hint is not None:
-            hinted = policy.sources.get(source_hint)
-            if hinted is None:
-                raise Unauthorized(f"unknown source {source_hint!r}")
-            candidates = [(source_hint, hinted)]
-        else:
-            candidates = list(policy.sources.items())
-        problem = "no source is configured with an hmac_secret"
-        for name, source in candidates:
-            if not source.hmac_secret:
-                continue
-            try:
-                verify(source.hmac_secret, body, signature, now=now)
-            except BadSignature as exc:
-                problem = str(exc)
-                continue
-            return name
-        raise Unauthorized(problem)
-    scheme, _, token = headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized(f"missing bearer token or {SIGNATURE_HEADER}")
-    return authenticate(
-        headers=headers,
-        body=body,
-        policy=policy,
-        global_token=global_token,
-        source_hint=source_hint,
-        now=now,
-    )
-
-
-def _bearer_ok(request: Request, deps: HandoffDeps) -> bool:
-    """Accept the webhook bearer token, global or of any source (§4)."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        return False
-    tokens = [deps.global_token, *(s.token for s in deps.policy.sources.values())]
-    return any(t and hmac.compare_digest(token, t) for t in tokens)
 
 
 def build_handoff_router(deps: HandoffDeps) -> APIRouter:
@@ -195,21 +146,26 @@ def build_handoff_router(deps: HandoffDeps) -> APIRouter:
     router = APIRouter(tags=["handoffs"])
     received = deps.metrics.handoffs
 
+    def _caller(request: Request, body: bytes, scope: Scope) -> Caller:
+        return authenticate(
+            scope=scope,
+            headers=request.headers,
+            body=body,
+            policy=deps.policy,
+            global_token=deps.global_token,
+            source_hint=request.query_params.get("source"),
+        )
+
     async def receive(request: Request) -> JSONResponse:
         try:
             body = await _read_body(request, deps.max_body_bytes)
         except _TooLarge:
             return _error(413, f"body larger than {deps.max_body_bytes} bytes")
         try:
-            source_name = authenticate_agent(
-                headers=request.headers,
-                body=body,
-                policy=deps.policy,
-                global_token=deps.global_token,
-                source_hint=request.query_params.get("source"),
-            )
+            caller = _caller(request, body, Scope.HANDOFFS)
         except Unauthorized as exc:
             return _error(401, str(exc))
+        source_name = caller.source
         payload = parse_body(HandoffBody, body)
         if isinstance(payload, JSONResponse):
             return payload
@@ -221,6 +177,13 @@ def build_handoff_router(deps: HandoffDeps) -> APIRouter:
             outcome = await asyncio.to_thread(deps.runner.receive, handoff, source=source_name)
         except StorageUnavailable as exc:
             return storage_unavailable(exc, endpoint="/webhooks/handoffs")
+        if outcome.duplicate and not caller.owns(outcome.source):
+            # the key names another source's handoff: say nothing about it
+            return _error(
+                409,
+                "idempotency_key is already used by another sender; "
+                "use keys unique to this agent (e.g. prefixed with its name)",
+            )
         received.labels(outcome.tier, "duplicate" if outcome.duplicate else "new").inc()
         answer = HandoffAccepted(
             handoff_id=outcome.handoff_id,
@@ -238,12 +201,17 @@ def build_handoff_router(deps: HandoffDeps) -> APIRouter:
         summary="Hand work to a human reviewer (§8)",
         description=(
             "Idempotent on `idempotency_key`: a retry answers 200 with the same handoff. "
-            "Auth: `Authorization: Bearer <token>` or `X-AI-Incident-Signature: t=<unix>,"
-            'v1=<hex hmac-sha256 of "t.body">` with a source\'s `hmac_secret`.'
+            "Auth: the global webhook token, or an agent source's (`kind: agent`) own "
+            "`Authorization: Bearer <token>` or `X-AI-Incident-Signature: t=<unix>,"
+            'v1=<hex hmac-sha256 of "t.body">` with its `hmac_secret`.'
         ),
         responses={
             200: {"description": "a retry of a handoff already stored", "model": HandoffAccepted},
-            401: {"description": "bad or missing auth, or a stale signature; nothing stored"},
+            401: {
+                "description": "bad or missing auth, a stale signature, or a credential of a "
+                "source that is no agent; nothing stored"
+            },
+            409: {"description": "the idempotency_key is another source's; nothing stored"},
             413: {"description": "body over the size limit"},
             422: {"description": "invalid body; `fields` names each bad field"},
             503: {"description": "storage unavailable; retry"},
@@ -252,8 +220,14 @@ def build_handoff_router(deps: HandoffDeps) -> APIRouter:
     )
 
     async def status(handoff_id: str, request: Request) -> JSONResponse:
-        if not _bearer_ok(request, deps):
-            return _error(401, "bad or missing bearer token")
+        try:
+            body = await _read_body(request, deps.max_body_bytes)
+        except _TooLarge:
+            return _error(413, f"body larger than {deps.max_body_bytes} bytes")
+        try:
+            caller = _caller(request, body, Scope.HANDOFF_READ)
+        except Unauthorized as exc:
+            return _error(401, str(exc))
         try:
             number = parse_handoff_id(handoff_id)
         except InvalidHandoffId:
@@ -263,7 +237,8 @@ def build_handoff_router(deps: HandoffDeps) -> APIRouter:
             view = await asyncio.to_thread(deps.runner.view, number)
         except (OperationalError, InterfaceError) as exc:
             return storage_unavailable(exc, endpoint="/handoffs/{id}")
-        if view is None:
+        # another source's handoff is answered exactly like one that does not exist
+        if view is None or not caller.owns(view.source):
             return _error(404, f"no handoff {handoff_id}")
         return JSONResponse(_state(view).model_dump(mode="json"))
 
@@ -273,9 +248,15 @@ def build_handoff_router(deps: HandoffDeps) -> APIRouter:
         methods=["GET"],
         response_model=HandoffState,
         summary="A handoff's status and decision, for agents that poll",
+        description=(
+            "Auth: the global webhook token reads every handoff; an agent source's `token` (or "
+            "`X-AI-Incident-Signature` over the empty body) reads its own handoffs only. Another "
+            "source's handoff is a 404, like one that does not exist. The callback URL is shown "
+            "without user, password or query values."
+        ),
         responses={
-            401: {"description": "bad or missing bearer token"},
-            404: {"description": "no such handoff"},
+            401: {"description": "bad or missing auth"},
+            404: {"description": "no such handoff, or another source's"},
             503: {"description": "storage unavailable; retry"},
         },
     )

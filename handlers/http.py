@@ -88,13 +88,19 @@ def create_app(container: Container, *, manage_lifecycle: bool = True) -> FastAP
             )
         )
 
-    if container.slack_app is not None:
+    if container.slack_app is not None and container.settings.slack_signing_secret is not None:
         bolt = container.slack_app
+        signing_secret = container.settings.slack_signing_secret.get_secret_value()
 
         @app.post("/slack/events", include_in_schema=False)
         async def slack_events(request: Request) -> Response:
             """Slack events, slash commands and interactivity (HTTP mode)."""
-            return await dispatch(bolt, request)
+            return await dispatch(
+                bolt,
+                request,
+                signing_secret=signing_secret,
+                max_body_bytes=container.settings.max_body_bytes,
+            )
 
     install_openapi(app)
 

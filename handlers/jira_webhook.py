@@ -14,6 +14,7 @@ from sqlalchemy.exc import OperationalError
 from bot.services.tickets import TicketChange, TicketEvents
 from handlers.auth import Unauthorized, authenticate_jira
 from handlers.openapi import json_body
+from handlers.webhooks import _read_body, _TooLarge
 
 __all__ = ["JiraWebhook", "build_jira_router", "ticket_change"]
 
@@ -122,9 +123,12 @@ def build_jira_router(
     )
     async def jira(request: Request) -> JSONResponse:
         """Apply a Jira issue-updated event: done resolves the incident, assignees are journalled."""
-        body = await request.body()
-        if len(body) > max_body_bytes:
-            return JSONResponse({"error": "body too large"}, status_code=413)
+        try:
+            body = await _read_body(request, max_body_bytes)
+        except _TooLarge:
+            return JSONResponse(
+                {"error": f"body larger than {max_body_bytes} bytes"}, status_code=413
+            )
         try:
             authenticate_jira(
                 headers=request.headers,

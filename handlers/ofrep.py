@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import hmac
 import json
 from collections.abc import Callable
 from typing import Any
@@ -25,6 +24,7 @@ from sqlmodel import Session
 from bot.config import Policy
 from bot.domain.killswitch import evaluation, flag_key, workflow_of_flag
 from bot.services.killswitch import KillSwitchService
+from handlers.auth import Scope, Unauthorized, authenticate
 from handlers.webhooks import _read_body, _TooLarge, nesting_problem
 from storage.db import readonly
 
@@ -50,16 +50,6 @@ class OfrepDeps:
         self.killswitch = killswitch
         self.global_token = global_token
         self.max_body_bytes = max_body_bytes
-
-
-def _authorized(request: Request, deps: OfrepDeps) -> bool:
-    """Accept the webhook bearer token, global or of any source (§4)."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        return False
-    tokens = [deps.global_token, *(s.token for s in deps.policy.sources.values())]
-    return any(t and hmac.compare_digest(token, t) for t in tokens)
 
 
 def _failure(status: int, error_code: str, details: str, key: str | None = None) -> JSONResponse:
@@ -99,16 +89,23 @@ def build_ofrep_router(deps: OfrepDeps) -> APIRouter:
         return await asyncio.to_thread(work)
 
     async def _guard(request: Request, key: str | None) -> tuple[bytes | None, Response | None]:
-        if not _authorized(request, deps):
-            return None, JSONResponse(
-                {"errorDetails": "bad or missing bearer token"}, status_code=401
-            )
         try:
             body = await _read_body(request, deps.max_body_bytes)
         except _TooLarge:
             return None, _failure(
                 413, "GENERAL", f"body larger than {deps.max_body_bytes} bytes", key
             )
+        try:
+            authenticate(
+                scope=Scope.FLAGS,
+                headers=request.headers,
+                body=body,
+                policy=deps.policy,
+                global_token=deps.global_token,
+                source_hint=request.query_params.get("source"),
+            )
+        except Unauthorized as exc:
+            return None, JSONResponse({"errorDetails": str(exc)}, status_code=401)
         problem = _context_error(body)
         if problem is not None:
             code = "PARSE_ERROR" if "JSON" in problem else "INVALID_CONTEXT"
@@ -117,7 +114,10 @@ def build_ofrep_router(deps: OfrepDeps) -> APIRouter:
 
     responses: dict[int | str, dict[str, Any]] = {
         400: {"description": "body is not an evaluation request (PARSE_ERROR, INVALID_CONTEXT)"},
-        401: {"description": "bad or missing bearer token"},
+        401: {
+            "description": "bad or missing auth: the global webhook token, or an agent "
+            "source's token or X-AI-Incident-Signature"
+        },
         404: {"description": "no such flag (FLAG_NOT_FOUND)"},
         503: {"description": "storage unavailable; retry"},
     }
@@ -164,8 +164,9 @@ def build_ofrep_router(deps: OfrepDeps) -> APIRouter:
     @router.get("/configuration")
     async def configuration(request: Request) -> Response:
         """Describe this flag service to OFREP providers that ask."""
-        if not _authorized(request, deps):
-            return JSONResponse({"errorDetails": "bad or missing bearer token"}, status_code=401)
+        _, refused = await _guard(request, None)
+        if refused is not None:
+            return refused
         return JSONResponse(
             {
                 "name": "ai-incident-bot",

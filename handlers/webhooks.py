@@ -17,7 +17,7 @@ from bot.config import Policy, Source
 from bot.domain.alerts import Notification
 from bot.metrics import Metrics
 from bot.services.ingest import IngestPipeline
-from handlers.auth import Unauthorized, authenticate
+from handlers.auth import Scope, Unauthorized, authenticate
 from handlers.openapi import json_body
 from handlers.schemas import AlertmanagerPayload, GenericAlert, from_alertmanager, from_generic
 from handlers.storage_errors import storage_unavailable
@@ -188,12 +188,13 @@ def build_router(deps: WebhookDeps) -> APIRouter:
             return _error(413, f"body larger than {deps.max_body_bytes} bytes")
         try:
             source_name = authenticate(
+                scope=Scope.ALERTS,
                 headers=request.headers,
                 body=body,
                 policy=deps.policy,
                 global_token=deps.global_token,
                 source_hint=request.query_params.get("source"),
-            )
+            ).source
         except Unauthorized as exc:
             return _error(401, str(exc))
         payload = parse_body(model, body)

@@ -163,6 +163,7 @@ def test_example_sources_and_their_auth_come_from_the_environment(example: Polic
     assert {s.kind for s in sources.values()} == {"alertmanager", "grafana", "generic", "agent"}
     assert sources["alertmanager"].token == "am-secret"
     assert sources["grafana"].hmac_secret == "grafana-secret"
+    assert sources["grafana"].require_timestamp is True
     assert sources["llm-observability"].token == "llm-secret"
     assert sources["llm-observability"].trusted_severity_hint is True
     assert sources["agents"].hmac_secret == "agent-secret"
@@ -809,3 +810,23 @@ def test_load_policy_names_the_path_and_missing_file_gives_defaults(tmp_path: Pa
     with pytest.raises(ConfigError) as info:
         load_policy(broken, {})
     assert str(info.value).startswith(f"{broken}:1: timezone: unknown time zone 'Nowhere'")
+
+
+@pytest.mark.parametrize(
+    ("source", "says"),
+    [
+        ("kind: agent\n    hmac_secret: s\n", "always carries its timestamp"),
+        ("kind: grafana\n    token: t\n", "needs hmac_secret"),
+    ],
+    ids=["agent", "no-secret"],
+)
+def test_require_timestamp_is_for_grafana_signatures(source: str, says: str) -> None:
+    text = f"sources:\n  s:\n    {source}    require_timestamp: true\n"
+    assert_problem(
+        only_problem(text),
+        path="sources.s.require_timestamp",
+        line=line_of(text, "require_timestamp"),
+        says=(says,),
+    )
+    fine = "sources:\n  s:\n    kind: grafana\n    hmac_secret: s\n    require_timestamp: true\n"
+    assert parse_policy(fine, file=FILE, env={}).sources["s"].require_timestamp is True

@@ -38,12 +38,14 @@ class Answer:
 
 @dataclass(frozen=True)
 class Received:
-    """The webhook's answer: `{handoff_id, tier, status}`, and whether it was a retry."""
+    """The webhook's answer: `{handoff_id, tier, status}`, whether it was a retry, whose it is."""
 
     handoff_id: str
     tier: str
     status: str
     duplicate: bool
+    # the source that stored it: a retry answers only the source whose handoff it is
+    source: str
 
 
 class HandoffRunner:
@@ -102,6 +104,7 @@ class HandoffRunner:
                     tier=row.tier,
                     status=row.status,
                     duplicate=receipt.duplicate,
+                    source=row.source,
                 )
         except (OperationalError, InterfaceError) as exc:
             raise StorageUnavailable(str(exc.orig) if exc.orig else str(exc)) from exc

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from slack_bolt import App, BoltContext, BoltRequest
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
@@ -17,6 +17,7 @@ from bot.handoff_rendering import EDIT_VIEW_ID, REJECT_VIEW_ID
 from bot.rendering import DECLARE_VIEW_ID
 from bot.services.commands import CommandRunner
 from bot.services.handoff_runner import HandoffRunner
+from handlers.auth import Unauthorized, verify_slack
 from handlers.slack.actions import ACTIONS, handle_card_action
 from handlers.slack.commands import COMMAND, handle_slash_command
 from handlers.slack.events import handle_message_event
@@ -26,6 +27,7 @@ from handlers.slack.handoff_views import (
     handle_handoff_reject_submission,
 )
 from handlers.slack.views import handle_declare_submission
+from handlers.webhooks import _read_body, _TooLarge
 
 __all__ = ["build_bolt_app", "dispatch"]
 
@@ -35,11 +37,14 @@ log = logging.getLogger(__name__)
 def build_bolt_app(
     *,
     client: WebClient,
-    signing_secret: str | None,
     commands: CommandRunner,
     handoffs: HandoffRunner | None = None,
 ) -> App:
-    """Return the Bolt app; services reach listeners through `context`."""
+    """Return the Bolt app; services reach listeners through `context`.
+
+    Bolt checks no signatures: `dispatch` verifies each HTTP request before Bolt sees it, and
+    Socket Mode's connection is itself authenticated.
+    """
     token = client.token or ""
 
     def authorize(**_: Any) -> AuthorizeResult:
@@ -48,9 +53,9 @@ def build_bolt_app(
 
     app = App(
         client=client,
-        # Socket Mode needs no signing secret: the connection itself is authenticated
-        signing_secret=signing_secret or "",
-        request_verification_enabled=signing_secret is not None,
+        # Bolt's own check would log the body of every badly signed request
+        signing_secret="",
+        request_verification_enabled=False,
         authorize=authorize,
         raise_error_for_unhandled_request=False,
     )
@@ -74,17 +79,32 @@ def build_bolt_app(
     return app
 
 
-async def dispatch(app: App, request: Request) -> Response:
-    """Verify and dispatch one Slack request in a worker thread; the loop never blocks."""
-    body = await request.body()
+async def dispatch(
+    app: App, request: Request, *, signing_secret: str, max_body_bytes: int
+) -> Response:
+    """Verify and dispatch one Slack request in a worker thread; the loop never blocks.
+
+    The size limit comes first and the signature second, both before Bolt sees a byte: Bolt logs
+    the body of a request whose signature fails, and parses bodies before it checks them.
+    """
+    try:
+        body = await _read_body(request, max_body_bytes)
+    except _TooLarge:
+        return JSONResponse({"error": f"body larger than {max_body_bytes} bytes"}, 413)
+    try:
+        verify_slack(signing_secret=signing_secret, headers=request.headers, body=body)
+    except Unauthorized as exc:
+        # never the body: it is unauthenticated and may be anything, of any size
+        log.info("Slack request refused: %s", exc)
+        return JSONResponse({"error": str(exc)}, 401)
     try:
         bolt_request = BoltRequest(
             body=body.decode("utf-8", errors="replace"),
             query=dict(request.query_params),
             headers={k: v for k, v in request.headers.items()},
         )
-        # Bolt parses the body before it checks the signature, and some of its middleware
-        # assumes well-formed payloads: garbage gets a plain 400, never a trace
+        # some of Bolt's middleware assumes well-formed payloads: garbage gets a plain 400,
+        # never a trace
         parsed = bolt_request.body
         if "event" in parsed and not isinstance(parsed["event"], dict):
             raise TypeError("event is not an object")

@@ -262,9 +262,10 @@ def test_polling_a_handoff(bot: Bot) -> None:
     assert state["received_at"] == "2026-11-23T10:00:00Z"
     assert state["sla"]["claim_by"] == "2026-11-23T10:15:00Z"
     assert state["callback"] == {"url": "http://127.0.0.1:9/decisions", "delivered_at": None}
-    # a source's own token reads it too (the same tokens as the webhooks)
+    assert bot.client.get("/handoffs/1", headers=AUTH).status_code == 200
+    # an alert source's token reads no handoffs (tests/handlers/test_auth.py has the rest)
     source = {"Authorization": "Bearer change-me-llm-obs"}
-    assert bot.client.get("/handoffs/1", headers=source).status_code == 200
+    assert bot.client.get("/handoffs/1", headers=source).status_code == 401
 
 
 def test_openapi_documents_the_handoff_endpoints(bot: Bot) -> None:
