@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from bot.domain.calendar import BusinessHours
+from bot.domain.callback_targets import allow_entry
 from bot.domain.oncall import ActiveWindow, parse_rotation_start
 from bot.domain.redaction import RedactionPolicy
 from bot.domain.severity import SeverityRules, parse_duration
@@ -61,6 +62,15 @@ def _duration(value: object) -> object:
 
 
 Duration = Annotated[timedelta, BeforeValidator(_duration)]
+
+
+def _callback_allow_entry(value: str) -> str:
+    allow_entry(value)
+    return value
+
+
+# a host name or a network that handoff callbacks may reach over plain http or privately
+CallbackAllow = list[Annotated[str, AfterValidator(_callback_allow_entry)]]
 
 
 def _known_zone(name: str) -> str:
@@ -133,6 +143,7 @@ class Source(_Model):
     default_workflow: str | None = None
     trusted_severity_hint: bool = False
     workflow_labels: list[str] = ["workflow", "ai_workflow"]
+    callback_allow: CallbackAllow = []
 
     @field_validator("require_timestamp")
     @classmethod
@@ -246,6 +257,7 @@ class Handoffs(_Model):
         "review": HandoffSla(time_to_claim=timedelta(hours=4), time_to_decide=timedelta(hours=24)),
         "human": HandoffSla(time_to_claim=timedelta(minutes=15), time_to_decide=timedelta(hours=1)),
     }
+    callback_allow: CallbackAllow = []
 
     @model_validator(mode="after")
     def _ordered(self) -> Handoffs:

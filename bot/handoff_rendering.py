@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from bot.domain.handoffs import Decision, HandoffStatus, HandoffView, Tier
 from bot.domain.redaction import WORD_JOINER, SafeText
@@ -188,6 +189,11 @@ def _fields(view: HandoffView, safe: SafeText, now: datetime) -> dict[str, Any]:
     ]
     if view.jira_key:
         fields.append(f"*Ticket*\n{safe.slack(view.jira_key)}")
+    if view.callback_url:
+        # the reviewer sees where the decision will be sent
+        fields.append(
+            f"*Callback to*\n{safe.slack(urlsplit(view.callback_url).netloc.rpartition('@')[2])}"
+        )
     return {
         "type": "section",
         "fields": [{"type": "mrkdwn", "text": _clip(f, FIELD_MAX)} for f in fields],

@@ -24,6 +24,7 @@ from bot.delivery.tickets import TicketDelivery
 from bot.delivery.worker import DeliveryWorker, Handler
 from bot.domain.redaction import Redactor, SafeText
 from bot.integrations.callback_http import HttpCallbacks
+from bot.integrations.callback_targets import CallbackGuard, Resolver, SystemResolver
 from bot.integrations.console_chat import ConsoleChat
 from bot.integrations.console_handoffs import ConsoleHandoffChat
 from bot.integrations.console_pager import ConsolePager
@@ -95,6 +96,7 @@ class Container:
     killswitch: KillSwitchService
     digests: DigestService
     ticket_events: TicketEvents
+    callback_guard: CallbackGuard  # where handoff callbacks may go
     slack_app: App | None = None
     socket_mode: SocketModeHandler | None = None
     # further delivery lanes (tickets, pages, callbacks), each on its own thread
@@ -170,6 +172,7 @@ def bootstrap(
     console: TextIO | None = None,
     engine: Engine | None = None,
     scheduler_interval_s: float = 15.0,
+    resolver: Resolver | None = None,
 ) -> Container:
     """Build a container from settings (read from the environment when not given)."""
     settings = settings or Settings()
@@ -309,10 +312,14 @@ def bootstrap(
     )
     if token is None and settings.local_mode:
         token = LOCAL_DEV_TOKEN
-    # decisions go back to agents on a lane of their own: an agent that is down holds up no card
+    # decisions go back to agents on a lane of their own: an agent that is down holds up no card;
+    # where they may go is checked on arrival and again before each attempt
+    callback_guard = CallbackGuard(
+        policy=policy, resolver=resolver or SystemResolver(), local_mode=settings.local_mode
+    )
     callbacks = CallbackDelivery(
         engine=engine,
-        sender=HttpCallbacks(),
+        sender=HttpCallbacks(guard=callback_guard),
         secret_for=lambda source: callback_secret(policy, source, token),
         clock=clock,
     )
@@ -384,6 +391,7 @@ def bootstrap(
         socket_mode=socket_mode,
         lanes=lanes,
         handoffs=handoff_runner,
+        callback_guard=callback_guard,
     )
 
 

@@ -14,6 +14,12 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from bot.config import Policy, Source
 from bot.domain.handoffs import Decision, HandoffView, InvalidHandoffId, parse_handoff_id
+from bot.integrations.callback_targets import (
+    CallbackGuard,
+    HostNotFound,
+    RefusedTarget,
+    ResolutionFailed,
+)
 from bot.metrics import Metrics
 from bot.services.handoff_runner import HandoffRunner
 from handlers.auth import Caller, Scope, Unauthorized, authenticate
@@ -37,12 +43,14 @@ class HandoffDeps:
         runner: HandoffRunner,
         metrics: Metrics,
         max_body_bytes: int,
+        callback_guard: CallbackGuard,
     ) -> None:
         self.policy = policy
         self.global_token = global_token
         self.runner = runner
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
+        self.callback_guard = callback_guard
 
 
 class HandoffAccepted(BaseModel):
@@ -141,6 +149,14 @@ def _error(status: int, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": message, **extra}, status_code=status)
 
 
+def _bad_callback(message: str) -> JSONResponse:
+    return _error(
+        422,
+        f"invalid field callback_url: {message}",
+        fields=[{"field": "callback_url", "message": message}],
+    )
+
+
 def build_handoff_router(deps: HandoffDeps) -> APIRouter:
     """Return the router for POST /webhooks/handoffs and GET /handoffs/{handoff_id}."""
     router = APIRouter(tags=["handoffs"])
@@ -169,6 +185,17 @@ def build_handoff_router(deps: HandoffDeps) -> APIRouter:
         payload = parse_body(HandoffBody, body)
         if isinstance(payload, JSONResponse):
             return payload
+        if payload.callback_url is not None:
+            try:
+                await deps.callback_guard.vet_soon(payload.callback_url, source=source_name)
+            except (RefusedTarget, HostNotFound) as exc:
+                return _bad_callback(str(exc))
+            except ResolutionFailed as exc:
+                return JSONResponse(
+                    {"error": f"cannot check callback_url just now, retry later: {exc}"},
+                    status_code=503,
+                    headers={"Retry-After": "30"},
+                )
         source = deps.policy.sources.get(source_name) or Source()
         handoff = payload.to_domain(
             default_workflow=source.default_workflow or deps.policy.default_workflow
@@ -213,8 +240,11 @@ def build_handoff_router(deps: HandoffDeps) -> APIRouter:
             },
             409: {"description": "the idempotency_key is another source's; nothing stored"},
             413: {"description": "body over the size limit"},
-            422: {"description": "invalid body; `fields` names each bad field"},
-            503: {"description": "storage unavailable; retry"},
+            422: {
+                "description": "invalid body, or a `callback_url` the callback policy refuses; "
+                "`fields` names each bad field"
+            },
+            503: {"description": "storage unavailable, or DNS did not answer; retry"},
         },
         openapi_extra=json_body(HandoffBody),
     )

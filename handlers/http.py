@@ -84,6 +84,7 @@ def create_app(container: Container, *, manage_lifecycle: bool = True) -> FastAP
                     runner=container.handoffs,
                     metrics=container.metrics,
                     max_body_bytes=container.settings.max_body_bytes,
+                    callback_guard=container.callback_guard,
                 )
             )
         )

@@ -141,6 +141,47 @@ def _create_private(path: Path) -> None:
     os.close(fd)
 
 
+# Bounds on every wait on PostgreSQL. A connection attempt gives up after 5 s; sent data
+# unacknowledged for 9 s (network or host gone) and an idle peer silent to keepalive probes close
+# the socket; a statement the server has not finished in 9 s is cancelled there. Together they
+# free a thread stuck on a dead or stalled database, so the pool recovers by itself once the
+# database answers again. Callers that answer HTTP bound their own wait as well.
+PG_CONNECT_ARGS: dict[str, Any] = {
+    "connect_timeout": 5,
+    "keepalives": 1,
+    "keepalives_idle": 4,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 9000,  # ms
+}
+PG_STATEMENT_TIMEOUT_MS = 9000
+PG_POOL_TIMEOUT_S = 5.0
+
+
+def _pg_engine(url: str) -> Engine:
+    """A PostgreSQL engine whose waits are bounded; settings in the URL's query win."""
+    query = sa.engine.make_url(url).query
+    engine = sa.create_engine(
+        url,
+        pool_size=10,
+        max_overflow=10,
+        pool_pre_ping=True,
+        pool_timeout=PG_POOL_TIMEOUT_S,
+        connect_args={k: v for k, v in PG_CONNECT_ARGS.items() if k not in query},
+    )
+    if "statement_timeout" in str(query.get("options", "")):
+        return engine
+
+    @event.listens_for(engine, "connect")
+    def _statement_timeout(dbapi_conn: Any, _record: Any) -> None:
+        # a SET, not a startup `options`, so that poolers such as PgBouncer accept the connection
+        with dbapi_conn.cursor() as cur:
+            cur.execute(f"SET statement_timeout = {PG_STATEMENT_TIMEOUT_MS}")
+        dbapi_conn.commit()
+
+    return engine
+
+
 def create_db_engine(url: str) -> Engine:
     """Create an engine; SQLite gets WAL, full sync, immediate transactions and a 0600 file."""
     if url.startswith("sqlite"):
@@ -167,9 +208,7 @@ def create_db_engine(url: str) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return sa.create_engine(
-        url, pool_size=10, max_overflow=10, pool_pre_ping=True, connect_args={"connect_timeout": 5}
-    )
+    return _pg_engine(url)
 
 
 def readonly(engine: Engine) -> Engine:

@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from bot.config import Policy, load_policy
+from bot.integrations.callback_targets import Resolver
 from bot.settings import Settings
 from bot.wiring import Container, bootstrap
 from handlers.http import create_app
@@ -21,6 +22,7 @@ from storage.db import create_db_engine, migrate
 from tests.standins.jira import JiraStandin
 from tests.standins.slack import SlackStandin
 from tests.support.databases import database
+from tests.support.resolver import FakeResolver
 
 FIXTURES = Path(__file__).parent / "fixtures"
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "ai-incident.example.yml"
@@ -82,10 +84,12 @@ def make_bot(
     policy: Policy | None = None,
     clock: FakeClock | None = None,
     settings: Settings | None = None,
+    resolver: Resolver | None = None,
 ) -> Bot:
     """Build and migrate an in-process bot; the caller enters `client`.
 
-    Without `settings` the bot runs in local mode on `db_url`, printing to `console`.
+    Without `settings` the bot runs in local mode on `db_url`, printing to `console`. Callback
+    hosts are looked up in `resolver`, by default one that knows no name: tests never use DNS.
     """
     clock = clock or FakeClock()
     engine = create_db_engine(db_url)
@@ -93,7 +97,12 @@ def make_bot(
     console = io.StringIO()
     settings = settings or Settings(database_url=db_url, ai_incident_webhook_token=TOKEN)
     container = bootstrap(
-        settings, policy=policy or example_policy(), clock=clock, console=console, engine=engine
+        settings,
+        policy=policy or example_policy(),
+        clock=clock,
+        console=console,
+        engine=engine,
+        resolver=resolver or FakeResolver(),
     )
     app = create_app(container)
     return Bot(container, TestClient(app), console, clock, db_url)

@@ -152,6 +152,29 @@ def test_the_card_says_who_holds_it_and_the_sla_clock() -> None:
     assert "Rejected by" in rejected and "policy says no" in rejected
 
 
+@pytest.mark.parametrize(
+    ("url", "host"),
+    [
+        ("https://agent.example.com/decisions", "agent.example.com"),
+        ("https://hook:s3cret-pass@agent.example.com:8443/d?token=x", "agent.example.com:8443"),
+        ("http://[::1]:9/d", "[::1]:9"),
+        ("https://<!here>@x.example/", "x.example"),
+        ("https://x<!channel>y.example/", "x&lt;!channel&gt;y.example"),
+    ],
+)
+def test_the_card_shows_the_reviewer_where_the_decision_goes(url: str, host: str) -> None:
+    blocks = handoff_card_blocks(view(callback_url=url), SAFE, NOW)
+    valid(blocks)
+    fields = [f["text"] for b in blocks for f in b.get("fields", [])]
+    assert f"*Callback to*\n{host}" in fields
+    assert "s3cret" not in json.dumps(blocks) and "token=x" not in json.dumps(blocks)
+    assert not any(
+        f.startswith("*Callback to*")
+        for b in handoff_card_blocks(view(), SAFE, NOW)
+        for f in (x["text"] for x in b.get("fields", []))
+    )
+
+
 def test_huge_inputs_stay_within_slacks_limits() -> None:
     big = view(
         request={"summary": "s" * 2000, "text": "t" * 50_000, "user": "u" * 500},

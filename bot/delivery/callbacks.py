@@ -19,7 +19,9 @@ __all__ = ["CallbackDelivery", "CallbackSender", "callback_secret"]
 
 
 class CallbackSender(Protocol):
-    def post(self, *, url: str, body: bytes, secret: str, idempotency_key: str) -> int: ...
+    def post(
+        self, *, url: str, body: bytes, secret: str, idempotency_key: str, source: str
+    ) -> int: ...
 
 
 def callback_secret(policy: Policy, source: str, global_token: str | None) -> str | None:
@@ -74,6 +76,7 @@ class CallbackDelivery:
             body=encode(body),
             secret=secret,
             idempotency_key=str(body["idempotency_key"]),
+            source=source,
         )
         with session_scope(self._engine) as session:
             session.execute(

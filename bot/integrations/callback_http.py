@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import ssl
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -12,6 +13,13 @@ import httpx
 
 from bot.delivery.worker import GiveUp, RetryLater
 from bot.domain.handoffs import SIGNATURE_HEADER, sign
+from bot.integrations.callback_targets import (
+    CallbackGuard,
+    HostNotFound,
+    RefusedTarget,
+    ResolutionFailed,
+    VettedTarget,
+)
 
 __all__ = ["MAX_RETRY_AFTER_S", "HttpCallbacks"]
 
@@ -42,23 +50,67 @@ def _retry_after(value: str | None, now: float) -> float | None:
 class HttpCallbacks:
     """Sends one callback: the JSON body, signed at the moment it leaves (wall-clock time).
 
-    2xx is delivered. 410 Gone means the agent will never take it: give up. Everything else —
-    connection errors, timeouts, 429 (honouring Retry-After), 5xx, other 4xx while the agent's
-    endpoint is being fixed — is retried with backoff.
+    The target is vetted against the callback policy right before each attempt and the
+    connection goes to an address that was checked, with the URL's host kept for the Host
+    header and TLS (SNI and certificate). A target the policy refuses is given up on. 2xx is
+    delivered. 410 Gone means the agent will never take it: give up. Everything else —
+    connection errors, timeouts, DNS failures, 429 (honouring Retry-After), 5xx, other 4xx
+    while the agent's endpoint is being fixed — is retried with backoff.
     """
 
     def __init__(
         self,
         *,
+        guard: CallbackGuard,
         timeout: float = 10.0,
         transport: httpx.BaseTransport | None = None,
+        verify: ssl.SSLContext | bool = True,
         wall: Callable[[], float] = time.time,
     ) -> None:
-        self._client = httpx.Client(timeout=timeout, transport=transport, follow_redirects=False)
+        self._guard = guard
+        self._client = httpx.Client(
+            timeout=timeout,
+            transport=transport,
+            verify=verify,
+            follow_redirects=False,
+            # a proxy from the environment would resolve the name again, unchecked
+            trust_env=False,
+            # a pooled connection is keyed by address: never reuse one made for another host
+            limits=httpx.Limits(max_keepalive_connections=0),
+        )
         self._wall = wall
 
-    def post(self, *, url: str, body: bytes, secret: str, idempotency_key: str) -> int:
-        """POST `body` to `url`; return the HTTP status of a delivered callback."""
+    def _vet(self, url: str, source: str) -> VettedTarget:
+        try:
+            return self._guard.vet(url, source=source)
+        except RefusedTarget as exc:
+            raise GiveUp(f"callback to {url} refused: {exc}") from exc
+        except (HostNotFound, ResolutionFailed) as exc:
+            raise RetryLater(f"callback to {url}: {exc}") from exc
+
+    def _send(self, target: VettedTarget, body: bytes, headers: dict[str, str]) -> httpx.Response:
+        """POST to the checked addresses in turn until one accepts the connection."""
+        headers = {**headers, "Host": target.url.netloc.decode("ascii")}
+        extensions = {"sni_hostname": target.host} if target.named else {}
+        failed: httpx.TransportError | None = None
+        for address in target.addresses:
+            request = self._client.build_request(
+                "POST",
+                target.pinned(address),
+                content=body,
+                headers=headers,
+                extensions=extensions,
+            )
+            try:
+                return self._client.send(request)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                failed = exc  # nothing was sent: the next address may answer
+        assert failed is not None
+        raise failed
+
+    def post(self, *, url: str, body: bytes, secret: str, idempotency_key: str, source: str) -> int:
+        """POST `body` to `url` for `source`; return the HTTP status of a delivered callback."""
+        target = self._vet(url, source)
         now = self._wall()
         headers = {
             "Content-Type": "application/json",
@@ -67,7 +119,7 @@ class HttpCallbacks:
             SIGNATURE_HEADER: sign(secret, body, int(now)),
         }
         try:
-            response = self._client.post(url, content=body, headers=headers)
+            response = self._send(target, body, headers)
         except httpx.TimeoutException as exc:
             raise RetryLater(f"callback to {url} timed out: {type(exc).__name__}") from exc
         except httpx.HTTPError as exc:

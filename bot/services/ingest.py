@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import Session
 
 from bot.domain.alerts import Notification
@@ -18,9 +19,14 @@ from bot.metrics import Metrics
 from bot.services.incidents import IncidentService, IngestOutcome
 from storage.db import StorageUnavailable
 
-__all__ = ["IngestPipeline"]
+__all__ = ["ANSWER_WITHIN_S", "IngestPipeline"]
 
 log = logging.getLogger(__name__)
+
+# a sender hears 503 after this long whatever the database does (a stall is not an error)
+ANSWER_WITHIN_S = 8.0
+# the database cannot be reached, stalled, or has no free connection: 503, the sender retries
+_UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout)
 
 
 @dataclass
@@ -28,6 +34,8 @@ class _Job:
     notification: Notification
     future: asyncio.Future[IngestOutcome]
     loop: asyncio.AbstractEventLoop
+    # the caller stopped waiting (answered 503, or went away); set on the loop, read by the writer
+    abandoned: bool = False
 
 
 def _settle(job: _Job, outcome: IngestOutcome | None, error: BaseException | None) -> None:
@@ -47,7 +55,9 @@ class IngestPipeline:
     """Queue notifications from the event loop; a writer thread applies and commits them in batches.
 
     A caller's future resolves only after the commit that holds its notification, so a 2xx
-    answer always means the alert is on disk; one fsync covers every request in the batch.
+    answer always means the alert is on disk; one fsync covers every request in the batch. A
+    caller waits at most `answer_within` seconds: a stalled database is StorageUnavailable
+    (503) in bounded time, and the writer skips work whose caller has already been answered.
     """
 
     def __init__(
@@ -58,12 +68,14 @@ class IngestPipeline:
         metrics: Metrics,
         on_commit: Callable[[], None] = lambda: None,
         max_batch: int = 256,
+        answer_within: float = ANSWER_WITHIN_S,
     ) -> None:
         self._engine = engine
         self._service = service
         self._metrics = metrics
         self._on_commit = on_commit
         self._max_batch = max_batch
+        self._answer_within = answer_within
         self._queue: queue.Queue[_Job | None] = queue.Queue()
         self._thread: threading.Thread | None = None
 
@@ -74,7 +86,15 @@ class IngestPipeline:
         loop = asyncio.get_running_loop()
         job = _Job(notification, loop.create_future(), loop)
         self._queue.put(job)
-        return await job.future
+        try:
+            return await asyncio.wait_for(job.future, self._answer_within)
+        except TimeoutError as exc:
+            raise StorageUnavailable(
+                f"the database did not answer within {self._answer_within:g} s"
+            ) from exc
+        finally:
+            if job.future.cancelled():
+                job.abandoned = True
 
     def start(self) -> None:
         """Start the writer thread."""
@@ -109,6 +129,8 @@ class IngestPipeline:
     def _run(self) -> None:
         while True:
             batch, stop = self._take_batch()
+            # a caller answered 503 will send again; applying its stale copy now only adds delay
+            batch = [job for job in batch if not job.abandoned]
             if batch:
                 self._apply(batch)
             if stop:
@@ -121,7 +143,7 @@ class IngestPipeline:
             with Session(self._engine, expire_on_commit=False, autoflush=False) as session:
                 outcomes = [self._service.ingest(session, job.notification) for job in batch]
                 session.commit()
-        except (OperationalError, InterfaceError) as exc:
+        except _UNAVAILABLE as exc:
             self._unavailable(batch, exc)
             return
         except Exception:
@@ -144,7 +166,7 @@ class IngestPipeline:
             with Session(self._engine, expire_on_commit=False, autoflush=False) as session:
                 outcome = self._service.ingest(session, job.notification)
                 session.commit()
-        except (OperationalError, InterfaceError) as exc:
+        except _UNAVAILABLE as exc:
             self._unavailable([job], exc)
         except Exception as exc:
             log.exception("notification from %s could not be applied", job.notification.source)
@@ -153,7 +175,8 @@ class IngestPipeline:
             self._metrics.ingest_batch.observe(1)
             _settle(job, outcome, None)
 
-    def _unavailable(self, jobs: list[_Job], exc: OperationalError | InterfaceError) -> None:
+    def _unavailable(self, jobs: list[_Job], exc: Exception) -> None:
         log.error("ingest transaction failed; answering 503: %s", exc)
+        orig = getattr(exc, "orig", None)
         for job in jobs:
-            _settle(job, None, StorageUnavailable(str(exc.orig) if exc.orig else str(exc)))
+            _settle(job, None, StorageUnavailable(str(orig) if orig else str(exc)))

@@ -1,8 +1,10 @@
-"""The callback adapter and handler: signing, what is retried, Retry-After, the secret used."""
+"""The callback adapter and handler: signing, what is retried, Retry-After, the secret used, and
+the target checked again right before each attempt, connecting only to an address it checked."""
 
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
@@ -14,14 +16,31 @@ from bot.config import Policy, Source
 from bot.delivery.callbacks import callback_secret, encode
 from bot.delivery.worker import GiveUp, RetryLater
 from bot.integrations.callback_http import HttpCallbacks
+from bot.integrations.callback_targets import CallbackGuard
 from tests.support.handoffs import readme_verifier
+from tests.support.resolver import PUBLIC, FakeResolver
 
 NOW = 1_795_428_000.0  # 2026-11-23 10:00 UTC
 URL = "https://agent.example.com/decisions"
 BODY = encode({"idempotency_key": "handoff-decision:HO-1", "decision": "approved"})
 
 
-def sender(answer: Any, seen: list[httpx.Request] | None = None) -> HttpCallbacks:
+def guard(
+    resolver: FakeResolver | None = None, policy: Policy | None = None, *, local: bool = False
+) -> CallbackGuard:
+    return CallbackGuard(
+        policy=policy or Policy(),
+        resolver=resolver or FakeResolver({"agent.example.com": [PUBLIC]}),
+        local_mode=local,
+    )
+
+
+def sender(
+    answer: Any,
+    seen: list[httpx.Request] | None = None,
+    *,
+    checks: CallbackGuard | None = None,
+) -> HttpCallbacks:
     def handle(request: httpx.Request) -> httpx.Response:
         if seen is not None:
             seen.append(request)
@@ -30,11 +49,13 @@ def sender(answer: Any, seen: list[httpx.Request] | None = None) -> HttpCallback
         response: httpx.Response = answer
         return response
 
-    return HttpCallbacks(transport=httpx.MockTransport(handle), wall=lambda: NOW)
+    return HttpCallbacks(
+        guard=checks or guard(), transport=httpx.MockTransport(handle), wall=lambda: NOW
+    )
 
 
-def post(callbacks: HttpCallbacks) -> int:
-    return callbacks.post(url=URL, body=BODY, secret="s3cret", idempotency_key="k")
+def post(callbacks: HttpCallbacks, url: str = URL, source: str = "agents") -> int:
+    return callbacks.post(url=url, body=BODY, secret="s3cret", idempotency_key="k", source=source)
 
 
 def test_a_delivered_callback_is_signed_as_the_readme_says() -> None:
@@ -113,3 +134,115 @@ def test_which_secret_signs_a_sources_callbacks() -> None:
 def test_the_body_is_compact_sorted_json() -> None:
     assert json.loads(BODY) == {"idempotency_key": "handoff-decision:HO-1", "decision": "approved"}
     assert BODY == b'{"decision":"approved","idempotency_key":"handoff-decision:HO-1"}'
+
+
+# -- the target, checked again at connect time -------------------------------------------------
+
+
+def test_the_connection_goes_to_the_checked_address_with_the_name_kept() -> None:
+    seen: list[httpx.Request] = []
+    resolver = FakeResolver({"agent.example.com": [PUBLIC]})
+    assert post(sender(httpx.Response(200), seen, checks=guard(resolver))) == 200
+    [request] = seen
+    assert request.url.host == PUBLIC  # connect to what was checked, never resolve again
+    assert request.url.path == "/decisions"
+    assert request.headers["host"] == "agent.example.com"
+    assert request.extensions["sni_hostname"] == "agent.example.com"  # TLS checks the name
+    assert resolver.lookups == [("agent.example.com", 443)]
+
+
+def test_credentials_and_port_of_the_url_are_kept() -> None:
+    seen: list[httpx.Request] = []
+    url = "https://hook:pa55@agent.example.com:8443/decisions?x=1"
+    assert post(sender(httpx.Response(200), seen), url) == 200
+    [request] = seen
+    assert (request.url.host, request.url.port, request.url.raw_path) == (
+        PUBLIC,
+        8443,
+        b"/decisions?x=1",
+    )
+    assert request.headers["host"] == "agent.example.com:8443"
+    assert request.headers["authorization"] == httpx.BasicAuth("hook", "pa55")._auth_header
+
+
+def test_dns_rebinding_to_a_private_address_is_refused_before_connecting() -> None:
+    seen: list[httpx.Request] = []
+    resolver = FakeResolver({"agent.example.com": [PUBLIC]})
+    callbacks = sender(httpx.Response(200), seen, checks=guard(resolver))
+    assert post(callbacks) == 200
+    for rebound in (["127.0.0.1"], [PUBLIC, "169.254.169.254"], ["::ffff:10.0.0.1"]):
+        resolver.answer("agent.example.com", rebound)
+        with pytest.raises(GiveUp, match="refused"):
+            post(callbacks)
+    assert len(seen) == 1
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9/decisions",
+        "https://2130706433/decisions",
+        "https://0x7f.1/decisions",
+        "https://[::1]/decisions",
+        "https://0.0.0.0/decisions",
+        "https://169.254.169.254/latest/meta-data/",
+        "https://[fd00:ec2::254]/",
+        "https://[::ffff:127.0.0.1]/",
+        "https://localhost/decisions",
+        "http://agent.example.com/decisions",
+    ],
+)
+def test_a_target_the_policy_refuses_is_never_contacted(url: str) -> None:
+    seen: list[httpx.Request] = []
+    with pytest.raises(GiveUp, match="refused"):
+        post(sender(httpx.Response(200), seen), url)
+    assert seen == []
+
+
+def test_dns_failures_are_retried() -> None:
+    resolver = FakeResolver({"agent.example.com": [PUBLIC]})
+    resolver.failing.add("agent.example.com")
+    with pytest.raises(RetryLater, match="temporary failure"):
+        post(sender(httpx.Response(200), checks=guard(resolver)))
+    with pytest.raises(RetryLater, match="does not resolve"):
+        post(sender(httpx.Response(200)), "https://gone.example.com/decisions")
+
+
+def test_an_address_that_refuses_the_connection_hands_over_to_the_next_checked_one() -> None:
+    second = "2606:2800:220:1:248:1893:25c8:1946"
+    seen: list[httpx.Request] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.host == PUBLIC:
+            raise httpx.ConnectError("refused")
+        return httpx.Response(200)
+
+    resolver = FakeResolver({"agent.example.com": [PUBLIC, second]})
+    callbacks = HttpCallbacks(guard=guard(resolver), transport=httpx.MockTransport(handle))
+    assert post(callbacks) == 200
+    assert [r.url.host for r in seen] == [PUBLIC, second]
+    assert {r.headers["host"] for r in seen} == {"agent.example.com"}
+
+
+def test_allowed_private_targets_per_source_and_policy_wide() -> None:
+    resolver = FakeResolver({"hooks.internal.example": ["10.2.3.4"], "agent.corp": ["192.168.5.5"]})
+    policy = Policy(
+        handoffs={"callback_allow": ["hooks.internal.example"]},  # type: ignore[arg-type]
+        sources={
+            "agents": Source(kind="agent", callback_allow=["192.168.0.0/16"]),
+            "other": Source(kind="agent"),
+        },
+    )
+    seen: list[httpx.Request] = []
+    callbacks = sender(httpx.Response(200), seen, checks=guard(resolver, policy))
+    assert post(callbacks, "http://hooks.internal.example/d", "agents") == 200
+    assert post(callbacks, "http://hooks.internal.example/d", "other") == 200
+    assert post(callbacks, "http://agent.corp:8080/d", "agents") == 200
+    with pytest.raises(GiveUp, match=re.escape("192.168.5.5")):
+        post(callbacks, "http://agent.corp:8080/d", "other")
+    assert [(r.url.host, r.headers["host"]) for r in seen] == [
+        ("10.2.3.4", "hooks.internal.example"),
+        ("10.2.3.4", "hooks.internal.example"),
+        ("192.168.5.5", "agent.corp:8080"),
+    ]

@@ -16,8 +16,9 @@ from slack_sdk.models.views import View
 from sqlmodel import Session, select
 
 from bot.domain.redaction import WORD_JOINER
+from bot.settings import Settings
 from storage.models import OutboxRow
-from tests.conftest import AUTH, Bot
+from tests.conftest import AUTH, TOKEN, Bot, example_policy, make_bot
 from tests.standins.agent import AgentStandin, Delivery
 from tests.standins.slack import SlackStandin
 from tests.support.handoffs import (
@@ -29,7 +30,7 @@ from tests.support.handoffs import (
     handoff_body,
     readme_verifier,
 )
-from tests.support.slack_requests import ALICE, CAROL, signed
+from tests.support.slack_requests import ALICE, CAROL, SECRET, signed
 
 TRIGGER = "13345224609.738474920.8088930838d88f008e0"
 
@@ -38,6 +39,32 @@ TRIGGER = "13345224609.738474920.8088930838d88f008e0"
 def agent() -> Iterator[AgentStandin]:
     with AgentStandin() as standin:
         yield standin
+
+
+@pytest.fixture
+def sbot(db_url: str, slack: SlackStandin) -> Iterator[Bot]:
+    """A bot in Slack mode whose `agents` source may call back to the stand-in on loopback.
+
+    Outside local mode callbacks go only to public https targets unless the policy lists
+    the target, as an operator does for an agent inside their own network.
+    """
+    policy = example_policy()
+    agents = policy.sources["agents"].model_copy(update={"callback_allow": ["127.0.0.1"]})
+    settings = Settings(
+        database_url=db_url,
+        ai_incident_webhook_token=TOKEN,
+        slack_bot_token="xoxb-test",
+        slack_signing_secret=SECRET,
+        slack_api_url=slack.url,
+    )
+    b = make_bot(
+        db_url,
+        policy=policy.model_copy(update={"sources": {**policy.sources, "agents": agents}}),
+        settings=settings,
+    )
+    with b.client:
+        yield b
+    b.container.engine.dispose()
 
 
 def wait(check: Any, timeout: float = 15) -> None:
@@ -244,6 +271,8 @@ def test_claim_then_approve_reaches_the_agent_signed(
 ) -> None:
     handoff = send_handoff(sbot, callback_url=agent.url)
     message = card(slack, handoff)
+    # the reviewer sees where the decision goes
+    assert f"*Callback to*\\n127.0.0.1:{agent.port}" in json.dumps(message["blocks"])
     click(sbot, slack, BOB, "handoff_claim", handoff, "C1", message["ts"])
     assert answer(slack, "C1").startswith(f"You claimed {handoff}; it is yours until")
     click(sbot, slack, ALICE, "handoff_claim", handoff, "C2", message["ts"])

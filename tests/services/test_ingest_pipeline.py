@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 
 import pytest
@@ -64,3 +65,53 @@ def test_submit_without_a_running_writer_is_storage_unavailable(tmp_path: Any) -
     with pytest.raises(StorageUnavailable):
         asyncio.run(pipeline.submit(note("k", "t")))
     engine.dispose()
+
+
+class Stalled(IncidentService):
+    """Holds the writer inside `ingest` until released, like a database that stopped answering."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.applied: list[str] = []
+
+    def ingest(self, session: Session, n: Notification) -> IngestOutcome:
+        self.entered.set()
+        self.release.wait(timeout=30)
+        self.applied.append(n.title)
+        return super().ingest(session, n)
+
+
+def test_a_stalled_writer_is_storage_unavailable_in_bounded_time_and_stale_work_is_dropped(
+    tmp_path: Any,
+) -> None:
+    from storage.db import StorageUnavailable
+
+    engine = create_db_engine(f"sqlite:///{tmp_path}/x.db")
+    migrate(engine)
+    service = Stalled(policy=example_policy(), clock=FakeClock())
+    pipeline = IngestPipeline(engine=engine, service=service, metrics=Metrics(), answer_within=0.5)
+    pipeline.start()
+
+    async def scenario() -> IngestOutcome:
+        loop = asyncio.get_running_loop()
+        first = asyncio.ensure_future(pipeline.submit(note("k1", "in-flight")))
+        assert await loop.run_in_executor(None, service.entered.wait, 10)
+        with pytest.raises(StorageUnavailable, match=r"did not answer within 0\.5 s"):
+            await pipeline.submit(note("k2", "queued"))  # behind the stalled batch
+        with pytest.raises(StorageUnavailable, match=r"did not answer within 0\.5 s"):
+            await first
+        service.release.set()  # the database answers again
+        return await pipeline.submit(note("k3", "after"))
+
+    try:
+        outcome = asyncio.run(scenario())
+    finally:
+        service.release.set()
+        pipeline.stop()
+        engine.dispose()
+    assert outcome.opened
+    # the batch in flight finished (its sender retries and finds a duplicate); the queued one,
+    # already answered 503, was not applied behind the sender's back
+    assert service.applied == ["in-flight", "after"]
