@@ -314,6 +314,7 @@ def bootstrap(
         engine=engine,
         sender=HttpCallbacks(),
         secret_for=lambda source: callback_secret(policy, source, token),
+        safe=safe,
         clock=clock,
     )
     lanes.append(
