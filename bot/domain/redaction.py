@@ -382,29 +382,43 @@ def _custom_rule(pattern: RedactionPattern) -> _Rule:
 
 # Embeddings, overrides and isolates: they reorder what a reader sees ("Trojan source").
 _BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
-# Invisible characters that can sit inside a word: soft hyphen, grapheme joiner, Arabic letter
-# mark, Mongolian vowel separator, zero-width space/non-joiner/joiner, LRM/RLM, word joiner and
-# invisible operators, zero-width no-break space.
-_INVISIBLE = "[\u00ad\u034f\u061c\u180e\u200b-\u200f\u2060-\u2064\ufeff]"
-_WORDISH = r"[A-Za-z0-9_\-.+/=:%~@\uff20\ufe6b]"
-_INVISIBLE_IN_WORD = re.compile(rf"(?<={_WORDISH}){_INVISIBLE}+(?={_WORDISH})")
-# A run of URL characters holding at least one percent escape; it starts only where a run
-# starts, so a long run without "%" costs one scan.
-_URL_CHAR = r"[^\s\"'<>`]"
-_ENCODED_RUN = re.compile(rf"(?<!{_URL_CHAR}){_URL_CHAR}*?%[0-9A-Fa-f]{{2}}{_URL_CHAR}*")
+# Characters that show nothing: soft hyphen, grapheme joiner, Arabic letter mark, Hangul fillers,
+# Khmer and Mongolian invisibles, zero-width space/non-joiner/joiner, LRM/RLM, word joiner and
+# invisible operators, deprecated format characters, variation selectors, zero-width no-break
+# space, tags. Any of them can split a secret so that no pattern sees it whole.
+_INVISIBLE = re.compile(
+    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f"
+    "\u2060-\u2064\u206a-\u206f\ufe00-\ufe0f\ufeff\U000e0000-\U000e007f]+"
+)
+# After a character outside ASCII these carry meaning (emoji sequences, Persian and Indic
+# joining, direction marks in right-to-left text), and no secret is written there.
+_MEANINGFUL_AFTER_NON_ASCII = re.compile(
+    "[\u200c\u200d\u200e\u200f\u061c\ufe00-\ufe0f\U000e0000-\U000e007f]"
+)
 
 
-def _joined(m: re.Match[str]) -> str:
-    # the word joiner the Slack escaper puts after "@" is what keeps a mention inert
-    if m[0] == WORD_JOINER and m.string[m.start() - 1] in "@\uff20\ufe6b":
-        return m[0]
+def _unhide(m: re.Match[str]) -> str:
+    before = m.string[m.start() - 1] if m.start() else ""
+    if before and not before.isascii():
+        return "".join(_MEANINGFUL_AFTER_NON_ASCII.findall(m[0]))
+    # a word joiner after "@" goes too ("a@\u2060b.example" hides an address): escaping comes
+    # after redaction and puts back the ones that keep mentions inert
     return ""
 
 
 def _visible(text: str) -> str:
-    """Drop bidi controls, and invisible characters between the characters of a word."""
-    text = _BIDI_CONTROLS.sub("", text)
-    return _INVISIBLE_IN_WORD.sub(_joined, text)
+    """Drop bidi controls, and invisible characters wherever they could hide a secret."""
+    return _INVISIBLE.sub(_unhide, _BIDI_CONTROLS.sub("", text))
+
+
+def _decoded(text: str, times: int) -> str:
+    """Percent-decode `text` until nothing changes (at most `times` rounds)."""
+    for _ in range(times):
+        once = unquote(text)
+        if once == text:
+            break
+        text = once
+    return text
 
 
 # -- redactor ----------------------------------------------------------------------------------
@@ -455,47 +469,39 @@ class Redactor:
         """Return `text` with every secret, PII match and custom pattern replaced.
 
         Bidi controls go first (they make text read differently from what it holds), then
-        invisible characters inside words (they split a secret so no pattern sees it whole);
-        a percent-encoded run is decoded and, if it hides anything, replaced by its redaction.
+        invisible characters (they split a secret so no pattern sees it whole). Percent-encoding
+        hides a secret too: when the decoded text holds anything to redact, the redacted decoded
+        text is returned (the rest of it shows decoded as well).
         """
         text = _visible(text)
+        if "%" in text:
+            decoded = _visible(_decoded(text, self._MAX_DECODES))
+            if decoded != text:
+                redacted = self._passes(decoded)
+                if redacted != decoded:
+                    return redacted
+        return self._passes(text)
+
+    def _passes(self, text: str) -> str:
         for _ in range(self._MAX_PASSES):
-            result = self._pass(text)
-            if "%" in result:
-                result = _ENCODED_RUN.sub(self._redact_encoded, result)
+            result = text
+            for rule in self._rules:
+                result = rule.regex.sub(rule.replace, result)
             if result == text:
                 break
             text = result
         return text
-
-    def _pass(self, text: str) -> str:
-        for rule in self._rules:
-            text = rule.regex.sub(rule.replace, text)
-        return text
-
-    def _redact_encoded(self, m: re.Match[str]) -> str:
-        decoded = m[0]
-        for _ in range(self._MAX_DECODES):
-            once = unquote(decoded)
-            if once == decoded:
-                break
-            decoded = once
-        decoded = _visible(decoded)
-        redacted = decoded
-        for _ in range(self._MAX_PASSES):
-            again = self._pass(redacted)
-            if again == redacted:
-                break
-            redacted = again
-        return m[0] if redacted == decoded else redacted
 
     def redact_obj(self, value: object) -> object:
         """Return a copy of a JSON-like value with strings redacted and secret-named keys blanked."""
         if isinstance(value, str):
             return self.redact(value)
         if isinstance(value, Mapping):
+            # keys are text too ("labels": {"<a key>": ...}), and are redacted like values
             return {
-                k: self._redact_item(k, v) if isinstance(k, str) else self.redact_obj(v)
+                self.redact(k) if isinstance(k, str) else k: (
+                    self._redact_item(k, v) if isinstance(k, str) else self.redact_obj(v)
+                )
                 for k, v in value.items()
             }
         if isinstance(value, list):
