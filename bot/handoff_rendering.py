@@ -503,7 +503,7 @@ def thread_text(public_id: str, line: Mapping[str, Any], safe: SafeText, *, slac
         return text + "."
     if event == "sla":
         return _sla_text(public_id, line, safe, slack=slack)
-    return f"{public_id}: {safe.plain(str(event))}"
+    return f"{public_id}: {safe.slack(str(event)) if slack else safe.plain(str(event))}"
 
 
 def _sla_text(public_id: str, line: Mapping[str, Any], safe: SafeText, *, slack: bool) -> str:

@@ -82,10 +82,13 @@ def make_bot(
     policy: Policy | None = None,
     clock: FakeClock | None = None,
     settings: Settings | None = None,
+    slack_interval_s: float = 1.0,
 ) -> Bot:
     """Build and migrate an in-process bot; the caller enters `client`.
 
     Without `settings` the bot runs in local mode on `db_url`, printing to `console`.
+    `slack_interval_s=0` lifts the pacing of posts to a channel, for stand-ins that do not
+    limit the rate.
     """
     clock = clock or FakeClock()
     engine = create_db_engine(db_url)
@@ -93,7 +96,12 @@ def make_bot(
     console = io.StringIO()
     settings = settings or Settings(database_url=db_url, ai_incident_webhook_token=TOKEN)
     container = bootstrap(
-        settings, policy=policy or example_policy(), clock=clock, console=console, engine=engine
+        settings,
+        policy=policy or example_policy(),
+        clock=clock,
+        console=console,
+        engine=engine,
+        slack_interval_s=slack_interval_s,
     )
     app = create_app(container)
     return Bot(container, TestClient(app), console, clock, db_url)
