@@ -24,14 +24,13 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from sqlmodel import Session
 
-from bot.config import load_policy
 from bot.domain.handoffs import Decision
 from bot.rendering import export_json, export_markdown
 from bot.scheduler import run_due_jobs
 from bot.services.commands import Invocation
 from bot.settings import Settings
 from storage.repositories import incident_view
-from tests.conftest import EXAMPLE, TOKEN, Bot, FakeClock, make_bot
+from tests.conftest import TOKEN, Bot, FakeClock, example_policy, make_bot
 from tests.standins.agent import AgentStandin
 from tests.standins.jira import JiraStandin
 from tests.standins.paging import OpsgenieStandin, PagerDutyStandin, WebhookReceiver
@@ -75,12 +74,16 @@ def standins(*, local: bool) -> Iterator[Standins]:
 
 
 def build(db_url: str, s: Standins) -> Bot:
-    env = {
-        "PAGERDUTY_ROUTING_KEY": KEY,
-        "OPSGENIE_API_KEY": "og-key",
-        "PAGING_WEBHOOK_URL": s.hook.url,
-        "PAGING_WEBHOOK_SECRET": "page-secret",
-    }
+    # the example policy as the other tests read it, with every paging provider switched on
+    policy = example_policy()
+    paging = policy.paging.model_copy(
+        update={
+            "pagerduty_routing_key": KEY,
+            "opsgenie_api_key": "og-key",
+            "webhook_url": s.hook.url,
+            "webhook_secret": "page-secret",
+        }
+    )
     chat: dict[str, Any] = {}
     if s.slack is not None and s.jira is not None:
         chat = {
@@ -100,7 +103,7 @@ def build(db_url: str, s: Standins) -> Bot:
     )
     return make_bot(
         db_url,
-        policy=load_policy(EXAMPLE, env),
+        policy=policy.model_copy(update={"paging": paging}),
         clock=FakeClock(MONDAY),
         settings=settings,
         slack_interval_s=0,  # the stand-in does not limit the rate; pacing would only wait
