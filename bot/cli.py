@@ -212,11 +212,23 @@ def unreachable_problems(policy: Policy, text: str, file: str) -> list[ConfigPro
 
 
 def _export(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.config import load_policy
+    from bot.domain.redaction import Redactor, SafeText
+
     try:
         number = parse_incident_id(args.incident)
     except InvalidIncidentId as exc:
         print(str(exc), file=sys.stderr)
         return 2
+    safe: SafeText | None = None
+    if not args.raw:
+        # redacted with the policy's own patterns, as Slack and Jira see it
+        try:
+            policy = load_policy(settings.ai_incident_config, environment())
+        except ConfigError as exc:
+            print(f"ai-incident: the policy file has problems:\n{exc}", file=sys.stderr)
+            return 2
+        safe = SafeText(Redactor(policy.redaction))
     engine = create_db_engine(settings.database_url)
     try:
         with Session(readonly(engine)) as session:
@@ -236,9 +248,9 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
         )
         return 1
     if args.format == "json":
-        print(json.dumps(export_json(view), indent=2, ensure_ascii=False))
+        print(json.dumps(export_json(view, safe), indent=2, ensure_ascii=False))
     else:
-        print(export_markdown(view), end="")
+        print(export_markdown(view, safe), end="")
     return 0
 
 
@@ -304,6 +316,11 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="print an incident with its alerts and journal")
     export.add_argument("incident", help="incident id, e.g. INC-7")
     export.add_argument("--format", choices=["json", "md"], default="md")
+    export.add_argument(
+        "--raw",
+        action="store_true",
+        help="print the stored text as it is: secrets and personal data are not redacted",
+    )
     export.set_defaults(func=_export)
     digest = sub.add_parser(
         "digest", help="print the weekly review digest as text (it posts on its schedule)"

@@ -1,7 +1,7 @@
 """Pure renderers for handoffs: the review card (Block Kit and text), modals, thread lines, lists.
 
-Everything an agent sent is untrusted: it goes through `SafeText` (redaction, then escaping), so
-it can neither mention anyone nor form a link. Only what the bot builds itself (user mentions
+Everything an agent sent is untrusted: it goes through `SafeText` (redaction, clipping, then
+escaping), so it can neither leak a secret, mention anyone nor form a link. Only what the bot builds itself (user mentions
 of Slack ids it received from Slack, dates) is left as markup.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bot.domain.handoffs import Decision, HandoffStatus, HandoffView, Tier
-from bot.domain.redaction import WORD_JOINER, SafeText
+from bot.domain.redaction import SafeText
 from bot.rendering import AI_CONTEXT_LABELS
 
 __all__ = [
@@ -71,7 +71,6 @@ DECISION_WORDS = {
     Decision.REJECTED: "rejected",
 }
 _SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
-_AT_WORD = re.compile(r"[@\uff20\ufe6b](?=\w)")
 
 
 def _clip(text: str, limit: int) -> str:
@@ -154,19 +153,9 @@ def _ai_context_pairs(view: HandoffView) -> list[tuple[str, str]]:
     ]
 
 
-def _inert_plain(text: str | None, safe: SafeText) -> str:
-    """Redacted text for a plain_text object, with nothing that reads as a mention or link.
-
-    Slack shows plain_text as written, but nothing of an agent's should even look like markup:
-    brackets become look-alikes and a word joiner follows every "@".
-    """
-    plain = safe.plain(text).replace("<", "\u2039").replace(">", "\u203a")
-    return _AT_WORD.sub("@" + WORD_JOINER, plain)
-
-
 def _header(view: HandoffView, safe: SafeText) -> dict[str, Any]:
     summary = view.request.get("summary") or view.reason.replace("_", " ")
-    text = f"{view.public_id} {_inert_plain(str(summary), safe)}"
+    text = f"{view.public_id} {safe.slack_plain(str(summary), limit=149 - len(view.public_id))}"
     return {"type": "header", "text": {"type": "plain_text", "text": _clip(text, 150)}}
 
 
@@ -201,8 +190,8 @@ def _fields(view: HandoffView, safe: SafeText, now: datetime) -> dict[str, Any]:
 
 
 def _quoted(text: str, safe: SafeText, limit: int) -> str:
-    """Untrusted multi-line text as a block quote, redacted, escaped and clipped."""
-    lines = safe.slack(_clip(text, limit)).splitlines() or [""]
+    """Untrusted multi-line text as a block quote, redacted, clipped and escaped."""
+    lines = safe.slack(text, limit=limit).splitlines() or [""]
     return "\n".join(f">{line}" for line in lines)
 
 
@@ -246,7 +235,7 @@ def _error(view: HandoffView, safe: SafeText) -> dict[str, Any] | None:
 def _suggested(view: HandoffView, safe: SafeText) -> dict[str, Any] | None:
     if not view.suggested_actions:
         return None
-    items = [f"• {safe.slack(_clip(a, 300))}" for a in view.suggested_actions[:10]]
+    items = [f"• {safe.slack(a, limit=300)}" for a in view.suggested_actions[:10]]
     if len(view.suggested_actions) > 10:
         items.append(f"… and {len(view.suggested_actions) - 10} more")
     return _section("Suggested actions", "\n".join(items))
@@ -254,7 +243,7 @@ def _suggested(view: HandoffView, safe: SafeText) -> dict[str, Any] | None:
 
 def _code(text: str, safe: SafeText, limit: int) -> str:
     # ``` inside agent text would end the block early; a look-alike keeps it inert
-    body = safe.slack(_clip(text, limit)).replace("```", "`\u2060``")
+    body = safe.slack(text, limit=limit).replace("```", "`\u2060``")
     return f"```{body}```"
 
 
@@ -367,6 +356,7 @@ def handoff_card_text(
     """
     out = safe.slack if slack else safe.plain
     req = view.request
+    clip = 500
     confidence = f"{view.confidence:.2f}" if view.confidence is not None else "not given"
     lines = [
         f"{view.public_id} [{view.tier.value}] {out(str(req.get('summary') or view.reason))}",
@@ -378,21 +368,21 @@ def handoff_card_text(
     if view.is_open:
         lines.append("  SLA: " + _sla(view, now, slack=False).replace("\n", "; "))
     if req.get("text"):
-        lines.append(f"  request: {out(_clip(str(req['text']), 500))}")
+        lines.append(f"  request: {out(str(req['text']), limit=clip)}")
     if view.attempted_response:
-        lines.append(f"  attempted: {out(_clip(view.attempted_response, 500))}")
+        lines.append(f"  attempted: {out(view.attempted_response, limit=clip)}")
     if view.error:
         lines.append(
             f"  error: {out(str(view.error.get('type') or 'error'))}: "
-            f"{out(_clip(str(view.error.get('message') or ''), 500))}"
+            f"{out(str(view.error.get('message') or ''), limit=clip)}"
         )
     for action in view.suggested_actions[:10]:
-        lines.append(f"  suggested: {out(_clip(action, 300))}")
+        lines.append(f"  suggested: {out(action, limit=300)}")
     if view.proposed_action:
         args = _json(view.proposed_action.get("args"), safe, compact=True)
         lines.append(
             f"  proposed: {out(str(view.proposed_action.get('name') or 'unnamed'))} "
-            f"{out(_clip(args, 500))}"
+            f"{out(args, limit=clip)}"
         )
     pairs = _ai_context_pairs(view)
     if pairs:
@@ -400,7 +390,7 @@ def handoff_card_text(
     if view.decision is Decision.REJECTED:
         lines.append(f"  reject reason: {out(view.reject_reason)}")
     if view.decision is Decision.EDITED:
-        lines.append(f"  edited output: {out(_clip(view.edited_output or '', 500))}")
+        lines.append(f"  edited output: {out(view.edited_output, limit=clip)}")
     return "\n".join(lines)
 
 
@@ -519,7 +509,7 @@ def thread_text(public_id: str, line: Mapping[str, Any], safe: SafeText, *, slac
         return text + "."
     if event == "sla":
         return _sla_text(public_id, line, safe, slack=slack)
-    return f"{public_id}: {safe.plain(str(event))}"
+    return f"{public_id}: {safe.slack(str(event)) if slack else safe.plain(str(event))}"
 
 
 def _sla_text(public_id: str, line: Mapping[str, Any], safe: SafeText, *, slack: bool) -> str:
@@ -551,7 +541,7 @@ def queue_text(views: Sequence[HandoffView], total: int, safe: SafeText, now: da
         return "No handoffs are waiting for review."
     lines = []
     for view in views:
-        summary = safe.slack(_clip(str(view.request.get("summary") or view.reason), 80))
+        summary = safe.slack(str(view.request.get("summary") or view.reason), limit=80)
         state = _status(view, safe, now, slack=True)
         sla = _sla(view, now, slack=True).replace("\n", ", ")
         lines.append(

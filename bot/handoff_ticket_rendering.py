@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.domain.handoffs import Decision, HandoffView, Tier
-from bot.domain.redaction import SafeText, escape_jira_wiki
+from bot.domain.redaction import SafeText
 from bot.rendering import AI_CONTEXT_LABELS
 from bot.ticket_rendering import DESCRIPTION_LIMIT, SUMMARY_LIMIT, wiki_link
 
@@ -59,14 +59,14 @@ def _label(text: str) -> str:
 
 
 def handoff_labels(
-    view: HandoffView, *, category: str | None, extra: Iterable[str] = ()
+    view: HandoffView, safe: SafeText, *, category: str | None, extra: Iterable[str] = ()
 ) -> tuple[str, ...]:
     """Return `ai-incident`, `ai-handoff`, the workflow, its category, the tier, then any extra."""
     out: list[str] = []
     for raw in (
         "ai-incident",
         "ai-handoff",
-        view.workflow,
+        safe.plain(view.workflow),
         category or "",
         view.tier.value,
         *extra,
@@ -75,10 +75,6 @@ def handoff_labels(
         if label and label not in out:
             out.append(label)
     return tuple(out)
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
 
 
 def _one_line(value: Any) -> str:
@@ -98,7 +94,7 @@ def handoff_summary(view: HandoffView, safe: SafeText) -> str:
 
 def _text(value: Any, safe: SafeText, limit: int = TEXT_LIMIT) -> str:
     """Untrusted text: redacted in full, clipped, then escaped for Jira."""
-    return escape_jira_wiki(_clip(safe.plain(str(value)), limit))
+    return safe.jira(str(value), limit=limit)
 
 
 def _inline(value: Any, safe: SafeText, limit: int = CELL_LIMIT) -> str:

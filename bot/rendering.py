@@ -1,9 +1,15 @@
-"""Pure renderers: incident card (Block Kit and text), journal lines, exports."""
+"""Pure renderers: incident card (Block Kit and text), journal lines, exports.
+
+Everything an alert, a sender or a person wrote is untrusted: it reaches a card, a line or an
+export only through `SafeText` (redacted, clipped, then escaped for where it goes). Only what the
+bot builds itself — Slack ids it mentions, links to its own tickets, dates — is left as markup.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -48,6 +54,17 @@ def _ai_context_pairs(view: IncidentView) -> list[tuple[str, str]]:
     ]
 
 
+HEADER_MAX = 150  # Slack's limit for a header block's text
+_SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
+
+
+def _mention(user: str | None, safe: SafeText) -> str:
+    """Mention a Slack user id; anything that is not one is shown as inert text."""
+    if not user:
+        return "none yet"
+    return f"<@{user}>" if _SLACK_USER.match(user) else safe.slack(user)
+
+
 def _ts(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "—"
 
@@ -58,19 +75,26 @@ def _ticket(view: IncidentView, tickets: bool) -> str:
     return "ticket pending" if tickets else "no tickets (Jira is off)"
 
 
-def card_text(view: IncidentView, safe: SafeText, *, tickets: bool = True) -> str:
-    """Return the card as readable plain text (Slack fallback text and local console)."""
+def card_text(
+    view: IncidentView, safe: SafeText, *, tickets: bool = True, slack: bool = False
+) -> str:
+    """Return the card as readable text: Slack's notification text (`slack`) or the console.
+
+    Slack reads mentions and links in a message's top-level text too, so there it is escaped
+    like the blocks.
+    """
+    out = safe.slack if slack else safe.plain
     lines = [
-        f"{view.public_id} [{view.severity}] {safe.plain(view.title)}",
-        f"  state: {view.state}   workflow: {safe.plain(view.workflow)} ({view.category})"
+        f"{view.public_id} [{view.severity}] {out(view.title)}",
+        f"  state: {view.state}   workflow: {out(view.workflow)} ({view.category})"
         + ("  [PAUSED by kill switch]" if view.workflow_paused else ""),
-        f"  commander: {view.commander or 'none yet'}   ticket: {_ticket(view, tickets)}",
+        f"  commander: {out(view.commander) or 'none yet'}   ticket: {out(_ticket(view, tickets))}",
     ]
     for reason in view.severity_reasons:
-        lines.append(f"  why {reason['severity']}: {safe.plain(reason['text'])}")
+        lines.append(f"  why {reason['severity']}: {out(reason['text'])}")
     pairs = _ai_context_pairs(view)
     if pairs:
-        lines.append("  AI context: " + ", ".join(f"{k} {safe.plain(v)}" for k, v in pairs))
+        lines.append("  AI context: " + ", ".join(f"{k} {out(v)}" for k, v in pairs))
     lines.append(f"  alerts: {view.alerts_firing} firing of {view.alerts_total}")
     return "\n".join(lines)
 
@@ -177,10 +201,11 @@ def card_blocks(
     """Return the incident card as Block Kit blocks."""
     mark = SEVERITY_MARK.get(view.severity, "")
     reasons = "\n".join(f"• {safe.slack(r['text'])}" for r in view.severity_reasons) or "• —"
+    title = safe.slack_plain(view.title, limit=HEADER_MAX - len(view.public_id) - 1)
     blocks: list[dict[str, Any]] = [
         {
             "type": "header",
-            "text": {"type": "plain_text", "text": f"{view.public_id} {view.title}"[:150]},
+            "text": {"type": "plain_text", "text": f"{view.public_id} {title}"[:HEADER_MAX]},
         },
         {
             "type": "section",
@@ -198,7 +223,7 @@ def card_blocks(
                 },
                 {
                     "type": "mrkdwn",
-                    "text": f"*Commander*\n{f'<@{view.commander}>' if view.commander else 'none yet'}",
+                    "text": f"*Commander*\n{_mention(view.commander, safe)}",
                 },
                 {
                     "type": "mrkdwn",
@@ -327,48 +352,56 @@ def declare_modal(workflows: Sequence[str], channel: str) -> dict[str, Any]:
 
 def journal_text(entry: JournalView, safe: SafeText, *, slack: bool) -> str:
     """Return a journal entry as posted in the thread: one line per line of the entry."""
-    author = safe.slack(entry.author) if slack else entry.author
+    out = safe.slack if slack else safe.plain
+    author = out(entry.author)
     lines = entry.text.splitlines() or [""]
-    return "\n".join(
-        f"[{entry.kind}] {safe.slack(line) if slack else safe.plain(line)} — {author}"
-        for line in lines
-    )
+    return "\n".join(f"[{entry.kind}] {out(line)} — {author}" for line in lines)
 
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def export_json(view: IncidentView) -> dict[str, Any]:
-    """Return the incident as a JSON-ready dict (export)."""
+def _as_stored(text: str | None, *, limit: int | None = None) -> str:
+    return "" if text is None else text
+
+
+def _data_as_stored(value: object) -> object:
+    return value
+
+
+def export_json(view: IncidentView, safe: SafeText | None) -> dict[str, Any]:
+    """Return the incident as a JSON-ready dict (export), redacted; `safe=None`: as stored."""
+    t = _optional(safe.plain if safe is not None else _as_stored)
+    d = safe.data if safe is not None else _data_as_stored
     return {
         "id": view.public_id,
-        "title": view.title,
+        "title": t(view.title),
         "severity": view.severity,
-        "severity_reasons": view.severity_reasons,
+        "severity_reasons": d(view.severity_reasons),
         "state": view.state,
-        "workflow": view.workflow,
+        "workflow": t(view.workflow),
         "category": view.category,
-        "source": view.source,
-        "commander": view.commander,
-        "jira_key": view.jira_key,
-        "jira_url": view.jira_url,
+        "source": t(view.source),
+        "commander": t(view.commander),
+        "jira_key": t(view.jira_key),
+        "jira_url": t(view.jira_url),
         "slack": {"channel": view.slack_channel, "thread_ts": view.slack_ts},
-        "root_cause": view.root_cause,
-        "resolved_by": view.resolved_by,
+        "root_cause": t(view.root_cause),
+        "resolved_by": t(view.resolved_by),
         "milestones": {k: _iso(v) for k, v in view.milestones.items()},
-        "ai_context": view.ai_context,
+        "ai_context": d(view.ai_context),
         "alerts": [
             {
-                "fingerprint": a.fingerprint,
+                "fingerprint": t(a.fingerprint),
                 "status": a.status,
-                "title": a.title,
-                "description": a.description,
-                "labels": a.labels,
-                "annotations": a.annotations,
-                "links": a.links,
-                "values": a.values,
-                "signal": a.signal,
+                "title": t(a.title),
+                "description": t(a.description),
+                "labels": d(a.labels),
+                "annotations": d(a.annotations),
+                "links": d(a.links),
+                "values": d(a.values),
+                "signal": d(a.signal),
                 "starts_at": _iso(a.starts_at),
                 "ends_at": _iso(a.ends_at),
             }
@@ -378,23 +411,23 @@ def export_json(view: IncidentView) -> dict[str, Any]:
             {
                 "id": j.id,
                 "kind": j.kind,
-                "text": j.text,
-                "author": j.author,
+                "text": t(j.text),
+                "author": t(j.author),
                 "via": j.via,
                 "at": _iso(j.created_at),
                 "edited_at": _iso(j.edited_at),
-                "previous_text": j.previous_text,
+                "previous_text": t(j.previous_text),
                 "deleted_at": _iso(j.deleted_at),
             }
             for j in view.journal
         ],
         "pages": [
             {
-                "person": pg.person,
+                "person": t(pg.person),
                 "channel": pg.channel,
-                "reason": pg.reason,
+                "reason": t(pg.reason),
                 "status": pg.status,
-                "error": pg.error,
+                "error": t(pg.error),
                 "at": _iso(pg.created_at),
                 "sent_at": _iso(pg.sent_at),
             }
@@ -403,23 +436,45 @@ def export_json(view: IncidentView) -> dict[str, Any]:
     }
 
 
-def export_markdown(view: IncidentView) -> str:
-    """Return the incident as a Markdown document (export)."""
+def _optional(text: Callable[[str | None], str]) -> Callable[[str | None], str | None]:
+    """Keep None as None (JSON null); render every string."""
+    return lambda value: None if value is None else text(value)
+
+
+def _raw_cell(text: str | None) -> str:
+    """A stored text as one table cell: one line, and no `|` that would end the cell."""
+    return " ".join((text or "").split()).replace("|", "/")
+
+
+def export_markdown(view: IncidentView, safe: SafeText | None) -> str:
+    """Return the incident as a Markdown document (export), redacted and escaped.
+
+    `safe=None` prints the stored text as it is (`export --raw`).
+    """
+    m: Callable[[str | None], str] = safe.markdown if safe is not None else _as_stored
+
+    def cell(text: str | None) -> str:
+        # escaped text holds no bare `|`: only line breaks would break the table
+        return " ".join(m(text).split()) if safe is not None else _raw_cell(text)
+
     out = [
-        f"# {view.public_id}: {view.title}",
+        f"# {view.public_id}: {m(view.title)}",
         "",
         f"- **Severity:** {view.severity}",
         f"- **State:** {view.state}",
-        f"- **Workflow:** {view.workflow} ({view.category})",
-        f"- **Source:** {view.source}",
-        f"- **Commander:** {view.commander or '—'}",
-        f"- **Ticket:** {view.jira_key or 'pending'}"
-        + (f" ({view.jira_url})" if view.jira_url else ""),
-        f"- **Root cause:** {view.root_cause or '—'}",
+        f"- **Workflow:** {m(view.workflow)} ({view.category})",
+        f"- **Source:** {m(view.source)}",
+        f"- **Commander:** {m(view.commander) or '—'}",
+        f"- **Ticket:** {m(view.jira_key) or 'pending'}"
+        + (f" ({m(view.jira_url)})" if view.jira_url else ""),
+        f"- **Root cause:** {m(view.root_cause) or '—'}",
         "",
         "## Why this severity",
         "",
-        *[f"- {r['severity']} `{r['rule']}`: {r['text']}" for r in view.severity_reasons],
+        *[
+            f"- {r['severity']} `{str(r['rule']).replace('`', '')}`: {m(r['text'])}"
+            for r in view.severity_reasons
+        ],
         "",
         "## Milestones",
         "",
@@ -428,7 +483,7 @@ def export_markdown(view: IncidentView) -> str:
         "## AI context",
         "",
         *(
-            [f"- {label}: {value}" for label, value in _ai_context_pairs(view)]
+            [f"- {label}: {m(value)}" for label, value in _ai_context_pairs(view)]
             or ["- none carried"]
         ),
         "",
@@ -437,7 +492,8 @@ def export_markdown(view: IncidentView) -> str:
         "| fingerprint | status | title | started | ended |",
         "|---|---|---|---|---|",
         *[
-            f"| {a.fingerprint} | {a.status} | {a.title.replace('|', '/')} | {_ts(a.starts_at)} | {_ts(a.ends_at)} |"
+            f"| {cell(a.fingerprint)} | {a.status} | {cell(a.title)} | "
+            f"{_ts(a.starts_at)} | {_ts(a.ends_at)} |"
             for a in view.alerts
         ],
         "",
@@ -445,9 +501,9 @@ def export_markdown(view: IncidentView) -> str:
         "",
     ]
     for j in view.journal:
-        text = "~~deleted~~ " + j.text if j.deleted_at else j.text
-        edited = f" (edited {_ts(j.edited_at)}; was: {j.previous_text})" if j.edited_at else ""
-        out.append(f"- {_ts(j.created_at)} **{j.kind}** {j.author}: {text}{edited}")
+        text = "~~deleted~~ " + m(j.text) if j.deleted_at else m(j.text)
+        edited = f" (edited {_ts(j.edited_at)}; was: {m(j.previous_text)})" if j.edited_at else ""
+        out.append(f"- {_ts(j.created_at)} **{j.kind}** {m(j.author)}: {text}{edited}")
     if view.pages:
         out += [
             "",
@@ -457,9 +513,9 @@ def export_markdown(view: IncidentView) -> str:
             "|---|---|---|---|---|",
         ]
         for pg in view.pages:
-            status = f"{pg.status}: {pg.error}" if pg.error else pg.status
+            status = f"{pg.status}: {cell(pg.error)}" if pg.error else pg.status
             out.append(
-                f"| {_ts(pg.created_at)} | {pg.person} | {pg.channel} | {pg.reason} | "
-                f"{status.replace('|', '/')} |"
+                f"| {_ts(pg.created_at)} | {cell(pg.person)} | {pg.channel} | "
+                f"{cell(pg.reason)} | {status} |"
             )
     return "\n".join(out) + "\n"

@@ -51,10 +51,10 @@ def _label(text: str) -> str:
     return _LABEL_UNSAFE.sub("-", text.strip())[:255]
 
 
-def ticket_labels(view: IncidentView, extra: Iterable[str] = ()) -> tuple[str, ...]:
+def ticket_labels(view: IncidentView, safe: SafeText, extra: Iterable[str] = ()) -> tuple[str, ...]:
     """Return the labels: workflow, category, severity, `ai-incident`, then any configured ones."""
     out: list[str] = []
-    for raw in ("ai-incident", view.workflow, view.category, view.severity, *extra):
+    for raw in ("ai-incident", safe.plain(view.workflow), view.category, view.severity, *extra):
         label = _label(raw)
         if label and label not in out:
             out.append(label)

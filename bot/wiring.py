@@ -173,8 +173,12 @@ def bootstrap(
     engine: Engine | None = None,
     scheduler_interval_s: float = 15.0,
     resolver: Resolver | None = None,
+    slack_interval_s: float = 1.0,
 ) -> Container:
-    """Build a container from settings (read from the environment when not given)."""
+    """Build a container from settings (read from the environment when not given).
+
+    `slack_interval_s` paces posts to one Slack channel (Slack allows about one a second).
+    """
     settings = settings or Settings()
     policy = policy or load_policy(settings.ai_incident_config, environment())
     engine = engine or create_db_engine(settings.database_url)
@@ -185,7 +189,11 @@ def bootstrap(
     incidents.subscribe(killswitch.on_incident_event)
     digests = DigestService(policy=policy, clock=clock, handoffs=StoredHandoffs())
     client = _slack_client(settings)
-    notifier = SlackChat(client) if client is not None else ConsoleChat(console)
+    notifier = (
+        SlackChat(client, per_channel_interval=slack_interval_s)
+        if client is not None
+        else ConsoleChat(console)
+    )
     tickets = TicketDelivery(
         engine=engine,
         tracker=_tracker(settings, policy, console),
@@ -271,7 +279,7 @@ def bootstrap(
     handoff_service.add_pager(handoff_paging)
     paging_delivery = PagingDelivery(
         engine=engine,
-        pagers=build_pagers(settings, policy, client, safe, console),
+        pagers=build_pagers(settings, policy, client, safe, console, slack_interval_s),
         chat=notifier,
         safe=safe,
         policy=policy,
@@ -321,6 +329,7 @@ def bootstrap(
         engine=engine,
         sender=HttpCallbacks(guard=callback_guard),
         secret_for=lambda source: callback_secret(policy, source, token),
+        safe=safe,
         clock=clock,
     )
     lanes.append(
@@ -401,11 +410,14 @@ def build_pagers(
     client: WebClient | None,
     safe: SafeText,
     console: TextIO | None = None,
+    slack_interval_s: float = 1.0,
 ) -> dict[str, Pager]:
     """Return a Pager per channel: the real one where configured, else one that prints."""
     paging = policy.paging
     pagers: dict[str, Pager] = {
-        "slack_dm": SlackDirect(client, safe)
+        "slack_dm": SlackDirect(
+            client, safe, SlackChat(client, per_channel_interval=slack_interval_s)
+        )
         if client is not None
         else ConsolePager("Slack DM", console, why="local mode"),
         "pagerduty": PagerDutyEvents(

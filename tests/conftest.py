@@ -85,11 +85,14 @@ def make_bot(
     clock: FakeClock | None = None,
     settings: Settings | None = None,
     resolver: Resolver | None = None,
+    slack_interval_s: float = 1.0,
 ) -> Bot:
     """Build and migrate an in-process bot; the caller enters `client`.
 
     Without `settings` the bot runs in local mode on `db_url`, printing to `console`. Callback
     hosts are looked up in `resolver`, by default one that knows no name: tests never use DNS.
+    `slack_interval_s=0` lifts the pacing of posts to a channel, for stand-ins that do not
+    limit the rate.
     """
     clock = clock or FakeClock()
     engine = create_db_engine(db_url)
@@ -103,6 +106,7 @@ def make_bot(
         console=console,
         engine=engine,
         resolver=resolver or FakeResolver(),
+        slack_interval_s=slack_interval_s,
     )
     app = create_app(container)
     return Bot(container, TestClient(app), console, clock, db_url)

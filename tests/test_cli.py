@@ -86,7 +86,7 @@ def test_every_subcommand_has_help(command: str, tmp_path: Path, sqlite_url: str
     assert r.stdout.startswith(f"usage: ai-incident {command}")
     expected = {
         "serve": ["--host", "--port"],
-        "export": ["incident", "--format", "json", "md"],
+        "export": ["incident", "--format", "json", "md", "--raw"],
         "check-config": ["file"],
     }
     for word in expected.get(command, []):
@@ -230,11 +230,11 @@ def test_migrate_creates_the_schema_on_an_empty_database_and_is_idempotent(
 # -- export -------------------------------------------------------------------------------------
 
 
-def ingest_fixture(db_url: str) -> None:
+def ingest_fixture(db_url: str, **annotations: str) -> None:
     """Open INC-1 through the real webhook on `db_url`, then stop the in-process bot."""
     body = payload(FIRING)
     body["alerts"][0]["annotations"].update(
-        {"gen_ai_request_model": "gpt-4o-mini", "prompt_version": "summarize-v7"}
+        {"gen_ai_request_model": "gpt-4o-mini", "prompt_version": "summarize-v7", **annotations}
     )
     bot = make_bot(db_url)
     try:
@@ -330,6 +330,37 @@ def test_export_markdown_has_reasons_alerts_table_and_journal(db_url: str, tmp_p
     # markdown is the default format
     default = run_cli("export", "inc-1", database_url=db_url, workdir=tmp_path)
     assert default.returncode == 0 and default.stdout == md
+
+
+# Fake credentials are assembled from pieces so that secret scanners do not flag this file.
+LEAKED = "sk-" + "proj-" + "Ab3dEfGhXq3vN8kLm2Pw7RtY9aBc4DeF6gHj1KsT0u"
+HOSTILE = f"<!channel> key {LEAKED} mail jane@example.com order CUST-123456"
+
+
+@pytest.mark.parametrize("fmt", ["json", "md"])
+def test_export_redacts_like_slack_and_raw_prints_the_stored_text(
+    fmt: str, db_url: str, tmp_path: Path
+) -> None:
+    ingest_fixture(db_url, summary=HOSTILE, request_id=HOSTILE)
+    (tmp_path / "ai-incident.yml").write_text(
+        "redaction:\n  patterns:\n    - {name: customer_id, regex: 'CUST-[0-9]{6}'}\n",
+        encoding="utf-8",
+    )
+    r = run_cli("export", "INC-1", "--format", fmt, database_url=db_url, workdir=tmp_path)
+    assert r.returncode == 0, r.stderr
+    for leaked in ("Ab3dEfGh", "jane@", "CUST-123456"):
+        assert leaked not in r.stdout
+    for mark in ("openai_api_key", "email", "customer_id"):
+        assert f"REDACTED:{mark}" in r.stdout.replace("\\", "")  # Markdown escapes "_"
+    if fmt == "md":
+        assert "<!channel>" not in r.stdout and "\\<\\!channel\\>" in r.stdout
+
+    raw = run_cli(
+        "export", "INC-1", "--format", fmt, "--raw", database_url=db_url, workdir=tmp_path
+    )
+    assert raw.returncode == 0, raw.stderr
+    assert HOSTILE in (json.dumps(json.loads(raw.stdout)) if fmt == "json" else raw.stdout)
+    assert "REDACTED" not in raw.stdout
 
 
 def test_export_of_an_incident_that_does_not_exist(db_url: str, tmp_path: Path) -> None:

@@ -301,3 +301,30 @@ def test_the_queue_text() -> None:
     text = queue_text([view(), view(id=8, public_id="HO-8", **CLAIMED)], 5, SAFE, NOW)
     assert text.startswith("5 open handoff(s):\n• *HO-7* [human] support-chatbot")
     assert text.endswith("… and 3 more.")
+
+
+# Fake credentials are assembled from pieces so that secret scanners do not flag this file.
+KEY = "sk-" + "proj-" + "Ab3dEfGhXq3vN8kLm2Pw7RtY9aBc4DeF6gHj1KsT0u"
+
+
+@pytest.mark.parametrize("pad", [0, 40, 60, 70, 150, 290, 300, 490, 1490, 1500, 1990, 2390])
+def test_a_secret_at_the_clip_edge_is_redacted_not_cut(pad: int) -> None:
+    text = "x" * pad + " " + KEY + " tail"
+    hostile = view(
+        request={"summary": text, "text": text, "user": text, "channel": "web"},
+        attempted_response=text,
+        error={"type": "E", "message": text},
+        suggested_actions=[text],
+        **decided(Decision.REJECTED, reject_reason=text),
+    )
+    queued = replace(hostile, status=HandoffStatus.QUEUED, decision=None)
+    outputs = [
+        json.dumps(handoff_card_blocks(hostile, SAFE, NOW)),
+        handoff_card_text(hostile, SAFE, NOW, slack=True),
+        handoff_card_text(hostile, SAFE, NOW, slack=False),
+        queue_text([queued], 1, SAFE, NOW),
+        json.dumps(edit_modal(hostile, SAFE, "C1")),
+    ]
+    for out in outputs:
+        assert "Ab3d" not in out
+        assert "sk-proj" not in out

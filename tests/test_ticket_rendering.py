@@ -78,9 +78,17 @@ def test_summary_is_one_redacted_line_within_jiras_limit() -> None:
 
 
 def test_labels_have_no_spaces_and_no_repeats() -> None:
-    labels = ticket_labels(view(workflow="weekly report", category="analytics"), ["P2", "team a"])
+    labels = ticket_labels(
+        view(workflow="weekly report", category="analytics"), SAFE, ["P2", "team a"]
+    )
     assert labels == ("ai-incident", "weekly-report", "analytics", "P2", "team-a")
     assert dedup_label("INC-7") == "ai-incident-INC-7"
+
+
+def test_labels_are_redacted() -> None:
+    key = "sk-" + "proj-" + "4fG7hK2mN9pQ1rS5tU8vW3xY6zA0bC"
+    labels = ticket_labels(view(workflow=f"leak {key} ops@example.com"), SAFE)
+    assert labels[1] == "leak-[REDACTED:openai_api_key]-[REDACTED:email]"
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -12,10 +12,11 @@ from sqlalchemy.engine import Engine
 
 from bot.config import Policy
 from bot.delivery.worker import Attempt, GiveUp
+from bot.domain.redaction import SafeText
 from storage.db import session_scope
 from storage.models import HandoffRow
 
-__all__ = ["CallbackDelivery", "CallbackSender", "callback_secret"]
+__all__ = ["CallbackDelivery", "CallbackSender", "callback_secret", "decision_body"]
 
 
 class CallbackSender(Protocol):
@@ -39,6 +40,25 @@ def callback_secret(policy: Policy, source: str, global_token: str | None) -> st
     return global_token
 
 
+# what people and the agent wrote; ids, keys and times are the bot's own and go as they are
+_TEXT_FIELDS = ("output", "edited_output", "reason")
+
+
+def decision_body(body: Mapping[str, Any], safe: SafeText) -> dict[str, Any]:
+    """Return the decision as the agent receives it: its texts redacted as the reviewer saw them.
+
+    The reviewer approved the response as the card showed it, redacted; the agent gets that,
+    never a secret nobody saw.
+    """
+    out = dict(body)
+    for name in _TEXT_FIELDS:
+        if out.get(name) is not None:
+            out[name] = safe.plain(str(out[name]))
+    if out.get("proposed_action") is not None:
+        out["proposed_action"] = safe.data(out["proposed_action"])
+    return out
+
+
 def encode(body: dict[str, Any]) -> bytes:
     """The exact bytes that are signed and sent."""
     return json.dumps(body, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
@@ -53,11 +73,13 @@ class CallbackDelivery:
         engine: Engine,
         sender: CallbackSender,
         secret_for: Callable[[str], str | None],
+        safe: SafeText,
         clock: Callable[[], datetime],
     ) -> None:
         self._engine = engine
         self._sender = sender
         self._secret_for = secret_for
+        self._safe = safe
         self._clock = clock
 
     def deliver(self, attempt: Attempt) -> dict[str, Any]:
@@ -70,7 +92,7 @@ class CallbackDelivery:
         secret = self._secret_for(source)
         if not secret:
             raise GiveUp(f"no secret to sign callbacks of source {source!r} with")
-        body: dict[str, Any] = dict(payload["body"])
+        body = decision_body(payload["body"], self._safe)
         status = self._sender.post(
             url=str(payload["url"]),
             body=encode(body),

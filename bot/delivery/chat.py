@@ -65,7 +65,7 @@ class ChatDelivery:
                 view = replace(view, workflow_paused=self._paused(session, view.workflow))
         if view is None:
             raise GiveUp(f"incident {attempt.incident_id} does not exist")
-        text = card_text(view, self._safe, tickets=self._tickets)
+        text = card_text(view, self._safe, tickets=self._tickets, slack=self._slack)
         blocks = card_blocks(view, self._safe, tickets=self._tickets) if self._slack else None
         channel = view.slack_channel or self._default_channel
         if view.slack_ts is not None:

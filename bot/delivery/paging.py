@@ -32,7 +32,7 @@ from bot.services.pages import GROUP, KINDS, THREAD, contact_of, queue_page
 from storage.db import readonly, session_scope
 from storage.models import IncidentRow, PageRow
 
-__all__ = ["FAILING_NOTICE_AT", "PAGE_MAX_ATTEMPTS", "PagingDelivery"]
+__all__ = ["FAILING_NOTICE_AT", "PAGE_MAX_ATTEMPTS", "PagingDelivery", "page_message"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,33 @@ AUTHOR = "paging"  # the author of paging's journal entries
 _PAST = {"acknowledge": "acknowledged", "resolve": "resolved"}
 
 GroupMembers = Callable[[Collection[str]], Mapping[str, Collection[str]]]
+
+
+def page_message(incident: IncidentRow, payload: Mapping[str, Any], safe: SafeText) -> PageMessage:
+    """Return what a page says, every text from the incident redacted (providers add no markup)."""
+    assert incident.id is not None
+    text = safe.plain
+    contact = payload.get("contact")
+    return PageMessage(
+        incident_id=incident.id,
+        public_id=format_incident_id(incident.id),
+        title=text(incident.title),
+        severity=incident.severity,
+        workflow=text(incident.workflow),
+        category=incident.category,
+        state=incident.state,
+        reason=text(str(payload.get("why") or "")),
+        person=contact_of(contact) if contact else None,
+        slack_channel=incident.slack_channel,
+        slack_ts=incident.slack_ts,
+        severity_reasons=tuple(text(str(r.get("text", ""))) for r in incident.severity_reasons),
+        details={
+            text(str(k)): text(str(v))
+            for k, v in incident.ai_context.items()
+            if v not in (None, "")
+        },
+        follow_up=bool(payload.get("follow_up")),
+    )
 
 
 class PagingDelivery:
@@ -91,27 +118,7 @@ class PagingDelivery:
         return incident
 
     def _message(self, incident: IncidentRow, payload: Mapping[str, Any]) -> PageMessage:
-        assert incident.id is not None
-        safe = self._safe.plain
-        contact = payload.get("contact")
-        return PageMessage(
-            incident_id=incident.id,
-            public_id=format_incident_id(incident.id),
-            title=safe(incident.title),
-            severity=incident.severity,
-            workflow=safe(incident.workflow),
-            category=incident.category,
-            state=incident.state,
-            reason=safe(str(payload.get("why") or "")),
-            person=contact_of(contact) if contact else None,
-            slack_channel=incident.slack_channel,
-            slack_ts=incident.slack_ts,
-            severity_reasons=tuple(safe(str(r.get("text", ""))) for r in incident.severity_reasons),
-            details={
-                k: safe(str(v)) for k, v in incident.ai_context.items() if v not in (None, "")
-            },
-            follow_up=bool(payload.get("follow_up")),
-        )
+        return page_message(incident, payload, self._safe)
 
     # -- writing ----------------------------------------------------------------------------
 

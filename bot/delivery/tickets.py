@@ -120,7 +120,7 @@ class TicketDelivery:
                     description=ticket_description(view, self._safe, thread_link=link),
                     issue_type=jira.issue_type,
                     priority=jira.priority_for(view.severity),
-                    labels=ticket_labels(view, jira.labels),
+                    labels=ticket_labels(view, self._safe, jira.labels),
                     dedup_label=label,
                 )
             )
@@ -307,7 +307,7 @@ class TicketDelivery:
                     ),
                     issue_type=jira.issue_type,
                     priority=None,  # the project's default: priorities follow incident severity
-                    labels=handoff_labels(view, category=category, extra=jira.labels),
+                    labels=handoff_labels(view, self._safe, category=category, extra=jira.labels),
                     dedup_label=label,
                 )
             )

@@ -1,9 +1,11 @@
-"""Redaction of secrets and PII, and escaping for Slack mrkdwn and Jira wiki markup (§7).
+"""Redaction of secrets and PII, and escaping for Slack, Jira and Markdown (§7).
 
-Everything that leaves the bot for Slack or Jira goes through `SafeText`: first `Redactor.redact`
-(so a secret is recognised in its raw form, before escaping splits it), then the escaper of the
-target markup, which only inserts escapes and never joins text, so it cannot re-form a secret or a
-mention.
+Everything that leaves the bot (Slack blocks and text, DMs, Jira, pagers, callbacks, the console,
+exports) takes untrusted text through `SafeText`, and only through it: first `Redactor.redact` (so
+a secret is recognised in its raw form, before escaping splits it), then clipping to the room the
+destination has (so a clip never cuts a secret in half and hides it from the patterns), then the
+escaper of the target markup, which only inserts escapes and never joins text, so it cannot
+re-form a secret or a mention.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Self
+from urllib.parse import unquote
 
 import pydantic
 
@@ -24,6 +27,7 @@ __all__ = [
     "Redactor",
     "SafeText",
     "escape_jira_wiki",
+    "escape_markdown",
     "escape_slack_mrkdwn",
 ]
 
@@ -80,6 +84,8 @@ class RedactionPolicy(pydantic.BaseModel, frozen=True, extra="forbid"):
     emails: bool = True
     phone_numbers: bool = True
     card_numbers: bool = True
+    ibans: bool = True
+    ssns: bool = True
     patterns: tuple[RedactionPattern, ...] = ()
 
 
@@ -146,9 +152,22 @@ _BEARER = re.compile(
 )
 _JWT = re.compile(rf"{_TOKEN_START}eyJ{_B64URL}{{8,}}\.eyJ{_B64URL}{{8,}}\.{_B64URL}*")
 _ANTHROPIC = re.compile(rf"{_TOKEN_START}sk-ant-{_B64URL}{{20,}}")
-# Require a digit so that hyphenated slugs starting with "sk-" survive; random keys have one.
-_OPENAI = re.compile(rf"{_TOKEN_START}sk-(?={_B64URL}*[0-9]){_B64URL}{{20,}}")
+# A project, service-account or admin key is one whatever it holds; otherwise a digit or a
+# lower-to-upper change tells a random key from a hyphenated slug ("sk-learn-pipeline-config").
+_OPENAI = re.compile(
+    rf"{_TOKEN_START}sk-(?:(?:proj|svcacct|admin)-{_B64URL}{{20,}}"
+    rf"|(?={_B64URL}*(?:[0-9]|[a-z][A-Z])){_B64URL}{{20,}})"
+)
 _AWS = re.compile(r"\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|ANPA|ANVA|APKA|AROA)[A-Z0-9]{16}\b")
+# A secret access key is 40 characters of base64 on its own; requiring upper and lower case and a
+# digit keeps git hashes (lower-case hex) and constant names out, at most three "/" keeps paths out.
+_AWS_SECRET_CHARS = r"[A-Za-z0-9/+]"
+_AWS_SECRET = re.compile(
+    rf"(?<![A-Za-z0-9/+_\-])"
+    rf"(?={_AWS_SECRET_CHARS}{{0,39}}[0-9])(?={_AWS_SECRET_CHARS}{{0,39}}[a-z])"
+    rf"(?={_AWS_SECRET_CHARS}{{0,39}}[A-Z])"
+    rf"{_AWS_SECRET_CHARS}{{40}}(?![A-Za-z0-9/+=_\-])"
+)
 _GITHUB = re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})\b")
 _SLACK_TOKEN = re.compile(rf"{_TOKEN_START}(?:xox[abeprs]-|xapp-)[A-Za-z0-9\-]{{10,}}")
 _GOOGLE = re.compile(rf"\bAIza{_B64URL}{{35}}(?!{_B64URL})")
@@ -198,6 +217,11 @@ _SECRET_RULES: tuple[_Rule, ...] = (
     _Rule("anthropic_api_key", _ANTHROPIC, _constant("anthropic_api_key")),
     _Rule("openai_api_key", _OPENAI, _constant("openai_api_key")),
     _Rule("aws_access_key_id", _AWS, _constant("aws_access_key_id")),
+    _Rule(
+        "aws_secret_access_key",
+        _AWS_SECRET,
+        lambda m: m[0] if m[0].count("/") > 3 else _mark("aws_secret_access_key"),
+    ),
     _Rule("github_token", _GITHUB, _constant("github_token")),
     _Rule("slack_token", _SLACK_TOKEN, _constant("slack_token")),
     _Rule("google_api_key", _GOOGLE, _constant("google_api_key")),
@@ -243,6 +267,40 @@ def _replace_card(m: re.Match[str]) -> str:
     )
     return _mark("card_number") if plausible and _luhn_ok(digits) else text
 
+
+# Countries that issue IBANs (ISO 13616 registry).
+_IBAN_COUNTRY_CODES = (
+    "AD AE AL AT AZ BA BE BG BH BI BR BY CH CR CY CZ DE DJ DK DO EE EG ES FI FK FO FR GB GE GI GL "
+    "GR GT HN HR HU IE IL IQ IS IT JO KW KZ LB LC LI LT LU LV LY MC MD ME MK MN MR MT MU NI NL NO "
+    "OM PK PL PS PT QA RO RS RU SA SC SD SE SI SK SM SO ST SV TL TN TR UA VA VG XK YE"
+)
+_IBAN_COUNTRIES = frozenset(_IBAN_COUNTRY_CODES.split())
+# Country, check digits, then the account in optional groups of four; the replacer finds where
+# the IBAN really ends, since a word after it may look like one more group.
+_IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}(?![A-Za-z0-9])")
+
+
+def _iban_ok(compact: str) -> bool:
+    if not 15 <= len(compact) <= 34 or compact[:2] not in _IBAN_COUNTRIES:
+        return False
+    moved = compact[4:] + compact[:4]
+    return int("".join(str(int(ch, 36)) for ch in moved)) % 97 == 1
+
+
+def _replace_iban(m: re.Match[str]) -> str:
+    text = m[0]
+    ends = [i + 1 for i, ch in enumerate(text) if ch != " " and text[i + 1 : i + 2] in ("", " ")]
+    for end in reversed(ends):
+        if _iban_ok(text[:end].replace(" ", "")):
+            return _mark("iban") + text[end:]
+    return text
+
+
+# Area 000, 666 and 900-999, group 00 and serial 0000 are never issued.
+_SSN = re.compile(
+    rf"{_NUM_BEFORE}(?!000|666|9)[0-9]{{3}}(?P<sep>[ \-])(?!00)[0-9]{{2}}(?P=sep)"
+    rf"(?!0000)[0-9]{{4}}{_NUM_AFTER}"
+)
 
 _PHONE_INTL = re.compile(
     # A digit may precede "+" ("...0100+49 30 1234567" is two numbers) but not "00".
@@ -299,7 +357,9 @@ def _phone_replacer(low: int, *, one_sep: bool) -> Callable[[re.Match[str]], str
 
 
 _PII_EMAIL = _Rule("email", _EMAIL, _constant("email"))
+_PII_IBAN = _Rule("iban", _IBAN, _replace_iban)
 _PII_CARD = _Rule("card_number", _CARD, _replace_card)
+_PII_SSN = _Rule("ssn", _SSN, _constant("ssn"))
 _PII_PHONES = (
     # 8 digits at least: "+1 234 567" is more likely a signed count than a phone number.
     _Rule("phone", _PHONE_INTL, _phone_replacer(8, one_sep=False)),
@@ -316,6 +376,49 @@ def _custom_rule(pattern: RedactionPattern) -> _Rule:
         return text if m[0] else m[0]
 
     return _Rule(pattern.name, re.compile(pattern.regex), replace)
+
+
+# -- hidden text -------------------------------------------------------------------------------
+
+# Embeddings, overrides and isolates: they reorder what a reader sees ("Trojan source").
+_BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+# Characters that show nothing: soft hyphen, grapheme joiner, Arabic letter mark, Hangul fillers,
+# Khmer and Mongolian invisibles, zero-width space/non-joiner/joiner, LRM/RLM, word joiner and
+# invisible operators, deprecated format characters, variation selectors, zero-width no-break
+# space, tags. Any of them can split a secret so that no pattern sees it whole.
+_INVISIBLE = re.compile(
+    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f"
+    "\u2060-\u2064\u206a-\u206f\ufe00-\ufe0f\ufeff\U000e0000-\U000e007f]+"
+)
+# After a character outside ASCII these carry meaning (emoji sequences, Persian and Indic
+# joining, direction marks in right-to-left text), and no secret is written there.
+_MEANINGFUL_AFTER_NON_ASCII = re.compile(
+    "[\u200c\u200d\u200e\u200f\u061c\ufe00-\ufe0f\U000e0000-\U000e007f]"
+)
+
+
+def _unhide(m: re.Match[str]) -> str:
+    before = m.string[m.start() - 1] if m.start() else ""
+    if before and not before.isascii():
+        return "".join(_MEANINGFUL_AFTER_NON_ASCII.findall(m[0]))
+    # a word joiner after "@" goes too ("a@\u2060b.example" hides an address): escaping comes
+    # after redaction and puts back the ones that keep mentions inert
+    return ""
+
+
+def _visible(text: str) -> str:
+    """Drop bidi controls, and invisible characters wherever they could hide a secret."""
+    return _INVISIBLE.sub(_unhide, _BIDI_CONTROLS.sub("", text))
+
+
+def _decoded(text: str, times: int) -> str:
+    """Percent-decode `text` until nothing changes (at most `times` rounds)."""
+    for _ in range(times):
+        once = unquote(text)
+        if once == text:
+            break
+        text = once
+    return text
 
 
 # -- redactor ----------------------------------------------------------------------------------
@@ -340,6 +443,8 @@ class Redactor:
     # nothing changes. Built-in rules always shrink the unredacted text, so this ends; the cap
     # only bounds custom patterns that rewrite each other's replacements.
     _MAX_PASSES = 32
+    # "%2525…" is decoded this many times at most
+    _MAX_DECODES = 8
 
     def __init__(self, policy: RedactionPolicy = DEFAULT_POLICY) -> None:
         """Compile the rules the policy enables."""
@@ -350,14 +455,34 @@ class Redactor:
         rules.extend(_custom_rule(p) for p in policy.patterns)
         if policy.emails:
             rules.append(_PII_EMAIL)
+        if policy.ibans:
+            rules.append(_PII_IBAN)
         if policy.card_numbers:
             rules.append(_PII_CARD)
+        if policy.ssns:
+            rules.append(_PII_SSN)
         if policy.phone_numbers:
             rules.extend(_PII_PHONES)
         self._rules = tuple(rules)
 
     def redact(self, text: str) -> str:
-        """Return `text` with every secret, PII match and custom pattern replaced."""
+        """Return `text` with every secret, PII match and custom pattern replaced.
+
+        Bidi controls go first (they make text read differently from what it holds), then
+        invisible characters (they split a secret so no pattern sees it whole). Percent-encoding
+        hides a secret too: when the decoded text holds anything to redact, the redacted decoded
+        text is returned (the rest of it shows decoded as well).
+        """
+        text = _visible(text)
+        if "%" in text:
+            decoded = _visible(_decoded(text, self._MAX_DECODES))
+            if decoded != text:
+                redacted = self._passes(decoded)
+                if redacted != decoded:
+                    return redacted
+        return self._passes(text)
+
+    def _passes(self, text: str) -> str:
         for _ in range(self._MAX_PASSES):
             result = text
             for rule in self._rules:
@@ -372,8 +497,11 @@ class Redactor:
         if isinstance(value, str):
             return self.redact(value)
         if isinstance(value, Mapping):
+            # keys are text too ("labels": {"<a key>": ...}), and are redacted like values
             return {
-                k: self._redact_item(k, v) if isinstance(k, str) else self.redact_obj(v)
+                self.redact(k) if isinstance(k, str) else k: (
+                    self._redact_item(k, v) if isinstance(k, str) else self.redact_obj(v)
+                )
                 for k, v in value.items()
             }
         if isinstance(value, list):
@@ -449,21 +577,60 @@ def escape_jira_wiki(text: str) -> str:
     return _JIRA_BLOCK_START.sub(r"\1\\.", "".join(out))
 
 
+# Markdown (CommonMark and GitHub's): characters that start emphasis, code, links, images, HTML,
+# tables, headings, strikethrough; "@" gets a word joiner so "@team" is no mention.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|~!#])")
+_AT_WORD = re.compile(rf"{_AT}(?=\w)")
+
+
+def escape_markdown(text: str) -> str:
+    """Backslash-escape Markdown markup and break mentions so the text renders literally."""
+    return _AT_WORD.sub(lambda m: m[0] + WORD_JOINER, _MARKDOWN_SPECIAL.sub(r"\\\1", text))
+
+
+# Slack shows plain_text objects as written, but nothing of a sender's should even look like
+# markup there: brackets become look-alikes (single angle quotation marks).
+_PLAIN_BRACKETS = str.maketrans({"<": "\u2039", ">": "\u203a"})
+
+
+def _clip(text: str, limit: int | None) -> str:
+    if limit is None or len(text) <= limit:
+        return text
+    return text[: max(limit - 1, 0)] + "…"
+
+
 class SafeText:
-    """Redact, then escape, text for each destination."""
+    """The one way untrusted text leaves the bot: redacted, then clipped, then escaped.
+
+    Each method takes the raw text and the room the destination has (`limit`, counted before
+    escaping) and returns text for one kind of destination; None is "".
+    """
 
     def __init__(self, redactor: Redactor) -> None:
         """Use `redactor` for every text."""
         self.redactor = redactor
 
-    def slack(self, text: str | None) -> str:
-        """Return text safe for Slack mrkdwn; None is ""."""
-        return escape_slack_mrkdwn(self.plain(text))
+    def plain(self, text: str | None, *, limit: int | None = None) -> str:
+        """Return redacted text for destinations without markup (JSON, pagers, console)."""
+        return "" if text is None else _clip(self.redactor.redact(text), limit)
 
-    def jira(self, text: str | None) -> str:
-        """Return text safe for Jira wiki markup; None is ""."""
-        return escape_jira_wiki(self.plain(text))
+    def slack(self, text: str | None, *, limit: int | None = None) -> str:
+        """Return text safe for Slack mrkdwn: section text, fields and a message's `text`."""
+        return escape_slack_mrkdwn(self.plain(text, limit=limit))
 
-    def plain(self, text: str | None) -> str:
-        """Return redacted text for destinations without markup; None is ""."""
-        return "" if text is None else self.redactor.redact(text)
+    def slack_plain(self, text: str | None, *, limit: int | None = None) -> str:
+        """Return text for a Slack plain_text object (a header): redacted and inert-looking."""
+        plain = self.plain(text, limit=limit).translate(_PLAIN_BRACKETS)
+        return _SLACK_MENTION.sub(lambda m: m[0] + WORD_JOINER, plain)
+
+    def jira(self, text: str | None, *, limit: int | None = None) -> str:
+        """Return text safe for Jira wiki markup."""
+        return escape_jira_wiki(self.plain(text, limit=limit))
+
+    def markdown(self, text: str | None, *, limit: int | None = None) -> str:
+        """Return text safe for Markdown (the export)."""
+        return escape_markdown(self.plain(text, limit=limit))
+
+    def data(self, value: object) -> object:
+        """Return a JSON-like value with strings redacted and secret-named keys blanked."""
+        return self.redactor.redact_obj(value)

@@ -132,7 +132,8 @@ class CommandRunner:
                 s, title=title, actor=user, severity=severity, workflow=workflow, reason=reason
             )
             public = format_incident_id(row.id or 0)
-            answer = f"Declared {public} ({row.severity}) in workflow {row.workflow}."
+            workflow = self._safe.slack(row.workflow)
+            answer = f"Declared {public} ({row.severity}) in workflow {workflow}."
         self._after_commit()
         return answer
 
@@ -494,6 +495,6 @@ class CommandRunner:
         return (
             f"{format_incident_id(incident_id)} [{row.severity}] {self._safe.slack(row.title)}\n"
             f"state {row.state} · workflow {self._safe.slack(row.workflow)} · "
-            f"commander {commander} · ticket {row.jira_key or 'pending'}\n"
+            f"commander {commander} · ticket {self._safe.slack(row.jira_key) or 'pending'}\n"
             f"why {row.severity}: {reasons}"
         )

@@ -13,8 +13,9 @@ import httpx
 import pytest
 
 from bot.config import Policy, Source
-from bot.delivery.callbacks import callback_secret, encode
+from bot.delivery.callbacks import callback_secret, decision_body, encode
 from bot.delivery.worker import GiveUp, RetryLater
+from bot.domain.redaction import Redactor, SafeText
 from bot.integrations.callback_http import HttpCallbacks
 from bot.integrations.callback_targets import CallbackGuard
 from tests.support.handoffs import readme_verifier
@@ -246,3 +247,25 @@ def test_allowed_private_targets_per_source_and_policy_wide() -> None:
         ("10.2.3.4", "hooks.internal.example"),
         ("192.168.5.5", "agent.corp:8080"),
     ]
+
+
+def test_the_decision_carries_what_the_reviewer_saw_redacted() -> None:
+    key = "sk-" + "proj-" + "Ab3dEfGhXq3vN8kLm2Pw7RtY9aBc4DeF6gHj1KsT0u"
+    body = {
+        "idempotency_key": "handoff-decision:HO-1",
+        "handoff_idempotency_key": "refund-1234",
+        "decision": "approved",
+        "output": f"Your key is {key}",
+        "edited_output": None,
+        "reason": None,
+        "proposed_action": {"name": "refund", "args": {"note": key, "token": "abc", "n": 2}},
+    }
+    sent = decision_body(body, SafeText(Redactor()))
+    assert sent["output"] == "Your key is [REDACTED:openai_api_key]"
+    assert sent["proposed_action"] == {
+        "name": "refund",
+        "args": {"note": "[REDACTED:openai_api_key]", "token": "[REDACTED:token]", "n": 2},
+    }
+    assert sent["edited_output"] is None and sent["reason"] is None
+    assert sent["handoff_idempotency_key"] == "refund-1234"  # the agent's own key, as sent
+    assert key in body["output"]  # the stored decision is left as it is

@@ -396,6 +396,20 @@ def test_redact_obj_walks_json_and_blanks_secret_keys() -> None:
     assert repr(payload) == before
 
 
+def test_redact_obj_redacts_keys_too() -> None:
+    assert R.redact_obj({f"leak {OPENAI}": "x", "a@example.com": 1}) == {
+        f"leak {mark('openai_api_key')}": "x",
+        mark("email"): 1,
+    }
+
+
+def test_a_key_with_an_encoded_tail_is_redacted_whole() -> None:
+    tail = OPENAI[30:]
+    encoded = OPENAI[:30] + "".join(f"%{ord(ch):02X}" for ch in tail[:2]) + tail[2:]
+    out = R.redact(f"got {encoded} back")
+    assert out == f"got {mark('openai_api_key')} back"
+
+
 def test_redact_obj_passes_other_values_through() -> None:
     assert R.redact_obj(None) is None
     assert R.redact_obj(3) == 3
@@ -524,6 +538,16 @@ FRAGMENTS = st.sampled_from(
         ":",
         "/",
         "x",
+        "%2D",
+        "%40",
+        "%",
+        "\u200b",
+        "\u2060",
+        "\u202e",
+        "wJalrXUtnFEMI/K7MDENG/" + "bPxRfiCYEXAMPLEKEY",
+        "DE89 3704 0044 0532 0130 00",
+        "078-05-1120",
+        "sk-" + "proj-" + "AbCdEfGhIjKlMnOpQrStUvWxYz",
     ]
 )
 TEXTS = st.one_of(st.text(), st.lists(FRAGMENTS, max_size=12).map("".join))
@@ -595,7 +619,25 @@ def test_redact_obj_preserves_structure(value: object) -> None:
 
 
 @pytest.mark.parametrize(
-    "unit", ["a-", "a.", "sk-", "x@", "+1 ", "01-", "token=", "eyJaaaaaaaaa.", "http://a:"]
+    "unit",
+    [
+        "a-",
+        "a.",
+        "sk-",
+        "x@",
+        "+1 ",
+        "01-",
+        "token=",
+        "eyJaaaaaaaaa.",
+        "http://a:",
+        "a%",
+        "%2",
+        "%41",
+        "a\u200b",
+        "aB1/",
+        "DE89 ",
+        "123-45-",
+    ],
 )
 def test_long_adversarial_input_stays_linear(unit: str) -> None:
     text = unit * (20_000 // len(unit))
@@ -603,3 +645,166 @@ def test_long_adversarial_input_stays_linear(unit: str) -> None:
     R.redact(text)
     escape_jira_wiki(text)
     assert time.perf_counter() - start < 1.0
+
+
+# -- gaps: IBAN, SSN, bare AWS secrets, sk- keys, hidden and encoded secrets, bidi, clipping -----
+
+AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/" + "bPxRfiCYEXAMPLEKEY"
+OPENAI_NO_DIGIT = "sk-" + "proj-" + "AbCdEfGhIjKlMnOpQrStUvWxYzAbCdEfGh"
+SK_NO_DIGIT = "sk-" + "AbCdEfGhIjKlMnOpQrStUvWxYz"
+
+
+@pytest.mark.parametrize(
+    "iban",
+    [
+        "DE89 3704 0044 0532 0130 00",
+        "DE89370400440532013000",
+        "GB82 WEST 1234 5698 7654 32",
+        "GB82WEST12345698765432",
+        "FR14 2004 1010 0505 0001 3M02 606",
+        "NL91ABNA0417164300",
+        "CH93 0076 2011 6238 5295 7",
+    ],
+)
+def test_ibans_are_redacted(iban: str) -> None:
+    assert R.redact(f"refund to {iban} today") == f"refund to {mark('iban')} today"
+    assert R.redact(f"iban:{iban}") == f"iban:{mark('iban')}"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "DE89 3704 0044 0532 0130 01",  # wrong check digits
+        "XX89370400440532013000",  # no such country
+        "GB82 WEST",
+        "ISO 8601 and RFC 3339",
+        "AB12 CDEF GHIJ KLMN OP",
+    ],
+)
+def test_iban_lookalikes_are_kept(text: str) -> None:
+    assert mark("iban") not in R.redact(f"at {text} x")
+
+
+@pytest.mark.parametrize("ssn", ["078-05-1120", "123-45-6789", "123 45 6789"])
+def test_us_ssns_are_redacted(ssn: str) -> None:
+    assert R.redact(f"SSN {ssn}, born") == f"SSN {mark('ssn')}, born"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["000-12-3456", "666-12-3456", "912-34-5678", "123-00-4567", "123-45-0000", "123-45-678"],
+)
+def test_impossible_ssns_are_kept(text: str) -> None:
+    assert R.redact(f"id {text} x") == f"id {text} x"
+
+
+def test_ibans_and_ssns_can_be_switched_off() -> None:
+    text = "DE89370400440532013000 078-05-1120"
+    off = RedactionPolicy(ibans=False, ssns=False, phone_numbers=False)
+    assert Redactor(off).redact(text) == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"aws secret {AWS_SECRET} leaked",
+        f'{{"SecretAccessKey": "{AWS_SECRET}"}}',
+        f"export X={AWS_SECRET}",
+    ],
+)
+def test_bare_aws_secret_access_keys_are_redacted(text: str) -> None:
+    out = R.redact(text)
+    assert AWS_SECRET not in out
+    assert "wJalrXUtnFEMI" not in out
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "commit 3f786850e387550fdab836ed7e6dc881de23001b",  # a git sha: lowercase hex
+        "see Users/JohnSmith/Documents/Projects/foo12",  # a path
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCD",  # no lowercase
+        "a" * 39 + "B1",  # longer than a key
+    ],
+)
+def test_aws_secret_lookalikes_are_kept(text: str) -> None:
+    assert R.redact(text) == text
+
+
+@pytest.mark.parametrize("key", [OPENAI_NO_DIGIT, SK_NO_DIGIT])
+def test_sk_keys_without_a_digit_are_redacted(key: str) -> None:
+    assert R.redact(f"key {key} used") == f"key {mark('openai_api_key')} used"
+
+
+ZERO_WIDTH = ["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad", "\u200b\u200b"]
+
+
+@pytest.mark.parametrize("zw", ZERO_WIDTH)
+@pytest.mark.parametrize("secret", [OPENAI, SLACK_BOT, AWS, GITHUB, "alice@example.com"])
+def test_secrets_split_by_zero_width_characters_are_redacted(zw: str, secret: str) -> None:
+    split = zw.join([secret[:5], secret[5:9], secret[9:]])
+    out = R.redact(f"value {split} end")
+    assert out.startswith("value [REDACTED:") and out.endswith("] end")
+    assert secret[9:] not in out
+
+
+def test_zero_width_characters_outside_words_are_kept() -> None:
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"
+    assert R.redact(f"hi {family} there") == f"hi {family} there"
+    # a word joiner after "@" is dropped with the rest; escaping puts it back where it counts
+    assert R.redact(f"a@{WORD_JOINER}example.com") == mark("email")
+    assert SAFE.slack(f"@{WORD_JOINER}here") == f"@{WORD_JOINER}here"
+
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ("sk%2Dproj%2D" + OPENAI.removeprefix("sk-proj-"), "openai_api_key"),
+        ("https://x.example/cb?api%5Fkey%3Dabc123def456&page=2", "api_key"),
+        ("Authorization%3A%20Bearer%20abcdefghijklmnopqrstuvwxyz0123", "authorization"),
+        ("mail%20alice%40example.com%20now", "email"),
+        ("sk%252Dproj%252D" + OPENAI.removeprefix("sk-proj-"), "openai_api_key"),
+        ("%78%6F%78%62-" + SLACK_BOT.removeprefix("xoxb-"), "slack_token"),
+    ],
+)
+def test_url_encoded_secrets_are_redacted(text: str, label: str) -> None:
+    out = R.redact(f"got {text} back")
+    assert mark(label) in out
+    assert "abc123def456" not in out and "Xq3vN8kLm2" not in out and "AbCdEfGhIj" not in out
+
+
+@pytest.mark.parametrize(
+    "text", ["100%25 done", "https://example.com/search?q=hello%20world&page=2", "50% off"]
+)
+def test_url_encoded_text_without_secrets_is_kept(text: str) -> None:
+    assert R.redact(text) == text
+
+
+@pytest.mark.parametrize(
+    "control",
+    ["\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069"],
+)
+def test_bidi_controls_are_stripped(control: str) -> None:
+    assert R.redact(f"amount {control}001$ to pay") == "amount 001$ to pay"
+    assert control not in SAFE.slack(f"x{control}y")
+    assert control not in SAFE.jira(f"x{control}y")
+
+
+@pytest.mark.parametrize("limit", [10, 12, 20, 30, 40, 60])
+def test_text_is_redacted_before_it_is_clipped(limit: int) -> None:
+    text = "key " + OPENAI + " and more"
+    for out in (
+        SAFE.plain(text, limit=limit),
+        SAFE.slack(text, limit=limit),
+        SAFE.jira(text, limit=limit),
+        SAFE.slack_plain(text, limit=limit),
+        SAFE.markdown(text, limit=limit),
+    ):
+        assert "Xq3v" not in out and "proj-" not in out
+        assert len(out.replace("\\", "")) <= limit
+
+
+def test_clipped_text_ends_with_an_ellipsis() -> None:
+    assert SAFE.plain("abcdefghij", limit=5) == "abcd…"
+    assert SAFE.plain("abcde", limit=5) == "abcde"
+    assert SAFE.slack("<<<<<<", limit=3) == "&lt;&lt;…"

@@ -23,6 +23,7 @@ import pytest
 from sqlmodel import Session, select
 
 from bot.config import load_policy
+from bot.domain.redaction import Redactor, SafeText
 from bot.rendering import export_json, export_markdown
 from bot.scheduler import run_due_jobs
 from bot.services.commands import Invocation
@@ -200,7 +201,7 @@ def test_p1_pages_step_one_then_step_two_then_an_ack_stops_it(db_url: str, world
         with Session(bot.container.engine) as s:
             view = incident_view(s, 1)
         assert view is not None
-        exported = export_json(view)["pages"]
+        exported = export_json(view, SafeText(Redactor()))["pages"]
         assert [(p["person"], p["channel"], p["reason"]) for p in exported] == [
             ("bob", "slack_dm", "escalation"),
             ("bob", "pagerduty", "escalation"),
@@ -208,7 +209,9 @@ def test_p1_pages_step_one_then_step_two_then_an_ack_stops_it(db_url: str, world
             ("alice", "slack_dm", "escalation"),
             ("alice", "opsgenie", "escalation"),
         ]
-        assert "| bob | pagerduty | escalation | sent |" in export_markdown(view)
+        assert "| bob | pagerduty | escalation | sent |" in export_markdown(
+            view, SafeText(Redactor())
+        )
     bot.container.engine.dispose()
 
 

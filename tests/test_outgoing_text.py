@@ -1,0 +1,445 @@
+"""Every renderer takes untrusted text only through `SafeText` (§7), proved by walking them all.
+
+`RENDERERS` runs each public function of each module that builds outgoing payloads — Slack blocks
+and text, DMs, Jira tickets and comments, pager and webhook bodies, agent callbacks, exports —
+with hostile text in every field a sender, an agent or a person fills, and checks what comes out
+for the kind of destination it is. A public function that is neither walked nor listed in
+`NO_UNTRUSTED_TEXT` with the reason fails `test_every_renderer_is_walked`, so a new renderer
+cannot slip past. The same checks run end to end against the stand-ins in
+tests/integration/test_hostile_text.py.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from types import ModuleType
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+import bot.delivery.callbacks
+import bot.delivery.paging
+import bot.handoff_rendering
+import bot.handoff_ticket_rendering
+import bot.integrations.opsgenie
+import bot.integrations.pagerduty
+import bot.integrations.paging_webhook
+import bot.paging_render
+import bot.rendering
+import bot.reports
+import bot.ticket_rendering
+from bot.domain.digest import BandRate, Digest, IncidentFact, SeverityFigures, Week, WorkflowFigures
+from bot.domain.handoffs import Decision, HandoffStatus, HandoffView, Tier
+from bot.domain.redaction import Redactor, SafeText
+from bot.domain.views import AlertView, IncidentView, JournalView, PageView
+from bot.reports import Section
+from storage.models import IncidentRow
+from tests.support.hostile import Leaks, hostile_texts, walk_strings
+
+SAFE = SafeText(Redactor())
+NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+
+RENDERER_MODULES: list[ModuleType] = [
+    bot.rendering,
+    bot.handoff_rendering,
+    bot.ticket_rendering,
+    bot.handoff_ticket_rendering,
+    bot.paging_render,
+    bot.reports,
+    bot.delivery.paging,
+    bot.integrations.pagerduty,
+    bot.integrations.opsgenie,
+    bot.integrations.paging_webhook,
+    bot.delivery.callbacks,
+]
+
+# Public functions that take no text from outside, with why.
+NO_UNTRUSTED_TEXT = {
+    "bot.rendering.declare_modal": "workflow names from the policy file, a channel id from Slack",
+    "bot.paging_render.mention_text": "Slack ids from the policy file (non-alphanumeric dropped)",
+    "bot.ticket_rendering.dedup_label": "the bot's own incident id",
+    "bot.ticket_rendering.comment_body": "markup already made safe by the caller, and an id",
+    "bot.handoff_ticket_rendering.handoff_dedup_label": "the bot's own handoff id",
+    "bot.handoff_ticket_rendering.within_lines": "joins lines already made safe",
+    "bot.integrations.paging_webhook.sign": "signs bytes already rendered",
+    "bot.delivery.callbacks.callback_secret": "picks a secret from the policy; renders nothing",
+    "bot.delivery.callbacks.encode": "serialises a body `decision_body` made safe",
+}
+
+
+# -- hostile inputs ------------------------------------------------------------------------------
+
+
+@dataclass
+class World:
+    """One example's hostile views, built from hostile strings."""
+
+    incident: IncidentView
+    handoff: HandoffView
+    row: IncidentRow
+    digest: Digest
+    texts: list[str]
+
+
+@st.composite
+def worlds(draw: st.DrawFn, leaks: Leaks) -> World:
+    h = hostile_texts(leaks)
+    t = [draw(h) for _ in range(14)]
+    alert = AlertView(
+        fingerprint=t[0],
+        status="firing",
+        title=t[1],
+        description=t[2],
+        labels={"team": t[3], t[4]: "x", "api_key": "hunter2hunter2"},
+        annotations={"summary": t[5], "runbook_url": t[6]},
+        links=[{"title": t[7], "url": "https://runbooks.example.com/x"}, {"title": t[8]}],
+        values={"A": 0.3},
+        signal={"kind": "error_rate", "value": 0.3, "note": t[9]},
+        starts_at=NOW,
+        ends_at=None,
+        first_seen_at=NOW,
+    )
+    incident = IncidentView(
+        id=7,
+        public_id="INC-7",
+        title=t[10],
+        workflow=t[11],
+        category="internal",
+        severity="P1",
+        severity_reasons=[{"severity": "P1", "rule": "r1", "text": t[12]}],
+        state="triggered",
+        source=t[13],
+        commander=t[0],
+        ai_context={"request_id": t[1], "gen_ai.request.model": t[2], "prompt_version": t[3]},
+        jira_key=t[4],
+        jira_url=t[5],
+        slack_channel="C0SUMMARY01",
+        slack_ts="1700000000.000100",
+        root_cause=t[6],
+        resolved_by=t[7],
+        milestones={"triggered": NOW, "acknowledged": NOW + timedelta(minutes=3)},
+        alerts=[alert],
+        journal=[
+            JournalView(1, "action", t[8], t[9], "slack", NOW, NOW, t[10]),
+            JournalView(2, "decision", t[11], t[12], "slack", NOW, None, None, NOW),
+        ],
+        resolution_summary=t[13],
+        pages=[PageView(t[0], "pagerduty", t[1], "failed", t[2], NOW, None)],
+    )
+    decision = draw(st.sampled_from([None, *Decision]))
+    handoff = HandoffView(
+        id=3,
+        public_id="HO-3",
+        idempotency_key=t[0],
+        source="agents",
+        workflow=t[1],
+        agent_id=t[2],
+        agent_version=t[3],
+        reason=t[4],
+        confidence=0.62,
+        confidence_band="0.60-0.65",
+        tier=Tier.HUMAN,
+        tier_reason=t[5],
+        status=HandoffStatus(decision.value) if decision else HandoffStatus.CLAIMED,
+        request={"summary": t[6], "text": t[7], "user": t[8], "channel": t[9]},
+        attempted_response=t[10],
+        error={"type": t[11], "message": t[12]},
+        suggested_actions=[t[13], t[0]],
+        proposed_action={"name": t[1], "args": {"note": t[2], t[3]: 1, "token": "abc"}},
+        context={"k": t[4], t[5]: [t[6]]},
+        ai_context={"request_id": t[7], "trace_id": t[8]},
+        callback_url=None,
+        claimed_by=t[9],
+        claimed_at=NOW,
+        lease_until=NOW + timedelta(minutes=15),
+        decision=decision,
+        edited_output=t[10],
+        reject_reason=t[11],
+        decided_by=t[12],
+        decided_at=NOW if decision else None,
+        received_at=NOW,
+        claim_due_at=NOW,
+        decide_due_at=NOW + timedelta(hours=1),
+        sla_claim_stage=0,
+        sla_decide_stage=0,
+        slack_channel=None,
+        slack_ts=None,
+        jira_key=t[13],
+    )
+    row = IncidentRow(
+        id=7,
+        title=t[0],
+        workflow=t[1],
+        category="internal",
+        severity="P1",
+        severity_reasons=[{"text": t[2]}],
+        state="triggered",
+        source="x",
+        ai_context={"request_id": t[3], t[4]: t[5]},
+        slack_channel="C0SUMMARY01",
+        slack_ts="1700000000.000100",
+    )
+    fact = IncidentFact(7, t[6], t[7], "P3", "triggered", NOW)
+    figures = WorkflowFigures(t[8], "internal", True, 12.0, 5.0, 0.3, 0.2, 1, 1, None, False)
+    digest = Digest(
+        week=Week(2026, 48),
+        start=NOW,
+        end=NOW + timedelta(days=7),
+        generated_at=NOW,
+        severities=[SeverityFigures("P1", 1, 0, None, None)],
+        p3_incidents=[fact],
+        open_incidents=[fact],
+        overdue_incidents=[fact],
+        workflows=[figures],
+        handoffs_total=1,
+        tier_mix={"human": 1},
+        time_to_claim=(None, None),
+        time_to_decide=(None, None),
+        sla_breaches=0,
+        bands=[BandRate(0.6, 0.65, 1, 0, 0, 1)],
+        recommendations=[t[9]],
+    )
+    return World(incident, handoff, row, digest, t)
+
+
+# -- the walk ------------------------------------------------------------------------------------
+
+Check = Callable[[Leaks, str, Any], None]
+
+
+def slack(leaks: Leaks, where: str, out: Any) -> None:
+    for text in out if isinstance(out, list) else [out]:
+        leaks.check_slack(where, text)
+
+
+def blocks(leaks: Leaks, where: str, out: Any) -> None:
+    leaks.check_blocks(where, out)
+
+
+def jira(leaks: Leaks, where: str, out: Any) -> None:
+    leaks.check_jira(where, out)
+
+
+def markdown(leaks: Leaks, where: str, out: Any) -> None:
+    leaks.check_markdown(where, out)
+
+
+def plain(leaks: Leaks, where: str, out: Any) -> None:
+    if isinstance(out, str):
+        leaks.check_plain(where, out)
+    for path, text in walk_strings(out):
+        leaks.check_plain(f"{where}{path}", text)
+
+
+def _page(w: World) -> Any:
+    contact = {"person": "bob", "name": "Bob", "slack_id": "U0BOB00002", "email": "b@x.example"}
+    return bot.delivery.paging.page_message(w.row, {"why": w.texts[6], "contact": contact}, SAFE)
+
+
+def _thread_lines(w: World) -> list[dict[str, Any]]:
+    t = w.texts
+    base = {"actor": t[0], "until": NOW.isoformat()}
+    return [
+        {**base, "event": "claimed"},
+        {**base, "event": "decided", "decision": "rejected", "reason": t[1]},
+        {"event": "sla", "clock": "decide", "holder": t[2], "oncall": [t[3], "U0BOB00002"]},
+        {"event": "sla", "clock": "claim", "action": "oncall", "oncall": [t[4]]},
+        {"event": t[5]},
+    ]
+
+
+def _callback(w: World) -> dict[str, Any]:
+    t = w.texts
+    body = {
+        "idempotency_key": "handoff-decision:HO-3",
+        "decision": "approved",
+        "output": t[0],
+        "edited_output": t[1],
+        "reason": t[2],
+        "proposed_action": {"name": t[3], "args": {"note": t[4], t[5]: t[6]}},
+    }
+    return bot.delivery.callbacks.decision_body(body, SAFE)
+
+
+def _sections(w: World, esc: Callable[[str | None], str]) -> list[Section]:
+    return bot.reports.postmortem_sections(w.incident, esc)
+
+
+ZONE = ZoneInfo("Europe/Berlin")
+PERMALINK = "https://example.slack.com/archives/C0REVIEWS01/p1700000000000100"
+# name -> [(check, run)]: each run returns one payload of the kind its check reads
+RENDERERS: dict[str, list[tuple[Check, Callable[[World], Any]]]] = {
+    "bot.rendering.card_blocks": [(blocks, lambda w: bot.rendering.card_blocks(w.incident, SAFE))],
+    "bot.rendering.card_text": [
+        (slack, lambda w: bot.rendering.card_text(w.incident, SAFE, slack=True)),
+        (plain, lambda w: bot.rendering.card_text(w.incident, SAFE)),
+    ],
+    "bot.rendering.journal_text": [
+        (slack, lambda w: bot.rendering.journal_text(w.incident.journal[0], SAFE, slack=True)),
+        (plain, lambda w: bot.rendering.journal_text(w.incident.journal[1], SAFE, slack=False)),
+    ],
+    "bot.rendering.export_json": [(plain, lambda w: bot.rendering.export_json(w.incident, SAFE))],
+    "bot.rendering.export_markdown": [
+        (markdown, lambda w: bot.rendering.export_markdown(w.incident, SAFE))
+    ],
+    "bot.handoff_rendering.handoff_card_blocks": [
+        (blocks, lambda w: bot.handoff_rendering.handoff_card_blocks(w.handoff, SAFE, NOW))
+    ],
+    "bot.handoff_rendering.handoff_card_text": [
+        (
+            slack,
+            lambda w: bot.handoff_rendering.handoff_card_text(w.handoff, SAFE, NOW, slack=True),
+        ),
+        (plain, lambda w: bot.handoff_rendering.handoff_card_text(w.handoff, SAFE, NOW)),
+    ],
+    "bot.handoff_rendering.queue_text": [
+        (slack, lambda w: bot.handoff_rendering.queue_text([w.handoff], 3, SAFE, NOW))
+    ],
+    "bot.handoff_rendering.edit_modal": [
+        (blocks, lambda w: bot.handoff_rendering.edit_modal(w.handoff, SAFE, "C0REVIEWS01"))
+    ],
+    "bot.handoff_rendering.reject_modal": [
+        (blocks, lambda w: bot.handoff_rendering.reject_modal(w.handoff, SAFE, None))
+    ],
+    "bot.handoff_rendering.thread_text": [
+        (
+            slack,
+            lambda w: [
+                bot.handoff_rendering.thread_text("HO-3", x, SAFE, slack=True)
+                for x in _thread_lines(w)
+            ],
+        ),
+        (
+            plain,
+            lambda w: [
+                bot.handoff_rendering.thread_text("HO-3", x, SAFE, slack=False)
+                for x in _thread_lines(w)
+            ],
+        ),
+    ],
+    "bot.ticket_rendering.ticket_summary": [
+        (plain, lambda w: bot.ticket_rendering.ticket_summary(w.incident, SAFE))
+    ],
+    "bot.ticket_rendering.ticket_labels": [
+        (plain, lambda w: bot.ticket_rendering.ticket_labels(w.incident, SAFE, ["x"]))
+    ],
+    "bot.ticket_rendering.ticket_description": [
+        (
+            jira,
+            lambda w: bot.ticket_rendering.ticket_description(
+                w.incident, SAFE, thread_link="https://example.slack.com/archives/C1/p1"
+            ),
+        )
+    ],
+    "bot.ticket_rendering.wiki_link": [
+        (jira, lambda w: bot.ticket_rendering.wiki_link(w.texts[0], w.texts[1], SAFE)),
+        (jira, lambda w: bot.ticket_rendering.wiki_link(w.texts[2], "https://ok.example/", SAFE)),
+    ],
+    "bot.handoff_ticket_rendering.handoff_summary": [
+        (plain, lambda w: bot.handoff_ticket_rendering.handoff_summary(w.handoff, SAFE))
+    ],
+    "bot.handoff_ticket_rendering.handoff_labels": [
+        (
+            plain,
+            lambda w: bot.handoff_ticket_rendering.handoff_labels(
+                w.handoff, SAFE, category="internal"
+            ),
+        )
+    ],
+    "bot.handoff_ticket_rendering.handoff_description": [
+        (
+            jira,
+            lambda w: bot.handoff_ticket_rendering.handoff_description(
+                w.handoff, SAFE, category=None, card_link=PERMALINK
+            ),
+        )
+    ],
+    "bot.handoff_ticket_rendering.handoff_decision_comment": [
+        (
+            jira,
+            lambda w: (
+                bot.handoff_ticket_rendering.handoff_decision_comment(
+                    w.handoff, SAFE, decided_by=w.texts[4]
+                )
+                if w.handoff.decision
+                else ""
+            ),
+        )
+    ],
+    "bot.paging_render.dm_text": [(slack, lambda w: bot.paging_render.dm_text(_page(w), SAFE))],
+    "bot.paging_render.dm_blocks": [
+        (blocks, lambda w: bot.paging_render.dm_blocks(_page(w), SAFE))
+    ],
+    "bot.reports.timeline_lines": [
+        (slack, lambda w: "\n".join(bot.reports.timeline_lines(w.incident, SAFE.slack))),
+        (jira, lambda w: "\n".join(bot.reports.timeline_lines(w.incident, SAFE.jira))),
+    ],
+    "bot.reports.postmortem_sections": [
+        (plain, lambda w: [s.lines for s in _sections(w, SAFE.plain)])
+    ],
+    "bot.reports.render_slack": [
+        (slack, lambda w: bot.reports.render_slack("T", _sections(w, SAFE.slack)))
+    ],
+    "bot.reports.render_jira": [
+        (jira, lambda w: bot.reports.render_jira("T", _sections(w, SAFE.jira)))
+    ],
+    "bot.reports.render_markdown": [
+        (markdown, lambda w: bot.reports.render_markdown("T", _sections(w, SAFE.markdown)))
+    ],
+    "bot.reports.digest_text": [
+        (slack, lambda w: bot.reports.digest_text(w.digest, SAFE.slack, ZONE)),
+        (plain, lambda w: bot.reports.digest_text(w.digest, SAFE.plain, ZONE, slack=False)),
+    ],
+    "bot.delivery.paging.page_message": [(plain, lambda w: asdict(_page(w)))],
+    "bot.integrations.pagerduty.pagerduty_event": [
+        (plain, lambda w: bot.integrations.pagerduty.pagerduty_event("K", "trigger", _page(w)))
+    ],
+    "bot.integrations.opsgenie.opsgenie_alert": [
+        (plain, lambda w: bot.integrations.opsgenie.opsgenie_alert(_page(w)))
+    ],
+    "bot.integrations.paging_webhook.webhook_body": [
+        (plain, lambda w: bot.integrations.paging_webhook.webhook_body("page", _page(w), "k"))
+    ],
+    "bot.delivery.callbacks.decision_body": [(plain, _callback)],
+}
+
+
+def _public_functions(module: ModuleType) -> set[str]:
+    names = getattr(module, "__all__", [])
+    return {
+        f"{module.__name__}.{name}"
+        for name in names
+        if inspect.isfunction(getattr(module, name))
+        and getattr(module, name).__module__ == module.__name__
+    }
+
+
+def test_every_renderer_is_walked() -> None:
+    public = set().union(*(_public_functions(m) for m in RENDERER_MODULES))
+    unknown = public - set(RENDERERS) - set(NO_UNTRUSTED_TEXT)
+    assert not unknown, f"walk these renderers with hostile text in RENDERERS: {sorted(unknown)}"
+    gone = set(RENDERERS) - public
+    assert not gone, f"these are no longer public renderers: {sorted(gone)}"
+
+
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    # a failure names the renderer, the field and the secret; shrinking many texts takes minutes
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+)
+@given(st.data())
+def test_no_renderer_lets_untrusted_text_out_unsafe(data: st.DataObject) -> None:
+    leaks = Leaks()
+    world = data.draw(worlds(leaks))
+    for name, runs in RENDERERS.items():
+        for i, (check, run) in enumerate(runs):
+            out = run(world)
+            check(leaks, f"{name}#{i}", json.loads(json.dumps(out)) if check is plain else out)
