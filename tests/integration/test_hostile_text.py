@@ -101,9 +101,11 @@ def build(db_url: str, s: Standins) -> Bot:
         opsgenie_api_url=s.og.base_url,
         **chat,
     )
+    # the agent stand-in listens on loopback, a target the operator must allow
+    handoffs = policy.handoffs.model_copy(update={"callback_allow": ["127.0.0.1"]})
     return make_bot(
         db_url,
-        policy=policy.model_copy(update={"paging": paging}),
+        policy=policy.model_copy(update={"paging": paging, "handoffs": handoffs}),
         clock=FakeClock(MONDAY),
         settings=settings,
         slack_interval_s=0,  # the stand-in does not limit the rate; pacing would only wait
