@@ -22,8 +22,7 @@ def open_rows(bot: Bot) -> list[OutboxRow]:
 
 
 def test_an_outage_then_rate_limits_lose_nothing(sbot: Bot, slack: SlackStandin) -> None:
-    sbot.container.worker.stop()  # drive the worker and the clock by hand
-    worker = sbot.container.worker
+    sbot.container.stop_delivery()  # drive every lane and the clock by hand
     slack.fail_next("*", status=503, times=8)  # about a minute and a half of backoff
     slack.fail_next("*", status=429, retry_after=3, times=6)
     firing = payload("alertmanager_v4_firing.json")
@@ -35,11 +34,11 @@ def test_an_outage_then_rate_limits_lose_nothing(sbot: Bot, slack: SlackStandin)
         more["alerts"].append(extra)
         assert sbot.post("/webhooks/alertmanager", more).status_code == 202
         if i % 10 == 0:
-            worker.run_once()
+            sbot.container.deliver_due()
     # a minute and more of failures: the rows wait with backoff, nothing is dropped
     for _ in range(400):
         sbot.clock.advance(seconds=30)
-        worker.run_once()
+        sbot.container.deliver_due()
         if not open_rows(sbot):
             break
     assert open_rows(sbot) == []

@@ -282,7 +282,7 @@ def _hostile(draw: st.DrawFn, leaks: Leaks, padding: int, limit: int) -> str:
         size += len(piece) + 1
     # a long run first moves the secrets across every place a renderer clips
     room = [
-        p for p in (0, 0, 1, 40, 60, 72, 140, 290, 490, 1490, 1990, padding) if p + size < limit
+        p for p in (0, 0, 1, 40, 60, 72, 140, 290, 490, 1490, 1990, padding) if p + size <= limit
     ]
     pad = draw(st.sampled_from(room))
     return "x" * pad + (" " if pad else "") + " ".join(pieces)
