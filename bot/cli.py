@@ -25,10 +25,10 @@ from bot.config import (
     secret_weakness,
     weak_secret_problems,
 )
-from bot.domain.escalation import unreachable_people
 from bot.domain.incidents import InvalidIncidentId, parse_incident_id
 from bot.logs import configure_logging, uvicorn_log_config
-from bot.rendering import export_json, export_markdown
+from bot.paging.escalation import unreachable_people
+from bot.rendering.cards import export_json, export_markdown
 from bot.settings import Settings, environment
 from storage.db import create_db_engine, migrate, readonly
 from storage.repositories import incident_view
@@ -260,7 +260,7 @@ def _digest(args: argparse.Namespace, settings: Settings) -> int:
     from bot.config import load_policy
     from bot.domain.digest import Week
     from bot.domain.redaction import Redactor, SafeText
-    from bot.reports import digest_text
+    from bot.rendering.reports import digest_text
     from bot.services.digest import DigestService
     from bot.wiring import utc_now
 

@@ -28,10 +28,10 @@ from pydantic import (
 )
 
 from bot.domain.calendar import BusinessHours
-from bot.domain.callback_targets import allow_entry
-from bot.domain.oncall import ActiveWindow, parse_rotation_start
 from bot.domain.redaction import RedactionPolicy
 from bot.domain.severity import SeverityRules, parse_duration
+from bot.handoffs.callback_targets import allow_entry
+from bot.paging.oncall import ActiveWindow, parse_rotation_start
 
 __all__ = [
     "MIN_SECRET_LENGTH",

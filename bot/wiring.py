@@ -15,51 +15,51 @@ from slack_sdk import WebClient
 from sqlalchemy.engine import Engine
 
 from bot.config import Policy, load_policy
-from bot.delivery.callbacks import CallbackDelivery, callback_secret
 from bot.delivery.chat import ChatDelivery
 from bot.delivery.digest import DigestDelivery
-from bot.delivery.handoff_chat import HandoffChatDelivery
-from bot.delivery.paging import PagingDelivery
 from bot.delivery.tickets import TicketDelivery
 from bot.delivery.worker import DeliveryWorker, Handler
 from bot.domain.redaction import Redactor, SafeText
+from bot.handoffs import service as handoff_kinds
+from bot.handoffs.callback_delivery import CallbackDelivery, callback_secret
+from bot.handoffs.chat_delivery import HandoffChatDelivery
+from bot.handoffs.paging import HandoffPaging
+from bot.handoffs.runner import HandoffRunner
+from bot.handoffs.service import HandoffService
+from bot.handoffs.tickets import (
+    HANDOFF_TICKET_CREATE,
+    HANDOFF_TICKET_UPDATE,
+    HandoffTicketListener,
+)
 from bot.integrations.callback_http import HttpCallbacks
 from bot.integrations.callback_targets import CallbackGuard, Resolver, SystemResolver
 from bot.integrations.console_chat import ConsoleChat
 from bot.integrations.console_handoffs import ConsoleHandoffChat
-from bot.integrations.console_pager import ConsolePager
 from bot.integrations.console_tracker import LOCAL_PROJECT, ConsoleTracker
 from bot.integrations.jira_tracker import JiraTracker
-from bot.integrations.opsgenie import OpsgenieAlerts
-from bot.integrations.pager_ports import Pager
-from bot.integrations.pagerduty import PagerDutyEvents
-from bot.integrations.paging_webhook import SignedWebhook
 from bot.integrations.ports import TicketTracker
 from bot.integrations.slack_chat import SlackChat
 from bot.integrations.slack_dm import SlackDirect
 from bot.integrations.slack_groups import SlackGroups
 from bot.metrics import Metrics
+from bot.paging.commands import PagingCommands
+from bot.paging.delivery import PagingDelivery
+from bot.paging.pages import GROUP as PAGE_GROUP
+from bot.paging.pages import KINDS as PAGE_KINDS
+from bot.paging.pages import THREAD as PAGE_THREAD
+from bot.paging.providers.console import ConsolePager
+from bot.paging.providers.opsgenie import OpsgenieAlerts
+from bot.paging.providers.pagerduty import PagerDutyEvents
+from bot.paging.providers.ports import Pager
+from bot.paging.providers.webhook import SignedWebhook
+from bot.paging.service import PagingService
 from bot.scheduler import Job, build_scheduler
-from bot.services import handoffs as handoff_kinds
 from bot.services import journal
 from bot.services.commands import CommandRunner
 from bot.services.digest import DIGEST, DigestService, StoredHandoffs
-from bot.services.handoff_paging import HandoffPaging
-from bot.services.handoff_runner import HandoffRunner
-from bot.services.handoff_tickets import (
-    HANDOFF_TICKET_CREATE,
-    HANDOFF_TICKET_UPDATE,
-    HandoffTicketListener,
-)
-from bot.services.handoffs import HandoffService
 from bot.services.incidents import IncidentService
 from bot.services.ingest import IngestPipeline
 from bot.services.killswitch import KillSwitchService
-from bot.services.pages import GROUP as PAGE_GROUP
-from bot.services.pages import KINDS as PAGE_KINDS
-from bot.services.pages import THREAD as PAGE_THREAD
-from bot.services.paging import PagingService
-from bot.services.paging_commands import PagingCommands
 from bot.services.tickets import TICKET_CREATE, TICKET_UPDATE, TicketEvents, TicketListener
 from bot.settings import Settings, environment
 from storage.db import create_db_engine

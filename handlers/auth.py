@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from bot.config import Policy, Source
-from bot.domain.handoffs import SIGNATURE_HEADER, BadSignature, verify
+from bot.handoffs.domain import SIGNATURE_HEADER, BadSignature, verify
 
 __all__ = [
     "AGENT_SIGNATURE",

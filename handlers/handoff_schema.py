@@ -13,7 +13,7 @@ from pydantic import (
     field_validator,
 )
 
-from bot.domain.handoffs import HandoffIn, Reason
+from bot.handoffs.domain import HandoffIn, Reason
 from handlers.schemas import AiContextIn
 
 __all__ = ["HandoffBody"]

@@ -13,7 +13,8 @@ from pydantic import BaseModel
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from bot.config import Policy, Source
-from bot.domain.handoffs import Decision, HandoffView, InvalidHandoffId, parse_handoff_id
+from bot.handoffs.domain import Decision, HandoffView, InvalidHandoffId, parse_handoff_id
+from bot.handoffs.runner import HandoffRunner
 from bot.integrations.callback_targets import (
     CallbackGuard,
     HostNotFound,
@@ -21,7 +22,6 @@ from bot.integrations.callback_targets import (
     ResolutionFailed,
 )
 from bot.metrics import Metrics
-from bot.services.handoff_runner import HandoffRunner
 from handlers.auth import Caller, Scope, Unauthorized, authenticate
 from handlers.handoff_schema import HandoffBody
 from handlers.openapi import json_body

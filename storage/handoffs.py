@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.domain.handoffs import (
+from bot.handoffs.domain import (
     Decision,
     HandoffStatus,
     HandoffView,

@@ -14,9 +14,10 @@ from hypothesis import strategies as st
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 
-from bot.domain.handoffs import Decision, HandoffStatus, HandoffView, Tier
 from bot.domain.redaction import Redactor, SafeText
-from bot.handoff_rendering import (
+from bot.handoffs.domain import Decision, HandoffStatus, HandoffView, Tier
+from bot.rendering.cards import AI_CONTEXT_LABELS
+from bot.rendering.handoffs import (
     edit_modal,
     handoff_card_blocks,
     handoff_card_text,
@@ -24,7 +25,6 @@ from bot.handoff_rendering import (
     reject_modal,
     thread_text,
 )
-from bot.rendering import AI_CONTEXT_LABELS
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 SAFE = SafeText(Redactor())

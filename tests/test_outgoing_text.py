@@ -23,22 +23,22 @@ from zoneinfo import ZoneInfo
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-import bot.delivery.callbacks
-import bot.delivery.paging
-import bot.handoff_rendering
-import bot.handoff_ticket_rendering
-import bot.integrations.opsgenie
-import bot.integrations.pagerduty
-import bot.integrations.paging_webhook
-import bot.paging_render
-import bot.rendering
-import bot.reports
-import bot.ticket_rendering
+import bot.handoffs.callback_delivery
+import bot.paging.delivery
+import bot.paging.providers.opsgenie
+import bot.paging.providers.pagerduty
+import bot.paging.providers.webhook
+import bot.rendering.cards
+import bot.rendering.handoff_tickets
+import bot.rendering.handoffs
+import bot.rendering.pages
+import bot.rendering.reports
+import bot.rendering.tickets
 from bot.domain.digest import BandRate, Digest, IncidentFact, SeverityFigures, Week, WorkflowFigures
-from bot.domain.handoffs import Decision, HandoffStatus, HandoffView, Tier
 from bot.domain.redaction import Redactor, SafeText
 from bot.domain.views import AlertView, IncidentView, JournalView, PageView
-from bot.reports import Section
+from bot.handoffs.domain import Decision, HandoffStatus, HandoffView, Tier
+from bot.rendering.reports import Section
 from storage.models import IncidentRow
 from tests.support.hostile import Leaks, hostile_texts, walk_strings
 
@@ -46,30 +46,30 @@ SAFE = SafeText(Redactor())
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
 RENDERER_MODULES: list[ModuleType] = [
-    bot.rendering,
-    bot.handoff_rendering,
-    bot.ticket_rendering,
-    bot.handoff_ticket_rendering,
-    bot.paging_render,
-    bot.reports,
-    bot.delivery.paging,
-    bot.integrations.pagerduty,
-    bot.integrations.opsgenie,
-    bot.integrations.paging_webhook,
-    bot.delivery.callbacks,
+    bot.rendering.cards,
+    bot.rendering.handoffs,
+    bot.rendering.tickets,
+    bot.rendering.handoff_tickets,
+    bot.rendering.pages,
+    bot.rendering.reports,
+    bot.paging.delivery,
+    bot.paging.providers.pagerduty,
+    bot.paging.providers.opsgenie,
+    bot.paging.providers.webhook,
+    bot.handoffs.callback_delivery,
 ]
 
 # Public functions that take no text from outside, with why.
 NO_UNTRUSTED_TEXT = {
-    "bot.rendering.declare_modal": "workflow names from the policy file, a channel id from Slack",
-    "bot.paging_render.mention_text": "Slack ids from the policy file (non-alphanumeric dropped)",
-    "bot.ticket_rendering.dedup_label": "the bot's own incident id",
-    "bot.ticket_rendering.comment_body": "markup already made safe by the caller, and an id",
-    "bot.handoff_ticket_rendering.handoff_dedup_label": "the bot's own handoff id",
-    "bot.handoff_ticket_rendering.within_lines": "joins lines already made safe",
-    "bot.integrations.paging_webhook.sign": "signs bytes already rendered",
-    "bot.delivery.callbacks.callback_secret": "picks a secret from the policy; renders nothing",
-    "bot.delivery.callbacks.encode": "serialises a body `decision_body` made safe",
+    "bot.rendering.cards.declare_modal": "workflow names from the policy file, a channel id from Slack",
+    "bot.rendering.pages.mention_text": "Slack ids from the policy file (non-alphanumeric dropped)",
+    "bot.rendering.tickets.dedup_label": "the bot's own incident id",
+    "bot.rendering.tickets.comment_body": "markup already made safe by the caller, and an id",
+    "bot.rendering.handoff_tickets.handoff_dedup_label": "the bot's own handoff id",
+    "bot.rendering.handoff_tickets.within_lines": "joins lines already made safe",
+    "bot.paging.providers.webhook.sign": "signs bytes already rendered",
+    "bot.handoffs.callback_delivery.callback_secret": "picks a secret from the policy; renders nothing",
+    "bot.handoffs.callback_delivery.encode": "serialises a body `decision_body` made safe",
 }
 
 
@@ -239,7 +239,7 @@ def plain(leaks: Leaks, where: str, out: Any) -> None:
 
 def _page(w: World) -> Any:
     contact = {"person": "bob", "name": "Bob", "slack_id": "U0BOB00002", "email": "b@x.example"}
-    return bot.delivery.paging.page_message(w.row, {"why": w.texts[6], "contact": contact}, SAFE)
+    return bot.paging.delivery.page_message(w.row, {"why": w.texts[6], "contact": contact}, SAFE)
 
 
 def _thread_lines(w: World) -> list[dict[str, Any]]:
@@ -264,107 +264,117 @@ def _callback(w: World) -> dict[str, Any]:
         "reason": t[2],
         "proposed_action": {"name": t[3], "args": {"note": t[4], t[5]: t[6]}},
     }
-    return bot.delivery.callbacks.decision_body(body, SAFE)
+    return bot.handoffs.callback_delivery.decision_body(body, SAFE)
 
 
 def _sections(w: World, esc: Callable[[str | None], str]) -> list[Section]:
-    return bot.reports.postmortem_sections(w.incident, esc)
+    return bot.rendering.reports.postmortem_sections(w.incident, esc)
 
 
 ZONE = ZoneInfo("Europe/Berlin")
 PERMALINK = "https://example.slack.com/archives/C0REVIEWS01/p1700000000000100"
 # name -> [(check, run)]: each run returns one payload of the kind its check reads
 RENDERERS: dict[str, list[tuple[Check, Callable[[World], Any]]]] = {
-    "bot.rendering.card_blocks": [(blocks, lambda w: bot.rendering.card_blocks(w.incident, SAFE))],
-    "bot.rendering.card_text": [
-        (slack, lambda w: bot.rendering.card_text(w.incident, SAFE, slack=True)),
-        (plain, lambda w: bot.rendering.card_text(w.incident, SAFE)),
+    "bot.rendering.cards.card_blocks": [
+        (blocks, lambda w: bot.rendering.cards.card_blocks(w.incident, SAFE))
     ],
-    "bot.rendering.journal_text": [
-        (slack, lambda w: bot.rendering.journal_text(w.incident.journal[0], SAFE, slack=True)),
-        (plain, lambda w: bot.rendering.journal_text(w.incident.journal[1], SAFE, slack=False)),
+    "bot.rendering.cards.card_text": [
+        (slack, lambda w: bot.rendering.cards.card_text(w.incident, SAFE, slack=True)),
+        (plain, lambda w: bot.rendering.cards.card_text(w.incident, SAFE)),
     ],
-    "bot.rendering.export_json": [(plain, lambda w: bot.rendering.export_json(w.incident, SAFE))],
-    "bot.rendering.export_markdown": [
-        (markdown, lambda w: bot.rendering.export_markdown(w.incident, SAFE))
-    ],
-    "bot.handoff_rendering.handoff_card_blocks": [
-        (blocks, lambda w: bot.handoff_rendering.handoff_card_blocks(w.handoff, SAFE, NOW))
-    ],
-    "bot.handoff_rendering.handoff_card_text": [
+    "bot.rendering.cards.journal_text": [
         (
             slack,
-            lambda w: bot.handoff_rendering.handoff_card_text(w.handoff, SAFE, NOW, slack=True),
+            lambda w: bot.rendering.cards.journal_text(w.incident.journal[0], SAFE, slack=True),
         ),
-        (plain, lambda w: bot.handoff_rendering.handoff_card_text(w.handoff, SAFE, NOW)),
+        (
+            plain,
+            lambda w: bot.rendering.cards.journal_text(w.incident.journal[1], SAFE, slack=False),
+        ),
     ],
-    "bot.handoff_rendering.queue_text": [
-        (slack, lambda w: bot.handoff_rendering.queue_text([w.handoff], 3, SAFE, NOW))
+    "bot.rendering.cards.export_json": [
+        (plain, lambda w: bot.rendering.cards.export_json(w.incident, SAFE))
     ],
-    "bot.handoff_rendering.edit_modal": [
-        (blocks, lambda w: bot.handoff_rendering.edit_modal(w.handoff, SAFE, "C0REVIEWS01"))
+    "bot.rendering.cards.export_markdown": [
+        (markdown, lambda w: bot.rendering.cards.export_markdown(w.incident, SAFE))
     ],
-    "bot.handoff_rendering.reject_modal": [
-        (blocks, lambda w: bot.handoff_rendering.reject_modal(w.handoff, SAFE, None))
+    "bot.rendering.handoffs.handoff_card_blocks": [
+        (blocks, lambda w: bot.rendering.handoffs.handoff_card_blocks(w.handoff, SAFE, NOW))
     ],
-    "bot.handoff_rendering.thread_text": [
+    "bot.rendering.handoffs.handoff_card_text": [
+        (
+            slack,
+            lambda w: bot.rendering.handoffs.handoff_card_text(w.handoff, SAFE, NOW, slack=True),
+        ),
+        (plain, lambda w: bot.rendering.handoffs.handoff_card_text(w.handoff, SAFE, NOW)),
+    ],
+    "bot.rendering.handoffs.queue_text": [
+        (slack, lambda w: bot.rendering.handoffs.queue_text([w.handoff], 3, SAFE, NOW))
+    ],
+    "bot.rendering.handoffs.edit_modal": [
+        (blocks, lambda w: bot.rendering.handoffs.edit_modal(w.handoff, SAFE, "C0REVIEWS01"))
+    ],
+    "bot.rendering.handoffs.reject_modal": [
+        (blocks, lambda w: bot.rendering.handoffs.reject_modal(w.handoff, SAFE, None))
+    ],
+    "bot.rendering.handoffs.thread_text": [
         (
             slack,
             lambda w: [
-                bot.handoff_rendering.thread_text("HO-3", x, SAFE, slack=True)
+                bot.rendering.handoffs.thread_text("HO-3", x, SAFE, slack=True)
                 for x in _thread_lines(w)
             ],
         ),
         (
             plain,
             lambda w: [
-                bot.handoff_rendering.thread_text("HO-3", x, SAFE, slack=False)
+                bot.rendering.handoffs.thread_text("HO-3", x, SAFE, slack=False)
                 for x in _thread_lines(w)
             ],
         ),
     ],
-    "bot.ticket_rendering.ticket_summary": [
-        (plain, lambda w: bot.ticket_rendering.ticket_summary(w.incident, SAFE))
+    "bot.rendering.tickets.ticket_summary": [
+        (plain, lambda w: bot.rendering.tickets.ticket_summary(w.incident, SAFE))
     ],
-    "bot.ticket_rendering.ticket_labels": [
-        (plain, lambda w: bot.ticket_rendering.ticket_labels(w.incident, SAFE, ["x"]))
+    "bot.rendering.tickets.ticket_labels": [
+        (plain, lambda w: bot.rendering.tickets.ticket_labels(w.incident, SAFE, ["x"]))
     ],
-    "bot.ticket_rendering.ticket_description": [
+    "bot.rendering.tickets.ticket_description": [
         (
             jira,
-            lambda w: bot.ticket_rendering.ticket_description(
+            lambda w: bot.rendering.tickets.ticket_description(
                 w.incident, SAFE, thread_link="https://example.slack.com/archives/C1/p1"
             ),
         )
     ],
-    "bot.ticket_rendering.wiki_link": [
-        (jira, lambda w: bot.ticket_rendering.wiki_link(w.texts[0], w.texts[1], SAFE)),
-        (jira, lambda w: bot.ticket_rendering.wiki_link(w.texts[2], "https://ok.example/", SAFE)),
+    "bot.rendering.tickets.wiki_link": [
+        (jira, lambda w: bot.rendering.tickets.wiki_link(w.texts[0], w.texts[1], SAFE)),
+        (jira, lambda w: bot.rendering.tickets.wiki_link(w.texts[2], "https://ok.example/", SAFE)),
     ],
-    "bot.handoff_ticket_rendering.handoff_summary": [
-        (plain, lambda w: bot.handoff_ticket_rendering.handoff_summary(w.handoff, SAFE))
+    "bot.rendering.handoff_tickets.handoff_summary": [
+        (plain, lambda w: bot.rendering.handoff_tickets.handoff_summary(w.handoff, SAFE))
     ],
-    "bot.handoff_ticket_rendering.handoff_labels": [
+    "bot.rendering.handoff_tickets.handoff_labels": [
         (
             plain,
-            lambda w: bot.handoff_ticket_rendering.handoff_labels(
+            lambda w: bot.rendering.handoff_tickets.handoff_labels(
                 w.handoff, SAFE, category="internal"
             ),
         )
     ],
-    "bot.handoff_ticket_rendering.handoff_description": [
+    "bot.rendering.handoff_tickets.handoff_description": [
         (
             jira,
-            lambda w: bot.handoff_ticket_rendering.handoff_description(
+            lambda w: bot.rendering.handoff_tickets.handoff_description(
                 w.handoff, SAFE, category=None, card_link=PERMALINK
             ),
         )
     ],
-    "bot.handoff_ticket_rendering.handoff_decision_comment": [
+    "bot.rendering.handoff_tickets.handoff_decision_comment": [
         (
             jira,
             lambda w: (
-                bot.handoff_ticket_rendering.handoff_decision_comment(
+                bot.rendering.handoff_tickets.handoff_decision_comment(
                     w.handoff, SAFE, decided_by=w.texts[4]
                 )
                 if w.handoff.decision
@@ -372,41 +382,47 @@ RENDERERS: dict[str, list[tuple[Check, Callable[[World], Any]]]] = {
             ),
         )
     ],
-    "bot.paging_render.dm_text": [(slack, lambda w: bot.paging_render.dm_text(_page(w), SAFE))],
-    "bot.paging_render.dm_blocks": [
-        (blocks, lambda w: bot.paging_render.dm_blocks(_page(w), SAFE))
+    "bot.rendering.pages.dm_text": [(slack, lambda w: bot.rendering.pages.dm_text(_page(w), SAFE))],
+    "bot.rendering.pages.dm_blocks": [
+        (blocks, lambda w: bot.rendering.pages.dm_blocks(_page(w), SAFE))
     ],
-    "bot.reports.timeline_lines": [
-        (slack, lambda w: "\n".join(bot.reports.timeline_lines(w.incident, SAFE.slack))),
-        (jira, lambda w: "\n".join(bot.reports.timeline_lines(w.incident, SAFE.jira))),
+    "bot.rendering.reports.timeline_lines": [
+        (slack, lambda w: "\n".join(bot.rendering.reports.timeline_lines(w.incident, SAFE.slack))),
+        (jira, lambda w: "\n".join(bot.rendering.reports.timeline_lines(w.incident, SAFE.jira))),
     ],
-    "bot.reports.postmortem_sections": [
+    "bot.rendering.reports.postmortem_sections": [
         (plain, lambda w: [s.lines for s in _sections(w, SAFE.plain)])
     ],
-    "bot.reports.render_slack": [
-        (slack, lambda w: bot.reports.render_slack("T", _sections(w, SAFE.slack)))
+    "bot.rendering.reports.render_slack": [
+        (slack, lambda w: bot.rendering.reports.render_slack("T", _sections(w, SAFE.slack)))
     ],
-    "bot.reports.render_jira": [
-        (jira, lambda w: bot.reports.render_jira("T", _sections(w, SAFE.jira)))
+    "bot.rendering.reports.render_jira": [
+        (jira, lambda w: bot.rendering.reports.render_jira("T", _sections(w, SAFE.jira)))
     ],
-    "bot.reports.render_markdown": [
-        (markdown, lambda w: bot.reports.render_markdown("T", _sections(w, SAFE.markdown)))
+    "bot.rendering.reports.render_markdown": [
+        (
+            markdown,
+            lambda w: bot.rendering.reports.render_markdown("T", _sections(w, SAFE.markdown)),
+        )
     ],
-    "bot.reports.digest_text": [
-        (slack, lambda w: bot.reports.digest_text(w.digest, SAFE.slack, ZONE)),
-        (plain, lambda w: bot.reports.digest_text(w.digest, SAFE.plain, ZONE, slack=False)),
+    "bot.rendering.reports.digest_text": [
+        (slack, lambda w: bot.rendering.reports.digest_text(w.digest, SAFE.slack, ZONE)),
+        (
+            plain,
+            lambda w: bot.rendering.reports.digest_text(w.digest, SAFE.plain, ZONE, slack=False),
+        ),
     ],
-    "bot.delivery.paging.page_message": [(plain, lambda w: asdict(_page(w)))],
-    "bot.integrations.pagerduty.pagerduty_event": [
-        (plain, lambda w: bot.integrations.pagerduty.pagerduty_event("K", "trigger", _page(w)))
+    "bot.paging.delivery.page_message": [(plain, lambda w: asdict(_page(w)))],
+    "bot.paging.providers.pagerduty.pagerduty_event": [
+        (plain, lambda w: bot.paging.providers.pagerduty.pagerduty_event("K", "trigger", _page(w)))
     ],
-    "bot.integrations.opsgenie.opsgenie_alert": [
-        (plain, lambda w: bot.integrations.opsgenie.opsgenie_alert(_page(w)))
+    "bot.paging.providers.opsgenie.opsgenie_alert": [
+        (plain, lambda w: bot.paging.providers.opsgenie.opsgenie_alert(_page(w)))
     ],
-    "bot.integrations.paging_webhook.webhook_body": [
-        (plain, lambda w: bot.integrations.paging_webhook.webhook_body("page", _page(w), "k"))
+    "bot.paging.providers.webhook.webhook_body": [
+        (plain, lambda w: bot.paging.providers.webhook.webhook_body("page", _page(w), "k"))
     ],
-    "bot.delivery.callbacks.decision_body": [(plain, _callback)],
+    "bot.handoffs.callback_delivery.decision_body": [(plain, _callback)],
 }
 
 

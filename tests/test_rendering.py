@@ -12,7 +12,7 @@ from slack_sdk.models.blocks import Block
 
 from bot.domain.redaction import WORD_JOINER, Redactor, SafeText
 from bot.domain.views import AlertView, IncidentView, JournalView, PageView
-from bot.rendering import card_blocks, card_text, export_json, export_markdown, journal_text
+from bot.rendering.cards import card_blocks, card_text, export_json, export_markdown, journal_text
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 SAFE = SafeText(Redactor())

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from bot.domain.redaction import RedactionPolicy, Redactor, SafeText
 from bot.domain.views import IncidentView, JournalView
-from bot.reports import GAP, postmortem_sections, render_markdown, timeline_lines
+from bot.rendering.reports import GAP, postmortem_sections, render_markdown, timeline_lines
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 SAFE = SafeText(Redactor(RedactionPolicy()))

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from bot.domain.redaction import Redactor, SafeText
 from bot.domain.views import AlertView, IncidentView
-from bot.ticket_rendering import (
+from bot.rendering.tickets import (
     DESCRIPTION_LIMIT,
     MAX_ALERTS,
     SUMMARY_LIMIT,

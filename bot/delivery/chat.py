@@ -11,12 +11,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from bot.delivery.worker import Attempt, GiveUp, RetryLater
+from bot.delivery.worker import Attempt
 from bot.domain.redaction import SafeText
 from bot.domain.views import JournalView
-from bot.integrations.ports import ChatNotifier
-from bot.rendering import card_blocks, card_text, journal_text
-from bot.reports import Section, postmortem_sections, render_slack, timeline_lines
+from bot.integrations.ports import ChatNotifier, GiveUp, RetryLater
+from bot.rendering.cards import card_blocks, card_text, journal_text
+from bot.rendering.reports import Section, postmortem_sections, render_slack, timeline_lines
 from storage.db import readonly, session_scope
 from storage.models import IncidentRow, JournalRow
 from storage.repositories import incident_view, journal_views

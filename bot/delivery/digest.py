@@ -10,12 +10,12 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from bot.charts import week_chart
-from bot.delivery.worker import Attempt, GiveUp, RetryLater
+from bot.delivery.worker import Attempt
 from bot.domain.digest import Week
 from bot.domain.redaction import SafeText
-from bot.integrations.ports import ChatNotifier
-from bot.reports import digest_text
+from bot.integrations.ports import ChatNotifier, GiveUp, RetryLater
+from bot.rendering.charts import week_chart
+from bot.rendering.reports import digest_text
 from bot.services.digest import DigestService
 from storage.db import readonly, session_scope
 from storage.models import DigestRunRow

@@ -11,11 +11,20 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from bot.config import Policy
-from bot.delivery.worker import Attempt, GiveUp
+from bot.delivery.worker import Attempt
 from bot.domain.incidents import JournalKind
 from bot.domain.redaction import SafeText
 from bot.domain.views import IncidentView
-from bot.handoff_ticket_rendering import (
+from bot.handoffs.service import card_changed as handoff_card_changed
+from bot.integrations.ports import (
+    ChatNotifier,
+    GiveUp,
+    TicketDraft,
+    TicketRef,
+    TicketTracker,
+    TicketUser,
+)
+from bot.rendering.handoff_tickets import (
     handoff_decision_comment,
     handoff_dedup_label,
     handoff_description,
@@ -23,13 +32,8 @@ from bot.handoff_ticket_rendering import (
     handoff_summary,
     within_lines,
 )
-from bot.integrations.ports import ChatNotifier, TicketDraft, TicketRef, TicketTracker, TicketUser
-from bot.reports import postmortem_sections, render_jira
-from bot.services import journal
-from bot.services.handoffs import card_changed as handoff_card_changed
-from bot.services.incidents import SYSTEM
-from bot.services.tickets import display_name, person_by_slack, queue_update
-from bot.ticket_rendering import (
+from bot.rendering.reports import postmortem_sections, render_jira
+from bot.rendering.tickets import (
     COMMENT_MARKER,
     DESCRIPTION_LIMIT,
     comment_body,
@@ -39,6 +43,9 @@ from bot.ticket_rendering import (
     ticket_summary,
     wiki_link,
 )
+from bot.services import journal
+from bot.services.incidents import SYSTEM
+from bot.services.tickets import display_name, person_by_slack, queue_update
 from storage.db import readonly, session_scope
 from storage.handoffs import handoff_view
 from storage.models import HandoffRow, IncidentRow

@@ -1,9 +1,7 @@
 """Deliver outbox rows: claim with leases, keep per-key order, retry with backoff and jitter.
 
-Errors a handler may raise:
-    RetryLater(reason, retry_after=None)  -- transient; retried after backoff or Retry-After
-    GiveUp(reason)                        -- permanent; the row is marked failed and logged
-Anything else is treated as transient.
+A handler raises the errors defined with the ports (`bot.integrations.ports`): RetryLater is
+retried after backoff or Retry-After, GiveUp marks the row failed; anything else is transient.
 """
 
 from __future__ import annotations
@@ -20,10 +18,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from bot.integrations.ports import GiveUp, RetryLater
 from storage.db import session_scope
 from storage.models import OutboxRow
 
-__all__ = ["Attempt", "DeliveryWorker", "GiveUp", "Handler", "RetryLater", "backoff"]
+__all__ = ["Attempt", "DeliveryWorker", "Handler", "backoff"]
 
 log = logging.getLogger(__name__)
 
@@ -31,18 +30,6 @@ MAX_BACKOFF = timedelta(minutes=10)
 # about ten hours of retrying at the capped backoff: long enough for any outage we expect,
 # short enough that a broken row does not hold its incident's later rows for ever
 MAX_ATTEMPTS = 70
-
-
-class RetryLater(Exception):
-    """A transient failure; `retry_after` (seconds) comes from the receiver when it says."""
-
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
-        super().__init__(reason)
-        self.retry_after = retry_after
-
-
-class GiveUp(Exception):
-    """A failure retrying cannot help."""
 
 
 @dataclass(frozen=True)

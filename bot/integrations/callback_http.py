@@ -11,8 +11,7 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
-from bot.delivery.worker import GiveUp, RetryLater
-from bot.domain.handoffs import SIGNATURE_HEADER, sign
+from bot.handoffs.domain import SIGNATURE_HEADER, sign
 from bot.integrations.callback_targets import (
     CallbackGuard,
     HostNotFound,
@@ -20,6 +19,7 @@ from bot.integrations.callback_targets import (
     ResolutionFailed,
     VettedTarget,
 )
+from bot.integrations.ports import GiveUp, RetryLater
 
 __all__ = ["MAX_RETRY_AFTER_S", "HttpCallbacks"]
 

@@ -17,7 +17,7 @@ from typing import Protocol
 import httpx
 
 from bot.config import Policy
-from bot.domain.callback_targets import (
+from bot.handoffs.callback_targets import (
     AllowList,
     IPAddress,
     RefusedTarget,

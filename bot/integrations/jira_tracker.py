@@ -20,8 +20,7 @@ from typing import Any
 import requests
 from jira import JIRA, JIRAError
 
-from bot.delivery.worker import GiveUp, RetryLater
-from bot.integrations.ports import TicketDraft, TicketRef, TicketUser
+from bot.integrations.ports import GiveUp, RetryLater, TicketDraft, TicketRef, TicketUser
 
 __all__ = ["JiraTracker"]
 

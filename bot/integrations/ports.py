@@ -1,4 +1,10 @@
-"""Ports the services and the delivery worker talk to; adapters live beside this file."""
+"""Ports the services and the delivery worker talk to; adapters live beside this file.
+
+Errors an adapter raises (the delivery worker acts on them):
+    RetryLater(reason, retry_after=None)  -- transient; retried after backoff or Retry-After
+    GiveUp(reason)                        -- permanent; the row is marked failed and logged
+Anything else is treated as transient.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +14,26 @@ from typing import Any, Protocol
 
 __all__ = [
     "ChatNotifier",
+    "GiveUp",
     "PostedMessage",
+    "RetryLater",
     "TicketDraft",
     "TicketRef",
     "TicketTracker",
     "TicketUser",
 ]
+
+
+class RetryLater(Exception):
+    """A transient failure; `retry_after` (seconds) comes from the receiver when it says."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class GiveUp(Exception):
+    """A failure retrying cannot help."""
 
 
 @dataclass(frozen=True)
@@ -23,7 +43,7 @@ class PostedMessage:
 
 
 class ChatNotifier(Protocol):
-    """Posts and updates chat messages; raises RetryLater / GiveUp from bot.delivery.worker."""
+    """Posts and updates chat messages; raises RetryLater / GiveUp."""
 
     def post(
         self,
@@ -89,7 +109,7 @@ class TicketUser:
 
 
 class TicketTracker(Protocol):
-    """Files and updates tickets; raises RetryLater / GiveUp from bot.delivery.worker."""
+    """Files and updates tickets; raises RetryLater / GiveUp."""
 
     def create(self, draft: TicketDraft) -> TicketRef: ...
 

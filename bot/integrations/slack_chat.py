@@ -10,8 +10,7 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot.delivery.worker import GiveUp, RetryLater
-from bot.integrations.ports import PostedMessage
+from bot.integrations.ports import GiveUp, PostedMessage, RetryLater
 
 __all__ = ["METADATA_EVENT", "SlackChat"]
 

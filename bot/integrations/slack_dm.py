@@ -7,11 +7,11 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot.delivery.worker import GiveUp
 from bot.domain.redaction import SafeText
-from bot.integrations.pager_ports import PageMessage
+from bot.integrations.ports import GiveUp
 from bot.integrations.slack_chat import SlackChat, _translate
-from bot.paging_render import dm_blocks, dm_text
+from bot.paging.providers.ports import PageMessage
+from bot.rendering.pages import dm_blocks, dm_text
 
 __all__ = ["SlackDirect"]
 

@@ -16,13 +16,13 @@ from bot.domain import commands as cmd
 from bot.domain.incidents import IncidentState, format_incident_id
 from bot.domain.redaction import SafeText
 from bot.domain.severity import Severity
-from bot.reports import digest_text
+from bot.handoffs.runner import HandoffRunner
+from bot.paging.commands import PagingCommands
+from bot.rendering.reports import digest_text
 from bot.services.digest import DigestService
 from bot.services.errors import DomainError
-from bot.services.handoff_runner import HandoffRunner
 from bot.services.incidents import IncidentService
 from bot.services.killswitch import Flip, KillSwitchService
-from bot.services.paging_commands import PagingCommands
 from storage.db import readonly, session_scope
 from storage.models import IncidentRow
 

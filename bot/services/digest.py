@@ -13,7 +13,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from bot.config import Policy
-from bot.delivery.outbox import enqueue
 from bot.domain.digest import (
     AlertFact,
     Digest,
@@ -25,6 +24,7 @@ from bot.domain.digest import (
 )
 from bot.domain.numbers import number
 from storage.models import AlertRow, DigestRunRow, HandoffRow, IncidentRow
+from storage.outbox import enqueue
 
 __all__ = ["DIGEST", "LATE_AFTER", "DigestService", "HandoffFacts", "StoredHandoffs"]
 

@@ -7,9 +7,9 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from bot.delivery.outbox import enqueue
 from bot.domain.incidents import JournalKind
 from storage.models import IncidentRow, JournalRow
+from storage.outbox import enqueue
 
 __all__ = ["CARD", "JOURNAL", "REPORT", "card_changed", "card_posted", "record", "report"]
 

@@ -24,7 +24,6 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from bot.config import Person, Policy
-from bot.delivery.outbox import enqueue
 from bot.domain.incidents import IncidentState, JournalKind
 from bot.services import journal
 from bot.services.events import (
@@ -38,6 +37,7 @@ from bot.services.events import (
 from bot.services.incidents import SYSTEM, IncidentService
 from storage.db import session_scope
 from storage.models import IncidentRow
+from storage.outbox import enqueue
 
 __all__ = [
     "TICKET_ACTOR_PREFIX",

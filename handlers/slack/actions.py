@@ -7,7 +7,7 @@ from typing import Any
 
 from slack_bolt import Ack, BoltContext, Respond
 
-from bot.rendering import (
+from bot.rendering.cards import (
     ACK_ACTION_ID,
     ESCALATE_ACTION_ID,
     PAUSE_ACTION_ID,

@@ -13,10 +13,10 @@ from slack_bolt import App, BoltContext, BoltRequest
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
 
-from bot.handoff_rendering import EDIT_VIEW_ID, REJECT_VIEW_ID
-from bot.rendering import DECLARE_VIEW_ID
+from bot.handoffs.runner import HandoffRunner
+from bot.rendering.cards import DECLARE_VIEW_ID
+from bot.rendering.handoffs import EDIT_VIEW_ID, REJECT_VIEW_ID
 from bot.services.commands import CommandRunner
-from bot.services.handoff_runner import HandoffRunner
 from handlers.auth import Unauthorized, verify_slack
 from handlers.slack.actions import ACTIONS, handle_card_action
 from handlers.slack.commands import COMMAND, handle_slash_command

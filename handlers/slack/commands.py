@@ -10,7 +10,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.domain import commands as cmd
-from bot.rendering import declare_modal
+from bot.rendering.cards import declare_modal
 from bot.services.commands import CommandRunner, Invocation
 
 __all__ = ["COMMAND", "handle_slash_command"]

@@ -9,15 +9,15 @@ from slack_bolt import Ack, BoltContext, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.domain.handoffs import Decision
-from bot.handoff_rendering import (
+from bot.handoffs.domain import Decision
+from bot.handoffs.runner import Answer, HandoffRunner
+from bot.rendering.handoffs import (
     APPROVE_ACTION_ID,
     CLAIM_ACTION_ID,
     EDIT_ACTION_ID,
     REJECT_ACTION_ID,
     RELEASE_ACTION_ID,
 )
-from bot.services.handoff_runner import Answer, HandoffRunner
 
 __all__ = ["HANDOFF_ACTIONS", "handle_handoff_action"]
 

@@ -10,14 +10,14 @@ from slack_bolt import Ack, BoltContext
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.domain.handoffs import Decision
-from bot.handoff_rendering import (
+from bot.handoffs.domain import Decision
+from bot.handoffs.runner import HandoffRunner
+from bot.rendering.handoffs import (
     EDIT_OUTPUT_ACTION,
     EDIT_OUTPUT_BLOCK,
     REJECT_REASON_ACTION,
     REJECT_REASON_BLOCK,
 )
-from bot.services.handoff_runner import HandoffRunner
 from handlers.slack.views import _text
 
 __all__ = ["handle_handoff_edit_submission", "handle_handoff_reject_submission"]

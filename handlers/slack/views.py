@@ -11,7 +11,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.domain.severity import Severity
-from bot.rendering import (
+from bot.rendering.cards import (
     DECLARE_REASON_ACTION,
     DECLARE_REASON_BLOCK,
     DECLARE_SEVERITY_ACTION,

@@ -13,11 +13,11 @@ import httpx
 import pytest
 
 from bot.config import Policy, Source
-from bot.delivery.callbacks import callback_secret, decision_body, encode
-from bot.delivery.worker import GiveUp, RetryLater
 from bot.domain.redaction import Redactor, SafeText
+from bot.handoffs.callback_delivery import callback_secret, decision_body, encode
 from bot.integrations.callback_http import HttpCallbacks
 from bot.integrations.callback_targets import CallbackGuard
+from bot.integrations.ports import GiveUp, RetryLater
 from tests.support.handoffs import readme_verifier
 from tests.support.resolver import PUBLIC, FakeResolver
 

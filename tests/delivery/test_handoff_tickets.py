@@ -14,9 +14,9 @@ from typing import Any
 
 from sqlmodel import Session
 
-from bot.domain.handoffs import Decision
 from bot.domain.redaction import Redactor, SafeText
-from bot.reports import GAP, Section, render_jira
+from bot.handoffs.domain import Decision
+from bot.rendering.reports import GAP, Section, render_jira
 from storage.db import session_scope
 from storage.models import HandoffRow
 from tests.conftest import Bot, make_bot, payload

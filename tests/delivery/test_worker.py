@@ -18,7 +18,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from bot.delivery.outbox import enqueue
 from bot.delivery.worker import (
     MAX_ATTEMPTS,
     MAX_BACKOFF,
@@ -32,6 +31,7 @@ from bot.domain.incidents import JournalKind
 from bot.services import journal
 from storage.db import create_db_engine, migrate, session_scope
 from storage.models import IncidentRow, OutboxRow
+from storage.outbox import enqueue
 from tests.conftest import FakeClock
 from tests.support.databases import database
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.domain.callback_targets import (
+from bot.handoffs.callback_targets import (
     AllowList,
     RefusedTarget,
     address_kind,

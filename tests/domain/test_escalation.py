@@ -21,7 +21,7 @@ from bot.config import (
     Workflow,
 )
 from bot.domain.calendar import BusinessHours
-from bot.domain.escalation import (
+from bot.paging.escalation import (
     BUILTIN_POLICY_NAME,
     EscalationState,
     Exhausted,

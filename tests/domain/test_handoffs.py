@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.domain.handoffs import (
+from bot.handoffs.domain import (
     BadSignature,
     Decision,
     HandoffStatus,

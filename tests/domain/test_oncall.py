@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.config import ConfigError, Rotation, Schedule, parse_policy
-from bot.domain.oncall import (
+from bot.paging.oncall import (
     ActiveWindow,
     Override,
     now_and_next,

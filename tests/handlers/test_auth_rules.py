@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.config import Policy, Source
-from bot.domain.handoffs import sign
+from bot.handoffs.domain import sign
 from handlers.auth import (
     Caller,
     Scope,

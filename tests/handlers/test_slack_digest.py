@@ -97,7 +97,7 @@ def test_the_digest_command_previews_ephemerally(sbot: Bot, slack: SlackStandin)
 
 
 def test_the_digest_counts_handoffs_and_their_decisions(sbot: Bot, slack: SlackStandin) -> None:
-    from bot.domain.handoffs import Decision
+    from bot.handoffs.domain import Decision
     from tests.support.handoffs import BOB, handoff_body
 
     runner = sbot.container.handoffs

@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 from slack_sdk.models.views import View
 from sqlmodel import Session, select
 
-from bot.rendering import DECLARE_VIEW_ID, declare_modal
+from bot.rendering.cards import DECLARE_VIEW_ID, declare_modal
 from storage.models import IncidentRow
 from tests.conftest import Bot
 from tests.standins.slack import SlackStandin

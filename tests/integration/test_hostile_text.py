@@ -24,8 +24,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from sqlmodel import Session
 
-from bot.domain.handoffs import Decision
-from bot.rendering import export_json, export_markdown
+from bot.handoffs.domain import Decision
+from bot.rendering.cards import export_json, export_markdown
 from bot.scheduler import run_due_jobs
 from bot.services.commands import Invocation
 from bot.settings import Settings

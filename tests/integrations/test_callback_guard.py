@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.config import Policy
-from bot.domain.callback_targets import address_kind
+from bot.handoffs.callback_targets import address_kind
 from bot.integrations.callback_targets import (
     CallbackGuard,
     HostNotFound,

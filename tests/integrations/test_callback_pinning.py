@@ -12,9 +12,9 @@ import pytest
 import trustme
 
 from bot.config import Policy, Source
-from bot.delivery.worker import GiveUp, RetryLater
 from bot.integrations.callback_http import HttpCallbacks
 from bot.integrations.callback_targets import CallbackGuard
+from bot.integrations.ports import GiveUp, RetryLater
 from tests.standins.agent import AgentStandin
 from tests.support.resolver import FakeResolver
 

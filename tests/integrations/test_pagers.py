@@ -11,15 +11,15 @@ import pytest
 from slack_sdk import WebClient
 from slack_sdk.models.blocks import Block
 
-from bot.delivery.worker import GiveUp, RetryLater
-from bot.domain.escalation import Contact
 from bot.domain.redaction import RedactionPolicy, Redactor, SafeText
-from bot.integrations.opsgenie import OpsgenieAlerts
-from bot.integrations.pager_ports import PageMessage
-from bot.integrations.pagerduty import PagerDutyEvents
-from bot.integrations.paging_webhook import SignedWebhook
-from bot.integrations.provider_http import retry_after
+from bot.integrations.ports import GiveUp, RetryLater
 from bot.integrations.slack_dm import SlackDirect
+from bot.paging.escalation import Contact
+from bot.paging.providers.http import retry_after
+from bot.paging.providers.opsgenie import OpsgenieAlerts
+from bot.paging.providers.pagerduty import PagerDutyEvents
+from bot.paging.providers.ports import PageMessage
+from bot.paging.providers.webhook import SignedWebhook
 from tests.standins.paging import OpsgenieStandin, PagerDutyStandin, WebhookReceiver
 from tests.standins.slack import SlackStandin
 

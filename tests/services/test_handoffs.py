@@ -10,21 +10,21 @@ from typing import Any
 import pytest
 from sqlmodel import Session, select
 
-from bot.delivery.outbox import enqueue
-from bot.domain.handoffs import Decision, SlaAction, SlaClock
-from bot.scheduler import run_due_jobs
-from bot.services.handoff_events import (
+from bot.handoffs.domain import Decision, SlaAction, SlaClock
+from bot.handoffs.events import (
     HandoffClaimed,
     HandoffDecided,
     HandoffEvent,
     HandoffQueued,
     HandoffSlaMissed,
 )
-from bot.services.handoff_runner import HandoffRunner
-from bot.services.handoffs import HandoffService
+from bot.handoffs.runner import HandoffRunner
+from bot.handoffs.service import HandoffService
+from bot.scheduler import run_due_jobs
 from handlers.handoff_schema import HandoffBody
 from storage.db import session_scope
 from storage.models import HandoffRow, OutboxRow
+from storage.outbox import enqueue
 from tests.conftest import Bot, FakeClock, make_bot
 from tests.support.handoffs import BOB, handoff_body
 

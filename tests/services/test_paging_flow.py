@@ -24,7 +24,7 @@ from sqlmodel import Session, select
 
 from bot.config import load_policy
 from bot.domain.redaction import Redactor, SafeText
-from bot.rendering import export_json, export_markdown
+from bot.rendering.cards import export_json, export_markdown
 from bot.scheduler import run_due_jobs
 from bot.services.commands import Invocation
 from bot.settings import Settings

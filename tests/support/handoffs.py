@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bot.domain.handoffs import sign
+from bot.handoffs.domain import sign
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 AGENT_SECRET = "change-me-agents"  # the example policy's `agents` source, env unset

@@ -11,7 +11,7 @@ import ipaddress
 import threading
 from collections.abc import Mapping, Sequence
 
-from bot.domain.callback_targets import IPAddress
+from bot.handoffs.callback_targets import IPAddress
 from bot.integrations.callback_targets import HostNotFound, ResolutionFailed
 
 __all__ = ["PUBLIC", "FakeResolver"]

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from bot.delivery.worker import GiveUp, RetryLater
+from bot.integrations.ports import GiveUp, RetryLater
 
 __all__ = ["HttpFactory", "default_http", "post_json", "retry_after"]
 

@@ -15,10 +15,10 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from bot.domain.handoffs import Decision, HandoffView, Tier
 from bot.domain.redaction import SafeText
-from bot.rendering import AI_CONTEXT_LABELS
-from bot.ticket_rendering import DESCRIPTION_LIMIT, SUMMARY_LIMIT, wiki_link
+from bot.handoffs.domain import Decision, HandoffView, Tier
+from bot.rendering.cards import AI_CONTEXT_LABELS
+from bot.rendering.tickets import DESCRIPTION_LIMIT, SUMMARY_LIMIT, wiki_link
 
 __all__ = [
     "TEXT_LIMIT",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from bot.domain.escalation import Contact
+from bot.paging.escalation import Contact
 
 __all__ = ["PageMessage", "Pager"]
 
@@ -35,7 +35,7 @@ class PageMessage:
 
 
 class Pager(Protocol):
-    """Pages through one channel; raises RetryLater / GiveUp from bot.delivery.worker.
+    """Pages through one channel; raises RetryLater / GiveUp (bot.integrations.ports).
 
     `uncertain`: an earlier attempt may have reached the receiver; look before paging again
     where the receiver allows it.

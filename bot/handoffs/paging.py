@@ -13,13 +13,13 @@ from datetime import datetime
 from sqlmodel import Session
 
 from bot.config import Policy
-from bot.domain.handoffs import SlaAction, format_handoff_id
 from bot.domain.severity import Severity
+from bot.handoffs.domain import SlaAction, format_handoff_id
+from bot.handoffs.events import HandoffEvent, HandoffSlaMissed
+from bot.handoffs.service import policy_oncall
+from bot.paging.service import PagingService
 from bot.services.errors import DomainError
-from bot.services.handoff_events import HandoffEvent, HandoffSlaMissed
-from bot.services.handoffs import policy_oncall
 from bot.services.incidents import IncidentService
-from bot.services.paging import PagingService
 
 __all__ = ["HandoffPaging"]
 

@@ -6,7 +6,7 @@ import sys
 import threading
 from typing import Any, TextIO
 
-from bot.integrations.pager_ports import PageMessage
+from bot.paging.providers.ports import PageMessage
 
 __all__ = ["ConsolePager"]
 

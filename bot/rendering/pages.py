@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from bot.domain.redaction import SafeText
-from bot.integrations.pager_ports import PageMessage
-from bot.rendering import ACK_ACTION_ID, SEVERITY_MARK
+from bot.paging.providers.ports import PageMessage
+from bot.rendering.cards import ACK_ACTION_ID, SEVERITY_MARK
 
 __all__ = ["PAGE_ACTIONS_BLOCK", "dm_blocks", "dm_text", "mention_text"]
 

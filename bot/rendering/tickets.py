@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from bot.domain.redaction import SafeText
 from bot.domain.views import AlertView, IncidentView
-from bot.rendering import AI_CONTEXT_LABELS
+from bot.rendering.cards import AI_CONTEXT_LABELS
 
 __all__ = [
     "COMMENT_MARKER",

@@ -14,9 +14,9 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from bot.domain.handoffs import Decision, HandoffStatus, HandoffView, Tier
 from bot.domain.redaction import SafeText
-from bot.rendering import AI_CONTEXT_LABELS
+from bot.handoffs.domain import Decision, HandoffStatus, HandoffView, Tier
+from bot.rendering.cards import AI_CONTEXT_LABELS
 
 __all__ = [
     "APPROVE_ACTION_ID",

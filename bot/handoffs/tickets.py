@@ -18,9 +18,8 @@ from uuid import uuid4
 from sqlmodel import Session
 
 from bot.config import Policy
-from bot.delivery.outbox import enqueue
-from bot.domain.handoffs import SlaAction, SlaClock, Tier, format_handoff_id
-from bot.services.handoff_events import (
+from bot.handoffs.domain import SlaAction, SlaClock, Tier, format_handoff_id
+from bot.handoffs.events import (
     HandoffClaimed,
     HandoffDecided,
     HandoffEvent,
@@ -30,6 +29,7 @@ from bot.services.handoff_events import (
 )
 from bot.services.tickets import display_name
 from storage.models import HandoffRow
+from storage.outbox import enqueue
 
 __all__ = [
     "HANDOFF_TICKET_CREATE",

@@ -19,16 +19,16 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from bot.config import Policy
-from bot.delivery.worker import Attempt, GiveUp, Handler, RetryLater
-from bot.domain.escalation import Contact
+from bot.delivery.worker import Attempt, Handler
 from bot.domain.incidents import JournalKind, format_incident_id
 from bot.domain.permissions import person_of
 from bot.domain.redaction import SafeText
-from bot.integrations.pager_ports import PageMessage, Pager
-from bot.integrations.ports import ChatNotifier
-from bot.paging_render import mention_text
+from bot.integrations.ports import ChatNotifier, GiveUp, RetryLater
+from bot.paging.escalation import Contact
+from bot.paging.pages import GROUP, KINDS, THREAD, contact_of, queue_page
+from bot.paging.providers.ports import PageMessage, Pager
+from bot.rendering.pages import mention_text
 from bot.services import journal
-from bot.services.pages import GROUP, KINDS, THREAD, contact_of, queue_page
 from storage.db import readonly, session_scope
 from storage.models import IncidentRow, PageRow
 

@@ -28,7 +28,10 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from bot.config import Policy, Schedule
-from bot.domain.escalation import (
+from bot.domain.incidents import IncidentState, JournalKind, format_incident_id
+from bot.domain.permissions import person_of
+from bot.domain.severity import Severity, is_higher
+from bot.paging.escalation import (
     CHANNEL_LABELS,
     Contact,
     EscalationState,
@@ -41,14 +44,11 @@ from bot.domain.escalation import (
     resolve_targets,
     take_snapshot,
 )
-from bot.domain.incidents import IncidentState, JournalKind, format_incident_id
-from bot.domain.oncall import OnCallNow, Override, now_and_next, on_call_at
-from bot.domain.permissions import person_of
-from bot.domain.severity import Severity, is_higher
+from bot.paging.oncall import OnCallNow, Override, now_and_next, on_call_at
+from bot.paging.pages import queue_group, queue_mention, queue_page, queue_sync
 from bot.services import journal
 from bot.services.errors import DomainError, IncidentNotFound
 from bot.services.events import IncidentEvent, IncidentOpened, SeverityChanged, StateChanged
-from bot.services.pages import queue_group, queue_mention, queue_page, queue_sync
 from storage.models import EscalationRow, IncidentRow, OnCallOverrideRow, PageRow
 
 __all__ = ["FOUNDER_WITHIN", "OnCallAnswer", "PagingService", "UnknownPerson"]

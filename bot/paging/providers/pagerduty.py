@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.integrations.pager_ports import PageMessage
-from bot.integrations.provider_http import HttpFactory, default_http, post_json
+from bot.paging.providers.http import HttpFactory, default_http, post_json
+from bot.paging.providers.ports import PageMessage
 
 __all__ = ["SEVERITIES", "PagerDutyEvents", "pagerduty_event"]
 

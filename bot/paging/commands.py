@@ -11,9 +11,9 @@ from sqlmodel import Session
 
 from bot.config import Policy
 from bot.domain import commands as cmd
-from bot.domain.escalation import Contact, looks_like_slack_user
-from bot.domain.oncall import to_instant
-from bot.services.paging import OnCallAnswer, PagingService
+from bot.paging.escalation import Contact, looks_like_slack_user
+from bot.paging.oncall import to_instant
+from bot.paging.service import OnCallAnswer, PagingService
 from storage.db import readonly, session_scope
 
 __all__ = ["PagingCommands"]

@@ -11,11 +11,11 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlmodel import Session
 
-from bot.domain.handoffs import Decision, HandoffIn, HandoffView, format_handoff_id
 from bot.domain.redaction import SafeText
-from bot.handoff_rendering import edit_modal, queue_text, reject_modal
+from bot.handoffs.domain import Decision, HandoffIn, HandoffView, format_handoff_id
+from bot.handoffs.service import HandoffService
+from bot.rendering.handoffs import edit_modal, queue_text, reject_modal
 from bot.services.errors import DomainError
-from bot.services.handoffs import HandoffService
 from storage.db import StorageUnavailable, readonly, session_scope
 from storage.handoffs import handoff_view
 from storage.models import HandoffRow

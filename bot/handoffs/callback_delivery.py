@@ -11,8 +11,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from bot.config import Policy
-from bot.delivery.worker import Attempt, GiveUp
+from bot.delivery.worker import Attempt
 from bot.domain.redaction import SafeText
+from bot.integrations.ports import GiveUp
 from storage.db import session_scope
 from storage.models import HandoffRow
 

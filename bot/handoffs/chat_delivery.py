@@ -10,11 +10,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from bot.delivery.worker import Attempt, GiveUp, RetryLater
-from bot.domain.handoffs import HandoffView, format_handoff_id
+from bot.delivery.worker import Attempt
 from bot.domain.redaction import SafeText
-from bot.handoff_rendering import handoff_card_blocks, handoff_card_text, thread_text
-from bot.integrations.ports import ChatNotifier
+from bot.handoffs.domain import HandoffView, format_handoff_id
+from bot.integrations.ports import ChatNotifier, GiveUp, RetryLater
+from bot.rendering.handoffs import handoff_card_blocks, handoff_card_text, thread_text
 from storage.db import readonly, session_scope
 from storage.handoffs import handoff_view
 from storage.models import HandoffRow

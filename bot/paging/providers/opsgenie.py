@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from bot.integrations.pager_ports import PageMessage
-from bot.integrations.provider_http import HttpFactory, default_http, post_json
+from bot.paging.providers.http import HttpFactory, default_http, post_json
+from bot.paging.providers.ports import PageMessage
 
 __all__ = ["PRIORITIES", "OpsgenieAlerts", "opsgenie_alert"]
 

@@ -9,8 +9,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bot.integrations.pager_ports import PageMessage
-from bot.integrations.provider_http import HttpFactory, default_http, post_json
+from bot.paging.providers.http import HttpFactory, default_http, post_json
+from bot.paging.providers.ports import PageMessage
 
 __all__ = ["SIGNATURE_HEADER", "SignedWebhook", "sign", "webhook_body"]
 

@@ -16,9 +16,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from bot.delivery.outbox import enqueue
-from bot.domain.escalation import Contact
+from bot.paging.escalation import Contact
 from storage.models import OutboxRow, PageRow
+from storage.outbox import enqueue
 
 __all__ = [
     "GROUP",

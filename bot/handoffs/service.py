@@ -19,8 +19,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from bot.config import Policy
-from bot.delivery.outbox import enqueue
-from bot.domain.handoffs import (
+from bot.domain.permissions import has_role
+from bot.handoffs.domain import (
     DECIDED,
     OPEN,
     Decision,
@@ -41,9 +41,7 @@ from bot.domain.handoffs import (
     sla_deadlines,
     sla_steps,
 )
-from bot.domain.permissions import has_role
-from bot.services.errors import DomainError, ReasonRequired
-from bot.services.handoff_events import (
+from bot.handoffs.events import (
     HandoffClaimed,
     HandoffDecided,
     HandoffEvent,
@@ -53,8 +51,10 @@ from bot.services.handoff_events import (
     HandoffSlaMissed,
     publish,
 )
+from bot.services.errors import DomainError, ReasonRequired
 from bot.services.killswitch import KillSwitchService
 from storage.models import HandoffRow, UTCDateTime
+from storage.outbox import enqueue
 
 __all__ = [
     "CALLBACK",

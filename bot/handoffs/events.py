@@ -16,7 +16,7 @@ from typing import Protocol
 
 from sqlmodel import Session
 
-from bot.domain.handoffs import Decision, SlaAction, SlaClock
+from bot.handoffs.domain import Decision, SlaAction, SlaClock
 from storage.models import HandoffRow
 
 __all__ = [
