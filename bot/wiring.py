@@ -54,7 +54,6 @@ from bot.paging.providers.ports import Pager
 from bot.paging.providers.webhook import SignedWebhook
 from bot.paging.service import PagingService
 from bot.scheduler import Job, build_scheduler
-from bot.services import journal
 from bot.services.commands import CommandRunner
 from bot.services.digest import DIGEST, DigestService, StoredHandoffs
 from bot.services.incidents import IncidentService
@@ -62,6 +61,7 @@ from bot.services.ingest import IngestPipeline
 from bot.services.killswitch import KillSwitchService
 from bot.services.tickets import TICKET_CREATE, TICKET_UPDATE, TicketEvents, TicketListener
 from bot.settings import Settings, environment
+from storage import journal
 from storage.db import create_db_engine
 
 __all__ = ["LOCAL_DEV_TOKEN", "Container", "bootstrap", "utc_now"]

@@ -43,9 +43,9 @@ from bot.rendering.tickets import (
     ticket_summary,
     wiki_link,
 )
-from bot.services import journal
 from bot.services.incidents import SYSTEM
 from bot.services.tickets import display_name, person_by_slack, queue_update
+from storage import journal
 from storage.db import readonly, session_scope
 from storage.handoffs import handoff_view
 from storage.models import HandoffRow, IncidentRow

@@ -28,7 +28,7 @@ from bot.paging.escalation import Contact
 from bot.paging.pages import GROUP, KINDS, THREAD, contact_of, queue_page
 from bot.paging.providers.ports import PageMessage, Pager
 from bot.rendering.pages import mention_text
-from bot.services import journal
+from storage import journal
 from storage.db import readonly, session_scope
 from storage.models import IncidentRow, PageRow
 

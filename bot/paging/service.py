@@ -46,9 +46,9 @@ from bot.paging.escalation import (
 )
 from bot.paging.oncall import OnCallNow, Override, now_and_next, on_call_at
 from bot.paging.pages import queue_group, queue_mention, queue_page, queue_sync
-from bot.services import journal
 from bot.services.errors import DomainError, IncidentNotFound
 from bot.services.events import IncidentEvent, IncidentOpened, SeverityChanged, StateChanged
+from storage import journal
 from storage.models import EscalationRow, IncidentRow, OnCallOverrideRow, PageRow
 
 __all__ = ["FOUNDER_WITHIN", "OnCallAnswer", "PagingService", "UnknownPerson"]

@@ -38,7 +38,6 @@ from bot.domain.severity import (
     reevaluate,
     root_cause_deadline,
 )
-from bot.services import journal
 from bot.services.errors import IncidentNotFound, InvalidTransition, NotAResponder, ReasonRequired
 from bot.services.events import (
     IncidentOpened,
@@ -49,6 +48,7 @@ from bot.services.events import (
     StateChanged,
     publish,
 )
+from storage import journal
 from storage.models import AlertGroupRow, AlertRow, IncidentRow, JournalRow
 
 __all__ = ["IncidentService", "IngestOutcome", "evidence_from_row", "journal_kind_of"]

@@ -14,9 +14,9 @@ from bot.domain.incidents import IncidentState, JournalKind, format_incident_id
 from bot.domain.killswitch import SwitchState
 from bot.domain.permissions import has_role
 from bot.domain.severity import Severity
-from bot.services import journal
 from bot.services.errors import NotAResponder, UnknownWorkflow
 from bot.services.events import IncidentEvent, IncidentOpened, SeverityChanged
+from storage import journal
 from storage.models import IncidentRow, SwitchAuditRow, WorkflowSwitchRow
 
 __all__ = ["AUTO_PAUSE", "Flip", "KillSwitchService"]

@@ -25,7 +25,6 @@ from sqlmodel import Session, select
 
 from bot.config import Person, Policy
 from bot.domain.incidents import IncidentState, JournalKind
-from bot.services import journal
 from bot.services.events import (
     IncidentEvent,
     IncidentOpened,
@@ -35,6 +34,7 @@ from bot.services.events import (
     StateChanged,
 )
 from bot.services.incidents import SYSTEM, IncidentService
+from storage import journal
 from storage.db import session_scope
 from storage.models import IncidentRow
 from storage.outbox import enqueue

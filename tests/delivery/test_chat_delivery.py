@@ -19,8 +19,8 @@ from pydantic import SecretStr
 from slack_sdk.models.blocks import Block
 from sqlmodel import Session, select
 
-from bot.services import journal
 from bot.settings import Settings
+from storage import journal
 from storage.models import IncidentRow, JournalRow, OutboxRow
 from tests.conftest import TOKEN, Bot, make_bot, payload, without_tickets
 from tests.standins.slack import SlackStandin, metadata_keys

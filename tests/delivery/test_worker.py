@@ -28,7 +28,7 @@ from bot.delivery.worker import (
     backoff,
 )
 from bot.domain.incidents import JournalKind
-from bot.services import journal
+from storage import journal
 from storage.db import create_db_engine, migrate, session_scope
 from storage.models import IncidentRow, OutboxRow
 from storage.outbox import enqueue
