@@ -27,6 +27,7 @@ from bot.config import (
 )
 from bot.domain.incidents import InvalidIncidentId, parse_incident_id
 from bot.logs import configure_logging, uvicorn_log_config
+from bot.paging.channels import provider_keys_text
 from bot.paging.escalation import unreachable_people
 from bot.rendering.cards import export_json, export_markdown
 from bot.settings import Settings, environment
@@ -203,8 +204,7 @@ def unreachable_problems(policy: Policy, text: str, file: str) -> list[ConfigPro
                 file,
                 f"people.{person.person}",
                 f"{person.person} may be paged ({where}) but cannot be reached: no slack_id, and "
-                "no paging provider (pagerduty_routing_key, opsgenie_api_key, webhook_url) "
-                "is configured",
+                f"no paging provider ({provider_keys_text()}) is configured",
                 field_line(text, f"people.{person.person}") or field_line(text, person.where[0]),
             )
         )

@@ -8,18 +8,15 @@ import re
 import types
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import time, timedelta
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
     ValidationError,
     ValidationInfo,
@@ -28,19 +25,40 @@ from pydantic import (
 )
 
 from bot.domain.calendar import BusinessHours
+from bot.domain.fields import Duration, TimeZoneName
+from bot.domain.fields import FrozenModel as _Model
+from bot.domain.people import Person, Roles
 from bot.domain.redaction import RedactionPolicy
-from bot.domain.severity import SeverityRules, parse_duration
+from bot.domain.severity import SeverityRules
 from bot.handoffs.callback_targets import allow_entry
-from bot.paging.oncall import ActiveWindow, parse_rotation_start
+from bot.paging.channels import PROVIDERS
+from bot.paging.policy import (
+    EscalationPolicy,
+    EscalationStep,
+    EscalationTarget,
+    PagingProviders,
+    Rotation,
+    Schedule,
+)
 
 __all__ = [
     "MIN_SECRET_LENGTH",
     "Category",
     "ConfigError",
     "ConfigProblem",
+    "Duration",
+    "EscalationPolicy",
+    "EscalationStep",
+    "EscalationTarget",
     "Jira",
+    "PagingProviders",
+    "Person",
     "Policy",
+    "Roles",
+    "Rotation",
+    "Schedule",
     "Source",
+    "TimeZoneName",
     "Workflow",
     "field_line",
     "load_policy",
@@ -53,17 +71,6 @@ __all__ = [
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def _duration(value: object) -> object:
-    if isinstance(value, str):
-        return parse_duration(value)
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return timedelta(seconds=value)
-    return value
-
-
-Duration = Annotated[timedelta, BeforeValidator(_duration)]
-
-
 def _callback_allow_entry(value: str) -> str:
     allow_entry(value)
     return value
@@ -73,46 +80,11 @@ def _callback_allow_entry(value: str) -> str:
 CallbackAllow = list[Annotated[str, AfterValidator(_callback_allow_entry)]]
 
 
-def _known_zone(name: str) -> str:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(
-            f"unknown time zone {name!r}; use an IANA name such as 'Europe/Berlin' or 'UTC'"
-        ) from exc
-    return name
-
-
-# checked per field (not in the cross-reference pass) so it is reported with the other field errors
-TimeZoneName = Annotated[str, AfterValidator(_known_zone)]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
 class Category(StrEnum):
     CUSTOMER_FACING = "customer-facing"
     INTERNAL = "internal"
     DEVELOPER_TOOLING = "developer-tooling"
     ANALYTICS = "analytics"
-
-
-class Person(_Model):
-    name: str | None = None
-    slack_id: str | None = Field(default=None, pattern=r"^[UW][A-Z0-9]{2,}$")
-    email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+$")
-    jira_account: str | None = None
-    phone: str | None = None
-
-
-class Roles(_Model):
-    """Role members are person ids or Slack user groups written `group:S0123ABC`."""
-
-    ai_lead: list[str] = []
-    founder: list[str] = []
-    responders: list[str] = []
-    reviewers: list[str] = []
 
 
 class Workflow(_Model):
@@ -159,88 +131,6 @@ class Source(_Model):
                 "require_timestamp needs hmac_secret: it applies to Grafana signatures"
             )
         return value
-
-
-class Rotation(_Model):
-    """One layer of a schedule: `users` take turns, handing off at local wall-clock times.
-
-    `start` is a date (`2026-01-05`, first hand-off at `handoff_time` that day) or a local date
-    and time; before it the layer has nobody. `restrict` limits the layer to local hours (e.g.
-    nights or weekends); a later layer covers the ones before it wherever it has someone on call.
-    """
-
-    users: list[str]
-    period: Literal["daily", "weekly", "custom"] = "weekly"
-    custom_period: Duration | None = None
-    handoff_time: time = time(9, 0)
-    handoff_day: int = Field(default=0, ge=0, le=6)
-    start: str | None = None
-    timezone: TimeZoneName | None = None
-    restrict: ActiveWindow | None = None
-
-    @model_validator(mode="after")
-    def _custom_needs_length(self) -> Rotation:
-        if self.period == "custom" and self.custom_period is None:
-            raise ValueError("period 'custom' needs custom_period (e.g. '3d')")
-        return self
-
-    @field_validator("custom_period")
-    @classmethod
-    def _at_least_an_hour(cls, value: timedelta | None) -> timedelta | None:
-        if value is not None and value < timedelta(hours=1):
-            raise ValueError("custom_period must be at least 1h")
-        return value
-
-    @field_validator("start")
-    @classmethod
-    def _start_is_a_date(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_rotation_start(value)
-        return value
-
-    @field_validator("handoff_time")
-    @classmethod
-    def _local_time(cls, value: time) -> time:
-        if value.tzinfo is not None:
-            raise ValueError("handoff_time is a local wall-clock time; drop the UTC offset")
-        return value
-
-
-class Schedule(_Model):
-    timezone: TimeZoneName | None = None
-    layers: list[Rotation]
-
-
-class EscalationTarget(_Model):
-    schedule: str | None = None
-    person: str | None = None
-    role: Literal["ai_lead", "founder", "responders", "reviewers"] | None = None
-    user_group: str | None = None
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> EscalationTarget:
-        chosen = [f for f in ("schedule", "person", "role", "user_group") if getattr(self, f)]
-        if len(chosen) != 1:
-            raise ValueError("name exactly one of schedule, person, role, user_group")
-        return self
-
-
-class EscalationStep(_Model):
-    notify: list[EscalationTarget]
-    channels: list[Literal["slack_dm", "pagerduty", "opsgenie", "webhook"]] = ["slack_dm"]
-    wait: Duration = timedelta(minutes=10)
-
-
-class EscalationPolicy(_Model):
-    steps: list[EscalationStep]
-    repeat: int = Field(default=0, ge=0, le=10)
-
-
-class PagingProviders(_Model):
-    pagerduty_routing_key: str | None = None
-    opsgenie_api_key: str | None = None
-    webhook_url: str | None = None
-    webhook_secret: str | None = None
 
 
 class HandoffSla(_Model):
@@ -862,7 +752,9 @@ def _secret_fields(policy: Policy) -> Iterator[tuple[str, str | None]]:
         yield f"sources.{name}.token", source.token
         yield f"sources.{name}.hmac_secret", source.hmac_secret
     yield "jira.webhook_secret", policy.jira.webhook_secret
-    yield "paging.webhook_secret", policy.paging.webhook_secret
+    for provider in PROVIDERS:
+        if provider.secret:
+            yield f"paging.{provider.secret}", policy.paging.text(provider.secret)
 
 
 def _written(node: yaml.Node | None, path: tuple[str, ...]) -> str | None:

@@ -48,10 +48,8 @@ from bot.paging.pages import GROUP as PAGE_GROUP
 from bot.paging.pages import KINDS as PAGE_KINDS
 from bot.paging.pages import THREAD as PAGE_THREAD
 from bot.paging.providers.console import ConsolePager
-from bot.paging.providers.opsgenie import OpsgenieAlerts
-from bot.paging.providers.pagerduty import PagerDutyEvents
 from bot.paging.providers.ports import Pager
-from bot.paging.providers.webhook import SignedWebhook
+from bot.paging.providers.registry import provider_pagers
 from bot.paging.service import PagingService
 from bot.scheduler import Job, build_scheduler
 from bot.services.commands import CommandRunner
@@ -413,25 +411,9 @@ def build_pagers(
     slack_interval_s: float = 1.0,
 ) -> dict[str, Pager]:
     """Return a Pager per channel: the real one where configured, else one that prints."""
-    paging = policy.paging
-    pagers: dict[str, Pager] = {
-        "slack_dm": SlackDirect(
-            client, safe, SlackChat(client, per_channel_interval=slack_interval_s)
-        )
+    slack_dm: Pager = (
+        SlackDirect(client, safe, SlackChat(client, per_channel_interval=slack_interval_s))
         if client is not None
-        else ConsolePager("Slack DM", console, why="local mode"),
-        "pagerduty": PagerDutyEvents(
-            url=settings.pagerduty_events_url, routing_key=paging.pagerduty_routing_key
-        )
-        if paging.pagerduty_routing_key
-        else ConsolePager("PagerDuty", console, why="paging.pagerduty_routing_key is not set"),
-        "opsgenie": OpsgenieAlerts(
-            base_url=settings.opsgenie_api_url, api_key=paging.opsgenie_api_key
-        )
-        if paging.opsgenie_api_key
-        else ConsolePager("Opsgenie", console, why="paging.opsgenie_api_key is not set"),
-        "webhook": SignedWebhook(url=paging.webhook_url, secret=paging.webhook_secret)
-        if paging.webhook_url
-        else ConsolePager("webhook", console, why="paging.webhook_url is not set"),
-    }
-    return pagers
+        else ConsolePager("Slack DM", console, why="local mode")
+    )
+    return {"slack_dm": slack_dm, **provider_pagers(settings, policy.paging, console)}

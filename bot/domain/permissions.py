@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from typing import Protocol
 
-from bot.config import Policy
+from bot.domain.people import Person, Roles
 
-__all__ = ["has_role", "person_of"]
+__all__ = ["Directory", "has_role", "person_of"]
 
 ROLE_NAMES = ("ai_lead", "founder", "responders", "reviewers")
 
 
-def person_of(policy: Policy, slack_user: str) -> str | None:
+class Directory(Protocol):
+    """The people and roles of the policy file (`bot.config.Policy` is one)."""
+
+    @property
+    def people(self) -> Mapping[str, Person]: ...
+    @property
+    def roles(self) -> Roles: ...
+
+
+def person_of(policy: Directory, slack_user: str) -> str | None:
     """Return the policy's person id for a Slack user id, if the file names one."""
     for person_id, person in policy.people.items():
         if person.slack_id == slack_user:
@@ -20,7 +30,7 @@ def person_of(policy: Policy, slack_user: str) -> str | None:
 
 
 def has_role(
-    policy: Policy,
+    policy: Directory,
     role: str,
     slack_user: str,
     group_members: Mapping[str, Collection[str]] | None = None,

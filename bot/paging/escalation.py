@@ -18,8 +18,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Any, Literal
 
-from bot.config import EscalationPolicy, EscalationStep, EscalationTarget, Policy, Schedule
 from bot.domain.calendar import BusinessHours
+from bot.paging.channels import CHANNEL_LABELS, PERSON_CHANNELS, PROVIDER_CHANNELS
+from bot.paging.policy import (
+    EscalationPolicy,
+    EscalationStep,
+    EscalationTarget,
+    PagingPolicy,
+    Schedule,
+)
 
 __all__ = [
     "BUILTIN_POLICY",
@@ -36,26 +43,20 @@ __all__ = [
     "StepSpec",
     "Target",
     "Unreachable",
+    "contact_in",
     "looks_like_slack_user",
     "next_open",
     "next_step",
     "policy_for",
     "resolve_targets",
+    "split_members",
     "start",
     "take_snapshot",
     "unreachable_people",
 ]
 
-Channel = Literal["slack_dm", "pagerduty", "opsgenie", "webhook"]
-CHANNEL_LABELS: Mapping[str, str] = {
-    "slack_dm": "Slack DM",
-    "pagerduty": "PagerDuty",
-    "opsgenie": "Opsgenie",
-    "webhook": "webhook",
-}
-PROVIDER_CHANNELS: tuple[Channel, ...] = ("pagerduty", "opsgenie", "webhook")
-# channels that address one person (PagerDuty pages whoever its own service schedule names)
-PERSON_CHANNELS: tuple[Channel, ...] = ("slack_dm", "opsgenie", "webhook")
+# a channel's name: Slack DM or a registered provider (bot.paging.channels)
+Channel = str
 
 BUILTIN_POLICY_NAME = "built-in"
 # used when a workflow names no policy and the file sets no default_escalation_policy
@@ -121,7 +122,7 @@ class Snapshot:
     roles: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     people: Mapping[str, Contact] = field(default_factory=dict)
 
-    def contact(self, person: str, policy: Policy | None = None) -> Contact:
+    def contact(self, person: str, policy: PagingPolicy | None = None) -> Contact:
         """Return the person's contact as snapshotted, else from `policy`, else a bare Slack id."""
         found = self.people.get(person)
         if found is not None:
@@ -211,12 +212,28 @@ def looks_like_slack_user(value: str) -> bool:
     return len(value) >= 3 and value[0] in "UW" and value.isalnum() and value.isupper()
 
 
-def _contact(person: str, policy: Policy) -> Contact:
+def _contact(person: str, policy: PagingPolicy) -> Contact:
     p = policy.people[person]
     return Contact(person=person, name=p.name, slack_id=p.slack_id, email=p.email, phone=p.phone)
 
 
-def policy_for(policy: Policy, workflow: str) -> tuple[str, EscalationPolicy]:
+def contact_in(policy: PagingPolicy, person: str, snapshot: Snapshot | None = None) -> Contact:
+    """Return how to reach `person`: as the snapshot has it, else the policy, else a bare id."""
+    if snapshot is not None:
+        return snapshot.contact(person, policy)
+    if person in policy.people:
+        return _contact(person, policy)
+    return Contact(person=person, slack_id=person if looks_like_slack_user(person) else None)
+
+
+def split_members(members: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Split role members into person keys and Slack user group ids (`group:S…`)."""
+    people = [m for m in members if not m.startswith("group:")]
+    groups = [m.removeprefix("group:") for m in members if m.startswith("group:")]
+    return people, groups
+
+
+def policy_for(policy: PagingPolicy, workflow: str) -> tuple[str, EscalationPolicy]:
     """Return the name and escalation policy a workflow's incidents follow."""
     name = policy.workflow(workflow).escalation_policy or policy.default_escalation_policy
     if name and name in policy.escalation_policies:
@@ -235,7 +252,7 @@ def _target(t: EscalationTarget) -> Target:
     return Target("user_group", t.user_group.removeprefix("group:"))
 
 
-def take_snapshot(policy: Policy, workflow: str) -> Snapshot:
+def take_snapshot(policy: PagingPolicy, workflow: str) -> Snapshot:
     """Freeze the escalation policy of `workflow` with the schedules, roles and people it uses."""
     name, chosen = policy_for(policy, workflow)
     steps = tuple(
@@ -402,7 +419,7 @@ class Unreachable:
     where: tuple[str, ...]
 
 
-def _paging_references(policy: Policy) -> dict[str, list[str]]:
+def _paging_references(policy: PagingPolicy) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
 
     def note(person: str, path: str) -> None:
@@ -427,10 +444,9 @@ def _paging_references(policy: Policy) -> dict[str, list[str]]:
     return found
 
 
-def unreachable_people(policy: Policy) -> list[Unreachable]:
+def unreachable_people(policy: PagingPolicy) -> list[Unreachable]:
     """Return the people who may be paged but have no Slack id while no provider is configured."""
-    providers = policy.paging
-    if providers.pagerduty_routing_key or providers.opsgenie_api_key or providers.webhook_url:
+    if policy.paging.any_provider():
         return []
     out = []
     for person, where in _paging_references(policy).items():

@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, BeforeValidator, field_validator
 
 if TYPE_CHECKING:
-    from bot.config import Rotation, Schedule
+    from bot.paging.policy import Rotation, Schedule
 
 __all__ = [
     "ANCHOR_DATE",

@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
+from bot.paging.channels import CHANNELS, PROVIDER_CHANNELS
 from bot.paging.escalation import Contact
 from storage.models import OutboxRow, PageRow
 from storage.outbox import enqueue
@@ -34,12 +35,8 @@ __all__ = [
     "queue_sync",
 ]
 
-KINDS = {
-    "slack_dm": "page.slack_dm",
-    "pagerduty": "page.pagerduty",
-    "opsgenie": "page.opsgenie",
-    "webhook": "page.webhook",
-}
+# the outbox kind of each channel's pages, as registered
+KINDS = {c.name: c.kind for c in CHANNELS.values()}
 THREAD = "page.thread"
 GROUP = "page.group"
 MAX_KEY = 200
@@ -121,7 +118,8 @@ def queue_page(
     key = _fit(f"{key_base}:{contact.person}:{channel}", MAX_KEY)
     if session.exec(select(PageRow.id).where(PageRow.idempotency_key == key)).first():
         return False
-    follow_up = channel == "opsgenie" and paged_via(session, incident_id, "opsgenie")
+    # a provider may have an alert open for the incident already (Opsgenie adds a responder)
+    follow_up = channel in PROVIDER_CHANNELS and paged_via(session, incident_id, channel)
     page = PageRow(
         incident_id=incident_id,
         idempotency_key=key,

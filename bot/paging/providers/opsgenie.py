@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
 from bot.paging.providers.http import HttpFactory, default_http, post_json
 from bot.paging.providers.ports import PageMessage
+from bot.settings import Settings
 
-__all__ = ["PRIORITIES", "OpsgenieAlerts", "opsgenie_alert"]
+__all__ = ["PRIORITIES", "OpsgenieAlerts", "build", "opsgenie_alert"]
 
 PRIORITIES = {"P1": "P1", "P2": "P2", "P3": "P3"}
 MAX_MESSAGE = 130
@@ -117,3 +119,8 @@ class OpsgenieAlerts:
 
     def resolve(self, message: PageMessage, *, key: str) -> dict[str, Any]:
         return self._act(message, "close", f"{message.public_id} resolved")
+
+
+def build(settings: Settings, keys: Mapping[str, str]) -> OpsgenieAlerts:
+    """The registered factory (bot.paging.channels): OPSGENIE_API_URL, the API key."""
+    return OpsgenieAlerts(base_url=settings.opsgenie_api_url, api_key=keys["opsgenie_api_key"])

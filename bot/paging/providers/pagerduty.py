@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from bot.paging.providers.http import HttpFactory, default_http, post_json
 from bot.paging.providers.ports import PageMessage
+from bot.settings import Settings
 
-__all__ = ["SEVERITIES", "PagerDutyEvents", "pagerduty_event"]
+__all__ = ["SEVERITIES", "PagerDutyEvents", "build", "pagerduty_event"]
 
 # PagerDuty's payload.severity values, by incident severity
 SEVERITIES = {"P1": "critical", "P2": "error", "P3": "warning"}
@@ -83,3 +85,10 @@ class PagerDutyEvents:
 
     def resolve(self, message: PageMessage, *, key: str) -> dict[str, Any]:
         return self._send("resolve", message)
+
+
+def build(settings: Settings, keys: Mapping[str, str]) -> PagerDutyEvents:
+    """The registered factory (bot.paging.channels): PAGERDUTY_EVENTS_URL, the routing key."""
+    return PagerDutyEvents(
+        url=settings.pagerduty_events_url, routing_key=keys["pagerduty_routing_key"]
+    )

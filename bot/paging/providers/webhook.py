@@ -6,13 +6,14 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from bot.paging.providers.http import HttpFactory, default_http, post_json
 from bot.paging.providers.ports import PageMessage
+from bot.settings import Settings
 
-__all__ = ["SIGNATURE_HEADER", "SignedWebhook", "sign", "webhook_body"]
+__all__ = ["SIGNATURE_HEADER", "SignedWebhook", "build", "sign", "webhook_body"]
 
 SIGNATURE_HEADER = "X-AI-Incident-Signature"
 KEY_HEADER = "X-AI-Incident-Idempotency-Key"
@@ -87,3 +88,8 @@ class SignedWebhook:
 
     def resolve(self, message: PageMessage, *, key: str) -> dict[str, Any]:
         return self._send("resolve", message, key)
+
+
+def build(settings: Settings, keys: Mapping[str, str]) -> SignedWebhook:
+    """The registered factory (bot.paging.channels): the URL, signed with the secret if set."""
+    return SignedWebhook(url=keys["webhook_url"], secret=keys.get("webhook_secret"))
