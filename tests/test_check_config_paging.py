@@ -1,9 +1,17 @@
-"""`ai-incident check-config` reports people who may be paged but cannot be reached."""
+"""`ai-incident check-config` reports people who may be paged but cannot be reached.
+
+The first test runs the command; the others check the same steps in process (the policy's
+own problems, then weak secrets and unreachable people), which is what the command prints.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from bot.cli import unreachable_problems
+from bot.config import ConfigError, parse_policy, weak_secret_problems
 from tests.test_cli import run_cli
 
 POLICY = """\
@@ -36,22 +44,20 @@ def test_a_paging_target_without_slack_id_or_provider_is_reported(tmp_path: Path
     assert summary == f"{policy}: 1 problem(s)"
 
 
-def test_a_provider_makes_everyone_reachable(tmp_path: Path) -> None:
-    policy = tmp_path / "policy.yml"
-    policy.write_text(
-        POLICY + "paging:\n  webhook_url: http://127.0.0.1:9/page\n", encoding="utf-8"
-    )
-    r = run_cli("check-config", str(policy), database_url="sqlite://", workdir=tmp_path)
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.startswith(f"{policy}: OK")
+def test_a_provider_makes_everyone_reachable() -> None:
+    text = POLICY + "paging:\n  webhook_url: http://127.0.0.1:9/page\n"
+    policy = parse_policy(text, file="policy.yml", env={})
+    assert unreachable_problems(policy, text, "policy.yml") == []
+    assert weak_secret_problems(policy, text, file="policy.yml") == []
 
 
-def test_a_person_referenced_but_not_defined_is_reported_once_as_a_reference(
-    tmp_path: Path,
-) -> None:
+def test_a_person_referenced_but_not_defined_is_reported_once_as_a_reference() -> None:
     # undefined people are the reference check's to report, with their own path and line
-    policy = tmp_path / "policy.yml"
-    policy.write_text(POLICY.replace("[ann, dave]", "[ann, erin]"), encoding="utf-8")
-    r = run_cli("check-config", str(policy), database_url="sqlite://", workdir=tmp_path)
-    assert r.returncode == 1
-    assert "schedules.primary.layers.0.users.1: 'erin' is not defined under people" in r.stderr
+    with pytest.raises(ConfigError) as raised:
+        parse_policy(POLICY.replace("[ann, dave]", "[ann, erin]"), file="policy.yml", env={})
+    messages = [str(p) for p in raised.value.problems]
+    assert any(
+        "schedules.primary.layers.0.users.1: 'erin' is not defined under people" in m
+        for m in messages
+    ), messages
+    assert not any("cannot be reached" in m for m in messages)
