@@ -285,3 +285,73 @@ def test_unreachable_people_are_paging_targets_without_slack_id_or_provider() ->
     )
     assert unreachable_people(with_provider) == []
     assert unreachable_people(example_policy()) == []
+
+
+# -- the channel registry ---------------------------------------------------------------------
+
+
+def test_the_registry_names_every_channel_once_and_the_policy_reads_it() -> None:
+    from bot.paging.channels import (
+        CHANNEL_LABELS,
+        CHANNEL_NAMES,
+        PERSON_CHANNELS,
+        PROVIDER_CHANNELS,
+        PROVIDERS,
+        paging_keys,
+    )
+    from bot.paging.pages import KINDS
+    from bot.paging.policy import PagingProviders
+
+    assert ("slack_dm", *PROVIDER_CHANNELS) == CHANNEL_NAMES
+    assert PROVIDER_CHANNELS == ("pagerduty", "opsgenie", "webhook")
+    assert CHANNEL_LABELS["pagerduty"] == "PagerDuty" and CHANNEL_LABELS["slack_dm"] == "Slack DM"
+    # PagerDuty pages whoever its own service's schedule names, not one person
+    assert PERSON_CHANNELS == ("slack_dm", "opsgenie", "webhook")
+    assert {name: f"page.{name}" for name in CHANNEL_NAMES} == KINDS
+    assert all(p.factory and p.keys for p in PROVIDERS)
+    # the policy file's `paging` keys are the registrations' keys and secrets
+    assert (
+        tuple(PagingProviders.model_fields)
+        == paging_keys()
+        == (
+            "pagerduty_routing_key",
+            "opsgenie_api_key",
+            "webhook_url",
+            "webhook_secret",
+        )
+    )
+
+
+def test_what_is_configured_follows_the_registered_keys() -> None:
+    from bot.paging.policy import PagingProviders
+
+    none = PagingProviders()
+    assert none.configured("slack_dm") and not none.configured("webhook")
+    assert not none.configured("carrier_pigeon")
+    assert none.person_channels() == ["slack_dm"] and not none.any_provider()
+    # a secret alone configures nothing; an empty key counts as unset
+    assert PagingProviders(webhook_secret="s" * 20, opsgenie_api_key="").every_channel() == [
+        "slack_dm"
+    ]
+    some = PagingProviders(pagerduty_routing_key="k", webhook_url="https://example.com/h")
+    assert some.person_channels() == ["slack_dm", "webhook"]
+    assert some.every_channel() == ["slack_dm", "pagerduty", "webhook"]
+    assert some.any_provider()
+
+
+def test_a_step_may_name_only_a_registered_channel() -> None:
+    import pytest
+
+    from bot.config import ConfigError, parse_policy
+
+    text = (
+        "escalation_policies:\n  p:\n    steps:\n      - notify: [{role: ai_lead}]\n"
+        "        channels: [slack_dm, pager]\n"
+    )
+    with pytest.raises(ConfigError) as raised:
+        parse_policy(text, file="p.yml", env={})
+    [problem] = raised.value.problems
+    assert problem.path == "escalation_policies.p.steps.0.channels.1"
+    assert problem.message == (
+        "expected 'slack_dm', 'pagerduty', 'opsgenie' or 'webhook', got the text 'pager'"
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -269,3 +270,36 @@ def test_slack_dm_without_a_slack_id_gives_up(slack: SlackStandin) -> None:
     with pytest.raises(GiveUp, match="no Slack id"):
         pager.page(message(person=Contact(person="dan")), key="k", uncertain=False)
     assert slack.calls() == []
+
+
+# -- the registry builds each provider's adapter, or the console stand-in saying why -----------
+
+
+def test_every_registered_provider_is_built_where_configured_and_printed_where_not() -> None:
+    from bot.paging.channels import PROVIDERS
+    from bot.paging.policy import PagingProviders
+    from bot.paging.providers.console import ConsolePager
+    from bot.paging.providers.registry import provider_pagers
+    from bot.settings import Settings
+
+    settings = Settings(pagerduty_events_url="http://127.0.0.1:9/pd")
+    unset = provider_pagers(settings, PagingProviders(), io.StringIO())
+    assert list(unset) == [p.name for p in PROVIDERS]
+    assert all(isinstance(p, ConsolePager) for p in unset.values())
+    console = io.StringIO()
+    provider_pagers(settings, PagingProviders(), console)["pagerduty"].page(
+        message(), key="k", uncertain=False
+    )
+    assert "[page via PagerDuty (paging.pagerduty_routing_key is not set)]" in console.getvalue()
+
+    paging = PagingProviders(
+        pagerduty_routing_key=KEY,
+        opsgenie_api_key="og-key",
+        webhook_url="http://127.0.0.1:9/hook",
+        webhook_secret="a-long-enough-page-secret",
+    )
+    built = provider_pagers(settings, paging)
+    assert isinstance(built["pagerduty"], PagerDutyEvents)
+    assert isinstance(built["opsgenie"], OpsgenieAlerts)
+    assert isinstance(built["webhook"], SignedWebhook)
+    assert [built[p.name].name for p in PROVIDERS] == [p.label for p in PROVIDERS]
