@@ -35,6 +35,7 @@ __all__ = [
     "PERSON_CHANNELS",
     "PROVIDER_CHANNELS",
     "Contact",
+    "Due",
     "EscalationState",
     "Exhausted",
     "Fire",
@@ -44,6 +45,7 @@ __all__ = [
     "Target",
     "Unreachable",
     "contact_in",
+    "due_now",
     "looks_like_slack_user",
     "next_open",
     "next_step",
@@ -345,6 +347,45 @@ def next_step(snapshot: Snapshot, state: EscalationState, now: datetime) -> Fire
     else:
         after = EscalationState(step=len(steps), round=state.round, next_at=then)
     return Fire(index=state.step, round=state.round, step=step, after=after)
+
+
+@dataclass(frozen=True)
+class Due:
+    """What an escalation does at `now`: the steps to fire in order, then the state it is in.
+
+    `waits` is set when a business-hours escalation has a step due outside business hours:
+    nothing fires and `state.next_at` is the next opening. `exhausted` is set when the last
+    step's wait passed unacknowledged.
+    """
+
+    fires: tuple[Fire, ...]
+    state: EscalationState
+    waits: bool = False
+    exhausted: Exhausted | None = None
+
+
+def due_now(
+    snapshot: Snapshot,
+    state: EscalationState,
+    now: datetime,
+    business_hours: BusinessHours | None = None,
+) -> Due:
+    """Return everything due at `now`; with `business_hours`, steps fire only while open."""
+    fires: list[Fire] = []
+    for _ in range(len(snapshot.steps) * (snapshot.repeat + 1) + 2):
+        if state.next_at > now:
+            break
+        if business_hours is not None and not business_hours.is_open(now):
+            waiting = EscalationState(state.step, state.round, next_open(business_hours, now))
+            return Due(tuple(fires), waiting, waits=True)
+        due = next_step(snapshot, state, now)
+        if due is None:
+            break
+        if isinstance(due, Exhausted):
+            return Due(tuple(fires), state, exhausted=due)
+        fires.append(due)
+        state = due.after
+    return Due(tuple(fires), state)
 
 
 def next_open(hours: BusinessHours, now: datetime) -> datetime:

@@ -30,7 +30,7 @@ from bot.domain.incidents import IncidentState, JournalKind
 from bot.domain.severity import Severity, is_higher
 from bot.paging.channels import PROVIDER_CHANNELS
 from bot.paging.desk import OnCallAnswer, OnCallDesk, UnknownPerson
-from bot.paging.escalation import EscalationState, Exhausted, Snapshot, next_open, next_step
+from bot.paging.escalation import EscalationState, Snapshot, due_now
 from bot.paging.notices import fire_step, founder_reached, notify_ai_lead, notify_founder
 from bot.paging.pages import queue_sync
 from bot.paging.policy import PagingPolicy
@@ -206,39 +206,42 @@ class PagingService:
     ) -> set[str]:
         """Fire what is due now; return the people sent a Slack DM."""
         paged: set[str] = set()
-        for _ in range(len(snapshot.steps) * (snapshot.repeat + 1) + 2):
-            if row.status != "active" or row.next_at is None or row.next_at > now:
-                break
-            hours = self._policy.hours
-            if row.business_hours_only and not hours.is_open(now):
-                row.next_at = next_open(hours, now)
-                zone = ZoneInfo(hours.timezone)
-                note(
-                    session,
-                    incident,
-                    "Outside business hours: the next page waits until "
-                    f"{row.next_at.astimezone(zone):%a %H:%M %Z} (P2).",
-                    now,
-                )
-                break
-            due = next_step(snapshot, EscalationState(row.step, row.round, row.next_at), now)
-            if due is None:
-                break
-            if isinstance(due, Exhausted):
-                row.status = "exhausted"
-                row.next_at = None
-                row.reason = f"nobody acknowledged after {due.rounds} round(s)"
-                note(
-                    session,
-                    incident,
-                    f"Escalation exhausted: nobody acknowledged after {due.rounds} round(s) of "
-                    f"policy {snapshot.policy}. Page someone with /ai-incident page.",
-                    now,
-                    kind=JournalKind.RESULT,
-                )
-                break
-            paged |= fire_step(session, self._policy, incident, row, snapshot, due, now)
-            row.step, row.round, row.next_at = due.after.step, due.after.round, due.after.next_at
+        if row.status != "active" or row.next_at is None or row.next_at > now:
+            row.updated_at = now
+            session.add(row)
+            return paged
+        hours = self._policy.hours
+        due = due_now(
+            snapshot,
+            EscalationState(row.step, row.round, row.next_at),
+            now,
+            hours if row.business_hours_only else None,
+        )
+        for fire in due.fires:
+            paged |= fire_step(session, self._policy, incident, row, snapshot, fire, now)
+        row.step, row.round, row.next_at = due.state.step, due.state.round, due.state.next_at
+        if due.waits:
+            zone = ZoneInfo(hours.timezone)
+            note(
+                session,
+                incident,
+                "Outside business hours: the next page waits until "
+                f"{due.state.next_at.astimezone(zone):%a %H:%M %Z} (P2).",
+                now,
+            )
+        if due.exhausted is not None:
+            rounds = due.exhausted.rounds
+            row.status = "exhausted"
+            row.next_at = None
+            row.reason = f"nobody acknowledged after {rounds} round(s)"
+            note(
+                session,
+                incident,
+                f"Escalation exhausted: nobody acknowledged after {rounds} round(s) of "
+                f"policy {snapshot.policy}. Page someone with /ai-incident page.",
+                now,
+                kind=JournalKind.RESULT,
+            )
         row.updated_at = now
         session.add(row)
         return paged

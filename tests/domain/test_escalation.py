@@ -29,6 +29,7 @@ from bot.paging.escalation import (
     Snapshot,
     StepSpec,
     Target,
+    due_now,
     next_open,
     next_step,
     policy_for,
@@ -285,6 +286,47 @@ def test_unreachable_people_are_paging_targets_without_slack_id_or_provider() ->
     )
     assert unreachable_people(with_provider) == []
     assert unreachable_people(example_policy()) == []
+
+
+# -- everything due at one tick ----------------------------------------------------------------
+
+
+def test_due_now_fires_what_is_due_and_keeps_the_next_steps_time() -> None:
+    s = snap([10, 20], repeat=1)
+    first = due_now(s, start(T0), T0)
+    assert [(f.round, f.index) for f in first.fires] == [(0, 0)]
+    assert first.state == EscalationState(step=1, round=0, next_at=T0 + timedelta(minutes=10))
+    assert not first.waits and first.exhausted is None
+    # nothing before the wait is over
+    early = due_now(s, first.state, T0 + timedelta(minutes=9, seconds=59))
+    assert early.fires == () and early.state == first.state
+    # a tick long after: one step fires, the next one waits its full wait from now
+    late = T0 + timedelta(hours=1)
+    after = due_now(s, first.state, late)
+    assert [(f.round, f.index) for f in after.fires] == [(0, 1)]
+    assert after.state == EscalationState(step=0, round=1, next_at=late + timedelta(minutes=20))
+
+
+def test_due_now_says_when_the_escalation_is_exhausted() -> None:
+    s = snap([5])
+    fired = due_now(s, start(T0), T0)
+    done = due_now(s, fired.state, T0 + timedelta(minutes=5))
+    assert done.fires == () and done.exhausted == Exhausted(rounds=1)
+    assert due_now(snap([]), start(T0), T0).exhausted == Exhausted(rounds=0)
+
+
+def test_due_now_outside_business_hours_waits_for_the_next_opening() -> None:
+    hours = BusinessHours(timezone="Europe/Berlin", start="09:00", end="18:00")
+    saturday = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
+    s = snap([10])
+    waiting = due_now(s, start(saturday), saturday, hours)
+    assert waiting.waits and waiting.fires == ()
+    # Monday 09:00 in Berlin
+    assert waiting.state == EscalationState(0, 0, datetime(2026, 11, 30, 8, 0, tzinfo=UTC))
+    opened = due_now(s, waiting.state, waiting.state.next_at, hours)
+    assert not opened.waits and [f.index for f in opened.fires] == [0]
+    # without business hours the same step fires at once
+    assert [f.index for f in due_now(s, start(saturday), saturday).fires] == [0]
 
 
 # -- the channel registry ---------------------------------------------------------------------
