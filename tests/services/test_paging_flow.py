@@ -77,7 +77,10 @@ def build(db_url: str, world: World, clock: FakeClock, routing_key: str = KEY) -
         pagerduty_events_url=world.pd.url,
         opsgenie_api_url=world.og.base_url,
     )
-    return make_bot(db_url, policy=load_policy(EXAMPLE, env), clock=clock, settings=settings)
+    # the stand-in does not limit the rate: direct messages go unpaced
+    return make_bot(
+        db_url, policy=load_policy(EXAMPLE, env), clock=clock, settings=settings, slack_interval_s=0
+    )
 
 
 @contextmanager
