@@ -188,7 +188,7 @@ def bootstrap(
     digests = DigestService(policy=policy, clock=clock, handoffs=StoredHandoffs())
     client = _slack_client(settings)
     notifier = (
-        SlackChat(client, per_channel_interval=slack_interval_s)
+        SlackChat(client, per_channel_interval=slack_interval_s, clock=clock)
         if client is not None
         else ConsoleChat(console)
     )
@@ -277,7 +277,7 @@ def bootstrap(
     handoff_service.add_pager(handoff_paging)
     paging_delivery = PagingDelivery(
         engine=engine,
-        pagers=build_pagers(settings, policy, client, safe, console, slack_interval_s),
+        pagers=build_pagers(settings, policy, client, safe, console, slack_interval_s, clock),
         chat=notifier,
         safe=safe,
         policy=policy,
@@ -409,10 +409,13 @@ def build_pagers(
     safe: SafeText,
     console: TextIO | None = None,
     slack_interval_s: float = 1.0,
+    clock: Callable[[], datetime] = utc_now,
 ) -> dict[str, Pager]:
     """Return a Pager per channel: the real one where configured, else one that prints."""
     slack_dm: Pager = (
-        SlackDirect(client, safe, SlackChat(client, per_channel_interval=slack_interval_s))
+        SlackDirect(
+            client, safe, SlackChat(client, per_channel_interval=slack_interval_s, clock=clock)
+        )
         if client is not None
         else ConsolePager("Slack DM", console, why="local mode")
     )

@@ -14,7 +14,7 @@ from sqlmodel import Session
 from bot.delivery.worker import Attempt
 from bot.domain.redaction import SafeText
 from bot.domain.views import JournalView
-from bot.integrations.ports import ChatNotifier, GiveUp, RetryLater
+from bot.integrations.ports import ChatNotifier, GiveUp, RetryLater, post_once
 from bot.rendering.cards import card_blocks, card_text, journal_text
 from bot.rendering.reports import Section, postmortem_sections, render_slack, timeline_lines
 from storage.db import readonly, session_scope
@@ -71,11 +71,16 @@ class ChatDelivery:
         if view.slack_ts is not None:
             self._chat.update(channel=channel, ts=view.slack_ts, text=text, blocks=blocks)
             return {"updated": view.slack_ts}
-        key = f"card:{view.id}"
-        ts = self._chat.find(channel=channel, key=key) if attempt.uncertain else None
-        if ts is None:
-            posted = self._chat.post(channel=channel, text=text, blocks=blocks, key=key)
-            channel, ts = posted.channel, posted.ts
+        posted = post_once(
+            self._chat,
+            channel=channel,
+            text=text,
+            blocks=blocks,
+            key=f"card:{view.id}",
+            uncertain=attempt.uncertain,
+            sent=attempt.sent,
+        )
+        channel, ts = posted.channel, posted.ts
         with session_scope(self._engine) as session:
             row = session.get(IncidentRow, view.id, with_for_update=True)
             assert row is not None
@@ -110,14 +115,15 @@ class ChatDelivery:
         for part, chunk in enumerate(_chunks(entries, self._safe, slack=self._slack)):
             # a storm can batch many entries: every one is posted, split over several replies
             key = attempt.idempotency_key if part == 0 else f"{attempt.idempotency_key}#{part}"
-            text = "\n".join(line for _, line in chunk)
-            ts = None
-            if attempt.uncertain:
-                ts = self._chat.find(channel=channel, key=key, thread_ts=thread)
-            if ts is None:
-                ts = self._chat.post(
-                    channel=channel, text=text, blocks=None, key=key, thread_ts=thread
-                ).ts
+            ts = post_once(
+                self._chat,
+                channel=channel,
+                text="\n".join(line for _, line in chunk),
+                key=key,
+                thread_ts=thread,
+                uncertain=attempt.uncertain,
+                sent=attempt.sent,
+            ).ts
             posted.append(ts)
             with session_scope(self._engine) as session:
                 session.execute(
@@ -162,15 +168,15 @@ class ChatDelivery:
         posted: list[str] = []
         for part, chunk in enumerate(_split(text, MAX_CHARS_PER_POST)):
             key = attempt.idempotency_key if part == 0 else f"{attempt.idempotency_key}#{part}"
-            ts = (
-                self._chat.find(channel=channel, key=key, thread_ts=thread)
-                if attempt.uncertain
-                else None
-            )
-            if ts is None:
-                ts = self._chat.post(
-                    channel=channel, text=chunk, blocks=None, key=key, thread_ts=thread
-                ).ts
+            ts = post_once(
+                self._chat,
+                channel=channel,
+                text=chunk,
+                key=key,
+                thread_ts=thread,
+                uncertain=attempt.uncertain,
+                sent=attempt.sent,
+            ).ts
             posted.append(ts)
         return {"report": name, "parts": posted}
 

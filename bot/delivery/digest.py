@@ -13,7 +13,7 @@ from sqlmodel import Session
 from bot.delivery.worker import Attempt
 from bot.domain.digest import Week
 from bot.domain.redaction import SafeText
-from bot.integrations.ports import ChatNotifier, GiveUp, RetryLater
+from bot.integrations.ports import ChatNotifier, GiveUp, RetryLater, post_once
 from bot.rendering.charts import week_chart
 from bot.rendering.reports import digest_text
 from bot.services.digest import DigestService
@@ -56,12 +56,16 @@ class DigestDelivery:
             digest = self._digests.build(session, week, late=run.late)
         esc = self._safe.slack if self._slack else self._safe.plain
         text = digest_text(digest, esc, self._digests.zone, slack=self._slack)
-        key = attempt.idempotency_key
         ts = run.slack_ts
-        if ts is None and attempt.uncertain:
-            ts = self._chat.find(channel=run.channel, key=key)
         if ts is None:
-            ts = self._chat.post(channel=run.channel, text=text, blocks=None, key=key).ts
+            ts = post_once(
+                self._chat,
+                channel=run.channel,
+                text=text,
+                key=attempt.idempotency_key,
+                uncertain=attempt.uncertain,
+                sent=attempt.sent,
+            ).ts
         with session_scope(self._engine) as session:
             row = session.get(DigestRunRow, run_id, with_for_update=True)
             assert row is not None

@@ -1,7 +1,8 @@
 """Deliver outbox rows: claim with leases, keep per-key order, retry with backoff and jitter.
 
 A handler raises the errors defined with the ports (`bot.integrations.ports`): RetryLater is
-retried after backoff or Retry-After, GiveUp marks the row failed; anything else is transient.
+retried after backoff or Retry-After, GiveUp marks the row failed, NotYet defers the row to the
+time it names without counting an attempt; anything else is transient.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import logging
 import random
 import threading
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -18,8 +19,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from bot.integrations.ports import GiveUp, RetryLater
-from storage.db import session_scope
+from bot.integrations.ports import GiveUp, NotYet, PostedMessage, RetryLater
+from storage.db import readonly, session_scope
 from storage.models import OutboxRow
 
 __all__ = ["Attempt", "DeliveryWorker", "Handler", "backoff"]
@@ -44,6 +45,9 @@ class Attempt:
     number: int
     uncertain: bool  # an earlier attempt may have reached the receiver before a crash
     claimed_at: datetime | None = None
+    # what this attempt has posted so far (`post_once(..., sent=attempt.sent)`): an attempt
+    # deferred after part of it went out counts, so the next one looks before posting again
+    sent: list[PostedMessage] = field(default_factory=list, compare=False, repr=False)
 
 
 class Handler(Protocol):
@@ -175,6 +179,11 @@ class DeliveryWorker:
             if handler is None:
                 raise GiveUp(f"no handler for outbox kind {attempt.kind!r}")
             result = handler(attempt)
+        except NotYet as exc:
+            log.debug(
+                "delivery of %s (%s) deferred: %s", attempt.idempotency_key, attempt.kind, exc
+            )
+            self.release(attempt, at=exc.at, counted=bool(attempt.sent))
         except GiveUp as exc:
             log.error(
                 "delivery of %s (%s) failed for good: %s",
@@ -222,16 +231,39 @@ class DeliveryWorker:
                 attempt, status="done", delivered_at=self._clock(), result=result, lease_until=None
             )
 
+    def release(self, attempt: Attempt, *, at: datetime, counted: bool = False) -> None:
+        """Put a claimed row back, due at `at`; uncounted, it is as if it had not been claimed."""
+        values: dict[str, Any] = {
+            "status": "pending",
+            "next_attempt_at": max(at, self._clock()),
+            "lease_until": None,
+        }
+        if not counted:
+            values["attempts"] = attempt.number - 1
+        self._finish(attempt, **values)
+
     def run_once(self) -> int:
-        """Deliver everything due now, in order; return how many attempts ran."""
+        """Deliver everything due now, in order; return how many attempts ran.
+
+        Returns soon after stop() when the background thread runs it: the rows it claimed and
+        did not reach are put back at once, uncounted.
+        """
+        return self._drain(self._stop)
+
+    def _drain(self, stop: threading.Event) -> int:
         total = 0
-        while True:
+        while not stop.is_set():
             attempts = self.claim(self._clock())
             if not attempts:
                 return total
-            for attempt in attempts:
+            for n, attempt in enumerate(attempts):
+                if stop.is_set():
+                    for left in attempts[n:]:
+                        self.release(left, at=self._clock())
+                    return total
                 self.deliver(attempt)
-            total += len(attempts)
+                total += 1
+        return total
 
     def poke(self) -> None:
         """Wake the worker: new rows were committed."""
@@ -245,13 +277,15 @@ class DeliveryWorker:
         interpreter from ingest for nothing.
         """
 
+        stop = self._stop
+
         def loop() -> None:
-            while not self._stop.is_set():
+            while not stop.is_set():
                 try:
-                    self.run_once()
+                    self._drain(stop)
                 except Exception:
                     log.exception("delivery loop failed; retrying")
-                self._stop.wait(min_gap)
+                stop.wait(min_gap)
                 self._wake.wait(max(interval - min_gap, 0.0))
                 self._wake.clear()
 
@@ -259,11 +293,16 @@ class DeliveryWorker:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop the background thread after the current attempt."""
-        self._stop.set()
+        """Stop the background thread after the current attempt.
+
+        Afterwards run_once delivers in the caller's thread again (tests and tools drive it).
+        """
+        stop, self._stop = self._stop, threading.Event()
+        stop.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+            self._thread = None
 
     def pending_count(self) -> int:
         """Return this lane's rows not yet delivered (for /metrics)."""
@@ -274,5 +313,6 @@ class DeliveryWorker:
         )
         if self._kinds is not None:
             query = query.where(sa.column("kind").in_(self._kinds))
-        with Session(self._engine) as session:
+        # read-only: /metrics never waits behind the ingest writer for SQLite's write lock
+        with Session(readonly(self._engine)) as session:
             return int(session.execute(query).scalar_one())

@@ -13,7 +13,7 @@ from sqlmodel import Session
 from bot.delivery.worker import Attempt
 from bot.domain.redaction import SafeText
 from bot.handoffs.domain import HandoffView, format_handoff_id
-from bot.integrations.ports import ChatNotifier, GiveUp, RetryLater
+from bot.integrations.ports import ChatNotifier, GiveUp, RetryLater, post_once
 from bot.rendering.handoffs import handoff_card_blocks, handoff_card_text, thread_text
 from storage.db import readonly, session_scope
 from storage.handoffs import handoff_view
@@ -65,11 +65,16 @@ class HandoffChatDelivery:
         if view.slack_ts is not None:
             self._chat.update(channel=channel, ts=view.slack_ts, text=text, blocks=blocks)
             return {"updated": view.slack_ts}
-        key = f"handoff-card:{view.id}"
-        ts = self._chat.find(channel=channel, key=key) if attempt.uncertain else None
-        if ts is None:
-            posted = self._chat.post(channel=channel, text=text, blocks=blocks, key=key)
-            channel, ts = posted.channel, posted.ts
+        posted = post_once(
+            self._chat,
+            channel=channel,
+            text=text,
+            blocks=blocks,
+            key=f"handoff-card:{view.id}",
+            uncertain=attempt.uncertain,
+            sent=attempt.sent,
+        )
+        channel, ts = posted.channel, posted.ts
         with session_scope(self._engine) as session:
             session.execute(
                 sa.update(HandoffRow)
@@ -90,17 +95,13 @@ class HandoffChatDelivery:
                 raise RetryLater("the review card is not posted yet", retry_after=1.0)
         line = dict(attempt.payload.get("line") or {})
         text = thread_text(format_handoff_id(handoff_id), line, self._safe, slack=self._slack)
-        ts = None
-        if attempt.uncertain:
-            ts = self._chat.find(
-                channel=view.slack_channel, key=attempt.idempotency_key, thread_ts=view.slack_ts
-            )
-        if ts is None:
-            ts = self._chat.post(
-                channel=view.slack_channel,
-                text=text,
-                blocks=None,
-                key=attempt.idempotency_key,
-                thread_ts=view.slack_ts,
-            ).ts
-        return {"ts": ts}
+        posted = post_once(
+            self._chat,
+            channel=view.slack_channel,
+            text=text,
+            key=attempt.idempotency_key,
+            thread_ts=view.slack_ts,
+            uncertain=attempt.uncertain,
+            sent=attempt.sent,
+        )
+        return {"ts": posted.ts}

@@ -3,24 +3,32 @@
 Errors an adapter raises (the delivery worker acts on them):
     RetryLater(reason, retry_after=None)  -- transient; retried after backoff or Retry-After
     GiveUp(reason)                        -- permanent; the row is marked failed and logged
+    NotYet(reason, at)                    -- the receiver is not due yet (a channel's pace): the
+                                             row waits until `at`; no attempt is counted
 Anything else is treated as transient.
+
+`post_once` is how every chat post is made: an uncertain attempt looks for an earlier post
+carrying its key before it posts again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 __all__ = [
     "ChatNotifier",
     "GiveUp",
+    "NotYet",
     "PostedMessage",
     "RetryLater",
     "TicketDraft",
     "TicketRef",
     "TicketTracker",
     "TicketUser",
+    "post_once",
 ]
 
 
@@ -34,6 +42,18 @@ class RetryLater(Exception):
 
 class GiveUp(Exception):
     """A failure retrying cannot help."""
+
+
+class NotYet(Exception):
+    """Nothing was sent: the receiver takes the next message at `at` (on the injected clock).
+
+    Not a failure: the row is deferred to `at` without counting an attempt, so a paced post
+    neither uses up retries nor makes the next attempt look for a post that was never made.
+    """
+
+    def __init__(self, reason: str, at: datetime) -> None:
+        super().__init__(reason)
+        self.at = at
 
 
 @dataclass(frozen=True)
@@ -138,3 +158,30 @@ class TicketTracker(Protocol):
     def assign(self, *, key: str, account: str) -> None: ...
 
     def set_priority(self, *, key: str, priority: str) -> None: ...
+
+
+def post_once(
+    chat: ChatNotifier,
+    *,
+    channel: str,
+    text: str,
+    key: str,
+    uncertain: bool,
+    blocks: list[dict[str, Any]] | None = None,
+    thread_ts: str | None = None,
+    sent: list[PostedMessage] | None = None,
+) -> PostedMessage:
+    """Post a message carrying `key` once; an uncertain attempt first looks for an earlier post.
+
+    `uncertain` says an earlier attempt may have posted before its answer was lost (a crash, a
+    timeout, a 5xx). What this call posted is appended to `sent`: an attempt deferred after part
+    of it went out must look before it posts again.
+    """
+    if uncertain:
+        ts = chat.find(channel=channel, key=key, thread_ts=thread_ts)
+        if ts is not None:
+            return PostedMessage(channel=channel, ts=ts)
+    posted = chat.post(channel=channel, text=text, blocks=blocks, key=key, thread_ts=thread_ts)
+    if sent is not None:
+        sent.append(posted)
+    return posted

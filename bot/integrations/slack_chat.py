@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot.integrations.ports import GiveUp, PostedMessage, RetryLater
+from bot.integrations.ports import GiveUp, NotYet, PostedMessage, RetryLater
 
-__all__ = ["METADATA_EVENT", "SlackChat"]
+__all__ = ["METADATA_EVENT", "ChannelPace", "SlackChat"]
 
 log = logging.getLogger(__name__)
 
@@ -47,28 +49,73 @@ def _translate(exc: Exception, method: str) -> Exception:
     return RetryLater(f"{method}: {type(exc).__name__}: {exc}")
 
 
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ChannelPace:
+    """When each channel takes its next post: about one a second, as Slack asks, before a 429.
+
+    Never waits: a post to a channel that is not due raises NotYet with the time it is, and the
+    delivery worker defers that row alone, so one busy channel holds up no other channel and no
+    direct message. Every lane posting through the adapter shares this state under one lock.
+    """
+
+    # forget channels not posted to for this long (their time is long past)
+    FORGET_AFTER = timedelta(minutes=10)
+
+    def __init__(self, interval: timedelta, clock: Callable[[], datetime]) -> None:
+        self._interval = interval
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._next: dict[str, datetime] = {}
+        self._sending: set[str] = set()
+
+    @contextmanager
+    def turn(self, channel: str) -> Iterator[None]:
+        """Hold the channel's turn while one post is on its way, or raise NotYet."""
+        if self._interval <= timedelta(0):
+            yield
+            return
+        with self._lock:
+            now = self._clock()
+            due = self._next.get(channel, now)
+            if channel in self._sending:
+                # another lane's post is on its way: its answer sets the next time
+                due = max(due, now + self._interval)
+            if due > now:
+                raise NotYet(f"{channel} takes its next post at {due.isoformat()}", due)
+            self._sending.add(channel)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._sending.discard(channel)
+                # counted from the answer, so the gap Slack sees between two posts is never shorter
+                now = self._clock()
+                self._next[channel] = now + self._interval
+                if len(self._next) > 1000:
+                    self._next = {
+                        c: t for c, t in self._next.items() if t > now - self.FORGET_AFTER
+                    }
+
+
 class SlackChat:
-    """A ChatNotifier on slack_sdk's WebClient; base URL from SLACK_API_URL."""
+    """A ChatNotifier on slack_sdk's WebClient; base URL from SLACK_API_URL.
+
+    Posts to one channel are paced on `clock` (`ChannelPace`); `per_channel_interval=0` lifts
+    the pacing, for a receiver that does not limit the rate.
+    """
 
     def __init__(
         self,
         client: WebClient,
         *,
         per_channel_interval: float = 1.0,
-        monotonic: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], datetime] = _utc_now,
     ) -> None:
         self._client = client
-        self._interval = per_channel_interval
-        self._monotonic = monotonic
-        self._sleep = sleep
-        self._next_post: dict[str, float] = {}
-
-    def _pace(self, channel: str) -> None:
-        """Keep to about one message per second per channel, as Slack asks, before it says 429."""
-        wait = self._next_post.get(channel, 0.0) - self._monotonic()
-        if wait > 0:
-            self._sleep(wait)
+        self._pace = ChannelPace(timedelta(seconds=per_channel_interval), clock)
 
     def post(
         self,
@@ -79,22 +126,19 @@ class SlackChat:
         key: str,
         thread_ts: str | None = None,
     ) -> PostedMessage:
-        self._pace(channel)
-        try:
-            resp = self._client.chat_postMessage(
-                channel=channel,
-                text=text,
-                blocks=blocks,
-                thread_ts=thread_ts,
-                unfurl_links=False,
-                unfurl_media=False,
-                metadata={"event_type": METADATA_EVENT, "event_payload": {"key": key}},
-            )
-        except (SlackApiError, SlackClientError, OSError) as exc:
-            raise _translate(exc, "chat.postMessage") from exc
-        finally:
-            # counted from the answer, so the gap Slack sees between two posts is never shorter
-            self._next_post[channel] = self._monotonic() + self._interval
+        with self._pace.turn(channel):
+            try:
+                resp = self._client.chat_postMessage(
+                    channel=channel,
+                    text=text,
+                    blocks=blocks,
+                    thread_ts=thread_ts,
+                    unfurl_links=False,
+                    unfurl_media=False,
+                    metadata={"event_type": METADATA_EVENT, "event_payload": {"key": key}},
+                )
+            except (SlackApiError, SlackClientError, OSError) as exc:
+                raise _translate(exc, "chat.postMessage") from exc
         return PostedMessage(channel=str(resp["channel"]), ts=str(resp["ts"]))
 
     def update(

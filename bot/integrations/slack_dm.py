@@ -8,7 +8,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.domain.redaction import SafeText
-from bot.integrations.ports import GiveUp
+from bot.integrations.ports import GiveUp, post_once
 from bot.integrations.slack_chat import SlackChat, _translate
 from bot.paging.providers.ports import PageMessage
 from bot.rendering.pages import dm_blocks, dm_text
@@ -41,15 +41,15 @@ class SlackDirect:
         if person is None or not person.slack_id:
             raise GiveUp("no Slack id to send a direct message to")
         channel = self._open(person.slack_id)
-        ts = self._chat.find(channel=channel, key=key) if uncertain else None
-        if ts is None:
-            ts = self._chat.post(
-                channel=channel,
-                text=dm_text(message, self._safe),
-                blocks=dm_blocks(message, self._safe),
-                key=key,
-            ).ts
-        return {"channel": channel, "ts": ts}
+        posted = post_once(
+            self._chat,
+            channel=channel,
+            text=dm_text(message, self._safe),
+            blocks=dm_blocks(message, self._safe),
+            key=key,
+            uncertain=uncertain,
+        )
+        return {"channel": channel, "ts": posted.ts}
 
     def acknowledge(self, message: PageMessage, *, key: str) -> dict[str, Any]:
         return {"skipped": "Slack DMs are not mirrored"}

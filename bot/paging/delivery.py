@@ -23,7 +23,7 @@ from bot.delivery.worker import Attempt, Handler
 from bot.domain.incidents import JournalKind, format_incident_id
 from bot.domain.permissions import person_of
 from bot.domain.redaction import SafeText
-from bot.integrations.ports import ChatNotifier, GiveUp, RetryLater
+from bot.integrations.ports import ChatNotifier, GiveUp, NotYet, RetryLater, post_once
 from bot.paging.escalation import Contact
 from bot.paging.pages import GROUP, KINDS, THREAD, contact_of, queue_page
 from bot.paging.providers.ports import PageMessage, Pager
@@ -185,6 +185,8 @@ class PagingDelivery:
                 result = pager.acknowledge(message, key=attempt.idempotency_key)
             else:
                 result = pager.resolve(message, key=attempt.idempotency_key)
+        except NotYet:
+            raise  # paced, not failing: the worker defers the row
         except GiveUp as exc:
             self._failure(incident, pager, payload, str(exc), final=True)
             raise
@@ -222,15 +224,16 @@ class PagingDelivery:
             [str(g) for g in payload.get("groups", [])],
             str(payload.get("severity", incident.severity)),
         )
-        key = attempt.idempotency_key
-        ts = None
-        if attempt.uncertain:
-            ts = self._chat.find(channel=channel, key=key, thread_ts=incident.slack_ts)
-        if ts is None:
-            ts = self._chat.post(
-                channel=channel, text=text, blocks=None, key=key, thread_ts=incident.slack_ts
-            ).ts
-        return {"ts": ts}
+        posted = post_once(
+            self._chat,
+            channel=channel,
+            text=text,
+            key=attempt.idempotency_key,
+            thread_ts=incident.slack_ts,
+            uncertain=attempt.uncertain,
+            sent=attempt.sent,
+        )
+        return {"ts": posted.ts}
 
     def _contact(self, slack_user: str) -> Contact:
         person = person_of(self._policy, slack_user)

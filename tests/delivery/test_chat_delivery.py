@@ -171,7 +171,8 @@ def slack() -> Iterator[SlackStandin]:
         yield standin
 
 
-def slack_bot(db_url: str, slack: SlackStandin) -> Bot:
+def slack_bot(db_url: str, slack: SlackStandin, *, slack_interval_s: float = 0.0) -> Bot:
+    """A bot posting to the stand-in; unpaced unless asked (pacing: test_slack_pacing.py)."""
     settings = Settings(
         slack_bot_token=SecretStr("xoxb-test"),
         slack_api_url=slack.url,
@@ -179,7 +180,9 @@ def slack_bot(db_url: str, slack: SlackStandin) -> Bot:
         ai_incident_webhook_token=SecretStr(TOKEN),
     )
     # Jira off: these tests count Slack calls; tickets have their own (test_ticket_delivery.py)
-    return make_bot(db_url, policy=without_tickets(), settings=settings)
+    return make_bot(
+        db_url, policy=without_tickets(), settings=settings, slack_interval_s=slack_interval_s
+    )
 
 
 def _chat(call: Any) -> bool:
@@ -218,7 +221,8 @@ def assert_valid_blocks(blocks: list[dict[str, Any]]) -> None:
 def test_an_alert_storm_updates_one_card_and_batches_the_thread(
     db_url: str, slack: SlackStandin
 ) -> None:
-    bot = slack_bot(db_url, slack)
+    # paced as in production: the thread's replies batch while the channel is not due
+    bot = slack_bot(db_url, slack, slack_interval_s=1.0)
     notifications, per_notification = 75, 4  # 300 alerts into one group
     with driven(bot):
         for n in range(1, notifications + 1):

@@ -219,7 +219,13 @@ def test_a_slow_jira_never_holds_slack_back(
     db_url: str, slack: SlackStandin, cloud: JiraStandin
 ) -> None:
     # the worker runs in its own threads here, as in production: Jira has a lane of its own
-    bot = make_bot(db_url, policy=policy_for(cloud), settings=jira_settings(db_url, slack, cloud))
+    # unpaced: the fake clock stands still while the lanes run in their threads
+    bot = make_bot(
+        db_url,
+        policy=policy_for(cloud),
+        settings=jira_settings(db_url, slack, cloud),
+        slack_interval_s=0,
+    )
     cloud.hang_next("*", seconds=3, times=2)  # serverInfo and create: each answer takes 3 s
     with bot.client:
         started = time.monotonic()

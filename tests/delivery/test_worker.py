@@ -595,3 +595,63 @@ def test_a_slow_lane_never_holds_up_another_lane(engine: Engine) -> None:
         slow_lane.stop()
         fast_lane.stop()
     assert [r.status for r in rows(engine)] == ["done", "done"]
+
+
+def test_stop_returns_soon_and_puts_back_the_rows_not_reached(tmp_path: Path) -> None:
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'bot.db'}")
+    migrate(engine)
+    clock = FakeClock()
+    entered, release = threading.Event(), threading.Event()
+    delivered: list[str] = []
+
+    def slow(attempt: Attempt) -> None:
+        entered.set()
+        release.wait(10)  # a receiver still answering when stop() comes
+        delivered.append(attempt.idempotency_key)
+
+    with session_scope(engine) as session:
+        for n in range(5):
+            enqueue(
+                session,
+                kind="slow",
+                idempotency_key=f"r{n}",
+                ordering_key=f"k{n}",
+                payload={},
+                now=clock(),
+            )
+    worker = DeliveryWorker(engine=engine, handlers={"slow": slow}, clock=clock)
+    worker.start(interval=0.05)
+    assert entered.wait(10)
+    stopper = threading.Thread(target=worker.stop)
+    started = time.monotonic()
+    stopper.start()
+    release.set()
+    stopper.join(10)
+    took = time.monotonic() - started
+    assert not stopper.is_alive() and took < 1.0, f"stop took {took:.2f} s"
+    assert delivered == ["r0"]  # the attempt under way finished; the batch's rest was left
+    with Session(engine) as session:
+        rest = [r for r in session.exec(select(OutboxRow)).all() if r.idempotency_key != "r0"]
+    assert {(r.status, r.attempts, r.lease_until) for r in rest} == {("pending", 0, None)}
+    # stopped, the worker is driven in the caller's thread again
+    assert worker.run_once() == 4
+    engine.dispose()
+
+
+def test_pending_count_reads_without_the_write_lock(tmp_path: Path) -> None:
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'bot.db'}")
+    migrate(engine)
+    clock = FakeClock()
+    worker = DeliveryWorker(engine=engine, handlers={}, clock=clock)
+    counted: list[int] = []
+    with session_scope(engine) as session:
+        enqueue(session, kind="x", idempotency_key="a", ordering_key="k", payload={}, now=clock())
+    with session_scope(engine) as writer:
+        # the ingest writer holds SQLite's write lock (and this process's writer turn)
+        writer.execute(sa.update(OutboxRow).values(last_error="busy"))
+        reader = threading.Thread(target=lambda: counted.append(worker.pending_count()))
+        reader.start()
+        reader.join(5)
+        assert not reader.is_alive(), "pending_count waited for the writer"
+    assert counted == [1]
+    engine.dispose()

@@ -61,6 +61,7 @@ def sbot(db_url: str, slack: SlackStandin) -> Iterator[Bot]:
         db_url,
         policy=policy.model_copy(update={"sources": {**policy.sources, "agents": agents}}),
         settings=settings,
+        slack_interval_s=0,  # the fake clock stands still while the lanes run: posts go unpaced
     )
     with b.client:
         yield b

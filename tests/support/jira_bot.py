@@ -70,8 +70,12 @@ def jira_bot(
     db_url: str, slack: SlackStandin | None, jira: JiraStandin, policy: Policy | None = None
 ) -> Iterator[Bot]:
     """Run the app with its ingest writer; leave delivery to `settle`/`run_once`."""
+    # the stand-ins do not limit the rate: posts go unpaced (pacing: test_slack_pacing.py)
     bot = make_bot(
-        db_url, policy=policy or policy_for(jira), settings=jira_settings(db_url, slack, jira)
+        db_url,
+        policy=policy or policy_for(jira),
+        settings=jira_settings(db_url, slack, jira),
+        slack_interval_s=0,
     )
     try:
         with bot.client:
