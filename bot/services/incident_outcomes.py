@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from typing import assert_never
 
 from sqlmodel import Session
 
@@ -46,9 +47,7 @@ def refusals(incident_id: int | None = None) -> Iterator[None]:
         raise ReasonRequired(e.action) from e
 
 
-def _event(
-    row: IncidentRow, effect: lifecycle.Effect, now: datetime
-) -> events.IncidentEvent | None:
+def _event(row: IncidentRow, effect: lifecycle.Event, now: datetime) -> events.IncidentEvent:
     match effect:
         case lifecycle.IncidentOpened(actor=actor, declared=declared):
             return events.IncidentOpened(incident=row, actor=actor, now=now, declared=declared)
@@ -70,7 +69,7 @@ def _event(
             return events.RootCauseRecorded(incident=row, text=text, actor=actor, now=now)
         case lifecycle.PostmortemRequested(actor=actor):
             return events.PostmortemDrafted(incident=row, actor=actor, now=now)
-    return None
+    assert_never(effect)
 
 
 class Lifecycle:
@@ -126,8 +125,6 @@ class Lifecycle:
                 # a listener sees the row as it was when the event happened
                 repository.save(session, row, current, effect.incident)
                 current = effect.incident
-                event = _event(row, effect, now)
-                assert event is not None
-                events.publish(session, self.listeners, event)
+                events.publish(session, self.listeners, _event(row, effect, now))
         repository.save(session, row, current, outcome.incident)
         return entry_ids

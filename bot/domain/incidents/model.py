@@ -21,6 +21,7 @@ __all__ = [
     "CardPosted",
     "Effect",
     "Entry",
+    "Event",
     "GroupClosed",
     "IllegalTransition",
     "Incident",
@@ -156,18 +157,10 @@ class PostmortemRequested:
     actor: str
 
 
-Effect = (
-    Entry
-    | CardPosted
-    | CardChanged
-    | GroupClosed
-    | ReportRequested
-    | IncidentOpened
-    | StateMoved
-    | SeverityMoved
-    | RootCauseSet
-    | PostmortemRequested
-)
+# what listeners are told, each with the incident as it was when it happened
+Event = IncidentOpened | StateMoved | SeverityMoved | RootCauseSet | PostmortemRequested
+
+Effect = Entry | CardPosted | CardChanged | GroupClosed | ReportRequested | Event
 
 
 @dataclass(frozen=True)
