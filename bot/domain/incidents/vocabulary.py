@@ -10,6 +10,7 @@ __all__ = [
     "InvalidIncidentId",
     "JournalKind",
     "format_incident_id",
+    "journal_kind_of",
     "parse_incident_id",
 ]
 
@@ -55,3 +56,26 @@ def parse_incident_id(text: str) -> int:
     if match is None:
         raise InvalidIncidentId(f"{text!r} is not an incident id like INC-7")
     return int(match.group(1))
+
+
+_KIND_PREFIXES = {
+    "change": JournalKind.CHANGE,
+    "observation": JournalKind.OBSERVATION,
+    "noticed": JournalKind.OBSERVATION,
+    "action": JournalKind.ACTION,
+    "tried": JournalKind.ACTION,
+    "result": JournalKind.RESULT,
+    "worked": JournalKind.RESULT,
+    "root cause": JournalKind.ROOT_CAUSE,
+    "rootcause": JournalKind.ROOT_CAUSE,
+    "decision": JournalKind.DECISION,
+}
+
+
+def journal_kind_of(text: str) -> tuple[JournalKind, str]:
+    """Read an optional `kind:` prefix of a thread reply ("action: restarted worker-1")."""
+    head, sep, rest = text.partition(":")
+    kind = _KIND_PREFIXES.get(head.strip().lower()) if sep else None
+    if kind is None or not rest.strip():
+        return JournalKind.OBSERVATION, text
+    return kind, rest.strip()
