@@ -363,29 +363,24 @@ def build_chat_lane(
     )
 
 
-def build_lanes(
-    base: Base,
-    adapters: Adapters,
-    services: Services,
-    *,
-    console: TextIO | None,
-    slack_interval_s: float,
-    webhook_token: str | None,
-) -> Lanes:
-    """Give each delivery target its own lane, so one that is down holds up no other."""
-    settings, policy = base.settings, base.policy
-    tickets = TicketDelivery(
+def build_tickets(base: Base, adapters: Adapters) -> TicketDelivery:
+    """Deliver Jira tickets for incidents and handoffs (the console tracker when unset)."""
+    settings = base.settings
+    return TicketDelivery(
         engine=base.engine,
         tracker=adapters.tracker,
         chat=adapters.notifier,
         safe=base.safe,
-        policy=policy,
+        policy=base.policy,
         default_project=settings.jira_project
         or (None if settings.jira_configured else LOCAL_PROJECT),
         clock=base.clock,
     )
-    # Jira gets a lane of its own: a Jira that times out must not hold Slack posts back
-    ticket_lane = _lane(
+
+
+def build_ticket_lane(base: Base, tickets: TicketDelivery) -> DeliveryWorker:
+    """Jira gets a lane of its own: a Jira that times out must not hold Slack posts back."""
+    return _lane(
         base,
         "delivery-tickets",
         {
@@ -395,12 +390,20 @@ def build_lanes(
             HANDOFF_TICKET_UPDATE: tickets.handoff_update,
         },
     )
-    # the Slack DMs and mentions on one lane, the providers on another, so a pager that is
-    # down or slow never holds up the DM that must still go out
+
+
+def build_paging_lanes(
+    base: Base, adapters: Adapters, *, console: TextIO | None, slack_interval_s: float
+) -> list[DeliveryWorker]:
+    """The Slack DMs and mentions on one lane, the providers on another.
+
+    A pager that is down or slow never holds up the DM that must still go out.
+    """
+    policy = base.policy
     paging_delivery = PagingDelivery(
         engine=base.engine,
         pagers=build_pagers(
-            settings, policy, adapters.client, base.safe, console, slack_interval_s
+            base.settings, policy, adapters.client, base.safe, console, slack_interval_s
         ),
         chat=adapters.notifier,
         safe=base.safe,
@@ -411,14 +414,20 @@ def build_lanes(
     )
     page_handlers = paging_delivery.handlers()
     to_slack = {PAGE_KINDS["slack_dm"], PAGE_THREAD, PAGE_GROUP}
-    paging_lanes = [
+    return [
         _lane(base, name, {k: page_handlers[k] for k in kinds})
         for name, kinds in (
             ("delivery-paging-slack", sorted(to_slack)),
             ("delivery-paging", sorted(set(page_handlers) - to_slack)),
         )
     ]
-    # decisions go back to agents on a lane of their own: an agent that is down holds up no card
+
+
+def build_callback_lane(
+    base: Base, adapters: Adapters, webhook_token: str | None
+) -> DeliveryWorker:
+    """Decisions go back to agents on a lane of their own: an agent that is down holds up no card."""
+    policy = base.policy
     callbacks = CallbackDelivery(
         engine=base.engine,
         sender=HttpCallbacks(guard=adapters.callback_guard),
@@ -426,10 +435,27 @@ def build_lanes(
         safe=base.safe,
         clock=base.clock,
     )
-    callback_lane = _lane(base, "delivery-callbacks", {handoff_outbox.CALLBACK: callbacks.deliver})
+    return _lane(base, "delivery-callbacks", {handoff_outbox.CALLBACK: callbacks.deliver})
+
+
+def build_lanes(
+    base: Base,
+    adapters: Adapters,
+    services: Services,
+    *,
+    console: TextIO | None,
+    slack_interval_s: float,
+    webhook_token: str | None,
+) -> Lanes:
+    """Give each delivery target its own lane, so one that is down holds up no other."""
+    tickets = build_tickets(base, adapters)
     return Lanes(
         chat=build_chat_lane(base, adapters, services, tickets),
-        others=[ticket_lane, *paging_lanes, callback_lane],
+        others=[
+            build_ticket_lane(base, tickets),
+            *build_paging_lanes(base, adapters, console=console, slack_interval_s=slack_interval_s),
+            build_callback_lane(base, adapters, webhook_token),
+        ],
     )
 
 
