@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TextIO
@@ -20,7 +20,7 @@ from bot.delivery.digest import DigestDelivery
 from bot.delivery.tickets import TicketDelivery
 from bot.delivery.worker import DeliveryWorker, Handler
 from bot.domain.redaction import Redactor, SafeText
-from bot.handoffs import service as handoff_kinds
+from bot.handoffs import service as handoff_outbox
 from bot.handoffs.callback_delivery import CallbackDelivery, callback_secret
 from bot.handoffs.chat_delivery import HandoffChatDelivery
 from bot.handoffs.paging import HandoffPaging
@@ -37,7 +37,7 @@ from bot.integrations.console_chat import ConsoleChat
 from bot.integrations.console_handoffs import ConsoleHandoffChat
 from bot.integrations.console_tracker import LOCAL_PROJECT, ConsoleTracker
 from bot.integrations.jira_tracker import JiraTracker
-from bot.integrations.ports import TicketTracker
+from bot.integrations.ports import ChatNotifier, TicketTracker
 from bot.integrations.slack_chat import SlackChat
 from bot.integrations.slack_dm import SlackDirect
 from bot.integrations.slack_groups import SlackGroups
@@ -67,6 +67,8 @@ __all__ = ["LOCAL_DEV_TOKEN", "Container", "bootstrap", "utc_now"]
 log = logging.getLogger(__name__)
 
 LOCAL_DEV_TOKEN = "local-dev-token"
+
+GroupMembers = Callable[[Collection[str]], Mapping[str, Collection[str]]]
 
 
 def utc_now() -> datetime:
@@ -162,6 +164,379 @@ def _tracker(settings: Settings, policy: Policy, console: TextIO | None) -> Tick
     )
 
 
+# -- the builders, in the order bootstrap() calls them ---------------------------------------
+
+
+@dataclass(frozen=True)
+class Base:
+    """What everything else is built on: settings, policy, the database, time, redaction."""
+
+    settings: Settings
+    policy: Policy
+    engine: Engine
+    clock: Callable[[], datetime]
+    metrics: Metrics
+    safe: SafeText
+
+
+@dataclass(frozen=True)
+class Adapters:
+    """The outside world: Slack (or the console), Jira, the user-group cache, callback rules."""
+
+    client: WebClient | None
+    notifier: ChatNotifier
+    handoff_chat: ChatNotifier
+    tracker: TicketTracker
+    group_members: GroupMembers | None  # one cache for every role check
+    callback_guard: CallbackGuard
+
+
+@dataclass(frozen=True)
+class Services:
+    """The use cases, each given its collaborators when built."""
+
+    killswitch: KillSwitchService
+    paging: PagingService
+    incidents: IncidentService
+    digests: DigestService
+    handoffs: HandoffService
+
+
+@dataclass(frozen=True)
+class Lanes:
+    """The delivery lanes: chat first, then tickets, pages and callbacks."""
+
+    chat: DeliveryWorker
+    others: list[DeliveryWorker]
+
+    def poke(self) -> None:
+        """Wake every lane: new outbox rows were committed."""
+        for lane in (self.chat, *self.others):
+            lane.poke()
+
+
+@dataclass(frozen=True)
+class Runners:
+    """What the edges call: ingest, slash commands, handoff actions, ticket events."""
+
+    pipeline: IngestPipeline
+    commands: CommandRunner
+    handoffs: HandoffRunner
+    ticket_events: TicketEvents
+
+
+def build_base(
+    settings: Settings | None,
+    policy: Policy | None,
+    engine: Engine | None,
+    clock: Callable[[], datetime],
+) -> Base:
+    """Read settings and policy (unless given) and open the database."""
+    settings = settings or Settings()
+    policy = policy or load_policy(settings.ai_incident_config, environment())
+    return Base(
+        settings=settings,
+        policy=policy,
+        engine=engine or create_db_engine(settings.database_url),
+        clock=clock,
+        metrics=Metrics(),
+        safe=SafeText(Redactor(policy.redaction)),
+    )
+
+
+def build_adapters(
+    base: Base, *, console: TextIO | None, slack_interval_s: float, resolver: Resolver | None
+) -> Adapters:
+    """Talk to Slack and Jira where configured, else print to the console."""
+    settings = base.settings
+    client = _slack_client(settings)
+    notifier: ChatNotifier = (
+        SlackChat(client, per_channel_interval=slack_interval_s, clock=base.clock)
+        if client is not None
+        else ConsoleChat(console)
+    )
+    return Adapters(
+        client=client,
+        notifier=notifier,
+        handoff_chat=notifier if client is not None else ConsoleHandoffChat(console),
+        tracker=_tracker(settings, base.policy, console),
+        group_members=SlackGroups(client).members if client is not None else None,
+        # where handoff callbacks may go: checked on arrival and again before each attempt
+        callback_guard=CallbackGuard(
+            policy=base.policy,
+            resolver=resolver or SystemResolver(),
+            local_mode=settings.local_mode,
+        ),
+    )
+
+
+def build_services(base: Base) -> Services:
+    """Build the services, handing each its listeners, pagers and on-call resolver."""
+    policy, clock = base.policy, base.clock
+    killswitch = KillSwitchService(policy=policy, clock=clock)
+    paging = PagingService(policy=policy, clock=clock)
+    incidents = IncidentService(
+        policy=policy,
+        clock=clock,
+        listeners=[
+            killswitch.on_incident_event,
+            *([TicketListener(policy)] if policy.jira.enabled else []),
+            paging,
+        ],
+    )
+    # a handoff's SLA mentions whoever is on call for its workflow and, last, pages them
+    handoff_paging = HandoffPaging(policy=policy, incidents=incidents, paging=paging)
+    handoffs = HandoffService(
+        policy=policy,
+        clock=clock,
+        killswitch=killswitch,
+        oncall=handoff_paging.oncall,
+        listeners=[HandoffTicketListener(policy)] if policy.jira.enabled else [],
+        pagers=[handoff_paging],
+    )
+    return Services(
+        killswitch=killswitch,
+        paging=paging,
+        incidents=incidents,
+        digests=DigestService(policy=policy, clock=clock, handoffs=StoredHandoffs()),
+        handoffs=handoffs,
+    )
+
+
+def _lane(base: Base, name: str, handlers: Mapping[str, Handler]) -> DeliveryWorker:
+    return DeliveryWorker(
+        engine=base.engine,
+        handlers=dict(handlers),
+        clock=base.clock,
+        kinds=list(handlers),
+        name=name,
+    )
+
+
+def build_chat_lane(
+    base: Base, adapters: Adapters, services: Services, tickets: TicketDelivery
+) -> DeliveryWorker:
+    """Cards, journal lines, reports, digests and handoff review cards, in one Slack lane."""
+    engine, clock, safe = base.engine, base.clock, base.safe
+    slack = not base.settings.local_mode
+    chat = ChatDelivery(
+        engine=engine,
+        chat=adapters.notifier,
+        safe=safe,
+        default_channel=base.policy.default_channel,
+        slack=slack,
+        clock=clock,
+        paused=services.killswitch.is_paused,
+        tickets=base.policy.jira.enabled,
+        on_first_post=tickets.card_posted,
+    )
+    digest = DigestDelivery(
+        engine=engine,
+        chat=adapters.notifier,
+        digests=services.digests,
+        safe=safe,
+        slack=slack,
+        clock=clock,
+    )
+    handoff_chat = HandoffChatDelivery(
+        engine=engine,
+        chat=adapters.handoff_chat,
+        safe=safe,
+        channel=services.handoffs.review_channel,
+        slack=slack,
+        clock=clock,
+        workflow_known=services.handoffs.workflow_known,
+    )
+    return _lane(
+        base,
+        "delivery-chat",
+        {
+            journal.CARD: chat.card,
+            journal.JOURNAL: chat.journal,
+            journal.REPORT: chat.report,
+            DIGEST: digest.post,
+            handoff_outbox.CARD: handoff_chat.card,
+            handoff_outbox.THREAD: handoff_chat.thread,
+        },
+    )
+
+
+def build_tickets(base: Base, adapters: Adapters) -> TicketDelivery:
+    """Deliver Jira tickets for incidents and handoffs (the console tracker when unset)."""
+    settings = base.settings
+    return TicketDelivery(
+        engine=base.engine,
+        tracker=adapters.tracker,
+        chat=adapters.notifier,
+        safe=base.safe,
+        policy=base.policy,
+        default_project=settings.jira_project
+        or (None if settings.jira_configured else LOCAL_PROJECT),
+        clock=base.clock,
+    )
+
+
+def build_ticket_lane(base: Base, tickets: TicketDelivery) -> DeliveryWorker:
+    """Jira gets a lane of its own: a Jira that times out must not hold Slack posts back."""
+    return _lane(
+        base,
+        "delivery-tickets",
+        {
+            TICKET_CREATE: tickets.create,
+            TICKET_UPDATE: tickets.update,
+            HANDOFF_TICKET_CREATE: tickets.handoff_create,
+            HANDOFF_TICKET_UPDATE: tickets.handoff_update,
+        },
+    )
+
+
+def build_paging_lanes(
+    base: Base, adapters: Adapters, *, console: TextIO | None, slack_interval_s: float
+) -> list[DeliveryWorker]:
+    """The Slack DMs and mentions on one lane, the providers on another.
+
+    A pager that is down or slow never holds up the DM that must still go out.
+    """
+    policy = base.policy
+    paging_delivery = PagingDelivery(
+        engine=base.engine,
+        pagers=build_pagers(
+            base.settings, policy, adapters.client, base.safe, console, slack_interval_s, base.clock
+        ),
+        chat=adapters.notifier,
+        safe=base.safe,
+        policy=policy,
+        clock=base.clock,
+        group_members=adapters.group_members,
+        default_channel=policy.default_channel,
+    )
+    page_handlers = paging_delivery.handlers()
+    to_slack = {PAGE_KINDS["slack_dm"], PAGE_THREAD, PAGE_GROUP}
+    return [
+        _lane(base, name, {k: page_handlers[k] for k in kinds})
+        for name, kinds in (
+            ("delivery-paging-slack", sorted(to_slack)),
+            ("delivery-paging", sorted(set(page_handlers) - to_slack)),
+        )
+    ]
+
+
+def build_callback_lane(
+    base: Base, adapters: Adapters, webhook_token: str | None
+) -> DeliveryWorker:
+    """Decisions go back to agents on a lane of their own: an agent that is down holds up no card."""
+    policy = base.policy
+    callbacks = CallbackDelivery(
+        engine=base.engine,
+        sender=HttpCallbacks(guard=adapters.callback_guard),
+        secret_for=lambda source: callback_secret(policy, source, webhook_token),
+        safe=base.safe,
+        clock=base.clock,
+    )
+    return _lane(base, "delivery-callbacks", {handoff_outbox.CALLBACK: callbacks.deliver})
+
+
+def build_lanes(
+    base: Base,
+    adapters: Adapters,
+    services: Services,
+    *,
+    console: TextIO | None,
+    slack_interval_s: float,
+    webhook_token: str | None,
+) -> Lanes:
+    """Give each delivery target its own lane, so one that is down holds up no other."""
+    tickets = build_tickets(base, adapters)
+    return Lanes(
+        chat=build_chat_lane(base, adapters, services, tickets),
+        others=[
+            build_ticket_lane(base, tickets),
+            *build_paging_lanes(base, adapters, console=console, slack_interval_s=slack_interval_s),
+            build_callback_lane(base, adapters, webhook_token),
+        ],
+    )
+
+
+def build_runners(base: Base, adapters: Adapters, services: Services, lanes: Lanes) -> Runners:
+    """Build what the edges call; each wakes the lanes after it commits."""
+    engine, policy, clock, poke = base.engine, base.policy, base.clock, lanes.poke
+    handoffs = HandoffRunner(
+        engine=engine,
+        service=services.handoffs,
+        safe=base.safe,
+        after_commit=poke,
+        group_members=adapters.group_members,
+    )
+    commands = CommandRunner(
+        engine=engine,
+        policy=policy,
+        incidents=services.incidents,
+        safe=base.safe,
+        after_commit=poke,
+        group_members=adapters.group_members,
+        killswitch=services.killswitch,
+        digests=services.digests,
+        paging=PagingCommands(
+            engine=engine, policy=policy, paging=services.paging, clock=clock, after_commit=poke
+        ),
+        handoffs=handoffs,
+    )
+    return Runners(
+        pipeline=IngestPipeline(
+            engine=engine, service=services.incidents, metrics=base.metrics, on_commit=poke
+        ),
+        commands=commands,
+        handoffs=handoffs,
+        ticket_events=TicketEvents(
+            engine=engine,
+            policy=policy,
+            incidents=services.incidents,
+            clock=clock,
+            after_commit=poke,
+        ),
+    )
+
+
+def build_jobs(services: Services) -> list[Job]:
+    """Return what the scheduler runs on every tick."""
+    return [
+        services.incidents.review_due,
+        services.incidents.escalate_due,
+        services.paging.escalate_due,
+        services.digests.claim_due,
+        services.handoffs.expire_leases,
+        services.handoffs.sla_due,
+    ]
+
+
+def build_slack(
+    settings: Settings, client: WebClient | None, runners: Runners
+) -> tuple[App | None, SocketModeHandler | None]:
+    """Build the Bolt app when Slack can reach us (HTTP events or Socket Mode), else nothing."""
+    app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else None
+    if client is None or (settings.slack_signing_secret is None and not app_token):
+        return None, None
+    from handlers.slack.app import build_bolt_app
+
+    slack_app = build_bolt_app(client=client, commands=runners.commands, handoffs=runners.handoffs)
+    # Socket Mode: Slack's traffic comes over a websocket the bot opens; /slack/events
+    # still answers if a signing secret is set
+    socket_mode = SocketModeHandler(slack_app, app_token, web_client=client) if app_token else None
+    return (slack_app if settings.slack_signing_secret is not None else None), socket_mode
+
+
+def webhook_token(settings: Settings) -> str | None:
+    """Return the token the webhooks require (a fixed one in local mode when none is set)."""
+    token = (
+        settings.ai_incident_webhook_token.get_secret_value()
+        if settings.ai_incident_webhook_token
+        else None
+    )
+    if token is None and settings.local_mode:
+        return LOCAL_DEV_TOKEN
+    return token
+
+
 def bootstrap(
     settings: Settings | None = None,
     *,
@@ -177,228 +552,45 @@ def bootstrap(
 
     `slack_interval_s` paces posts to one Slack channel (Slack allows about one a second).
     """
-    settings = settings or Settings()
-    policy = policy or load_policy(settings.ai_incident_config, environment())
-    engine = engine or create_db_engine(settings.database_url)
-    metrics = Metrics()
-    safe = SafeText(Redactor(policy.redaction))
-    incidents = IncidentService(policy=policy, clock=clock)
-    killswitch = KillSwitchService(policy=policy, clock=clock)
-    incidents.subscribe(killswitch.on_incident_event)
-    digests = DigestService(policy=policy, clock=clock, handoffs=StoredHandoffs())
-    client = _slack_client(settings)
-    notifier = (
-        SlackChat(client, per_channel_interval=slack_interval_s, clock=clock)
-        if client is not None
-        else ConsoleChat(console)
+    base = build_base(settings, policy, engine, clock)
+    token = webhook_token(base.settings)
+    adapters = build_adapters(
+        base, console=console, slack_interval_s=slack_interval_s, resolver=resolver
     )
-    tickets = TicketDelivery(
-        engine=engine,
-        tracker=_tracker(settings, policy, console),
-        chat=notifier,
-        safe=safe,
-        policy=policy,
-        default_project=settings.jira_project
-        or (None if settings.jira_configured else LOCAL_PROJECT),
-        clock=clock,
+    services = build_services(base)
+    lanes = build_lanes(
+        base,
+        adapters,
+        services,
+        console=console,
+        slack_interval_s=slack_interval_s,
+        webhook_token=token,
     )
-    if policy.jira.enabled:
-        incidents.subscribe(TicketListener(policy))
-    chat = ChatDelivery(
-        engine=engine,
-        chat=notifier,
-        safe=safe,
-        default_channel=policy.default_channel,
-        slack=not settings.local_mode,
-        clock=clock,
-        paused=killswitch.is_paused,
-        tickets=policy.jira.enabled,
-        on_first_post=tickets.card_posted,
-    )
-    handlers: dict[str, Handler] = {
-        journal.CARD: chat.card,
-        journal.JOURNAL: chat.journal,
-        journal.REPORT: chat.report,
-        DIGEST: DigestDelivery(
-            engine=engine,
-            chat=notifier,
-            digests=digests,
-            safe=safe,
-            slack=not settings.local_mode,
-            clock=clock,
-        ).post,
-    }
-    # handoffs (§8): review cards and their threads ride the chat lane
-    handoff_service = HandoffService(policy=policy, clock=clock, killswitch=killswitch)
-    handoff_chat = HandoffChatDelivery(
-        engine=engine,
-        chat=notifier if client is not None else ConsoleHandoffChat(console),
-        safe=safe,
-        channel=handoff_service.review_channel,
-        slack=not settings.local_mode,
-        clock=clock,
-        workflow_known=handoff_service.workflow_known,
-    )
-    handlers[handoff_kinds.CARD] = handoff_chat.card
-    handlers[handoff_kinds.THREAD] = handoff_chat.thread
-    if policy.jira.enabled:
-        handoff_service.subscribe(HandoffTicketListener(policy))
-    worker = DeliveryWorker(
-        engine=engine, handlers=handlers, clock=clock, kinds=list(handlers), name="delivery-chat"
-    )
-    lanes: list[DeliveryWorker] = [
-        # Jira gets a lane of its own: a Jira that times out must not hold Slack posts back
-        DeliveryWorker(
-            engine=engine,
-            handlers={
-                TICKET_CREATE: tickets.create,
-                TICKET_UPDATE: tickets.update,
-                HANDOFF_TICKET_CREATE: tickets.handoff_create,
-                HANDOFF_TICKET_UPDATE: tickets.handoff_update,
-            },
-            clock=clock,
-            kinds=[TICKET_CREATE, TICKET_UPDATE, HANDOFF_TICKET_CREATE, HANDOFF_TICKET_UPDATE],
-            name="delivery-tickets",
-        )
-    ]
-
-    def poke() -> None:
-        for lane in (worker, *lanes):
-            lane.poke()
-
-    # paging: a listener on incident events, a scheduler job, delivery handlers per channel;
-    # the Slack DMs and mentions on one lane, the providers on another, so a pager that is
-    # down or slow never holds up the DM that must still go out
-    paging = PagingService(policy=policy, clock=clock)
-    incidents.subscribe(paging)
-    # a handoff's SLA mentions whoever is on call for its workflow and, last, pages them
-    handoff_paging = HandoffPaging(policy=policy, incidents=incidents, paging=paging)
-    handoff_service.use_oncall(handoff_paging.oncall)
-    handoff_service.add_pager(handoff_paging)
-    paging_delivery = PagingDelivery(
-        engine=engine,
-        pagers=build_pagers(settings, policy, client, safe, console, slack_interval_s, clock),
-        chat=notifier,
-        safe=safe,
-        policy=policy,
-        clock=clock,
-        group_members=SlackGroups(client).members if client is not None else None,
-        default_channel=policy.default_channel,
-    )
-    page_handlers = paging_delivery.handlers()
-    to_slack = {PAGE_KINDS["slack_dm"], PAGE_THREAD, PAGE_GROUP}
-    for name, kinds in (
-        ("delivery-paging-slack", sorted(to_slack)),
-        ("delivery-paging", sorted(set(page_handlers) - to_slack)),
-    ):
-        lanes.append(
-            DeliveryWorker(
-                engine=engine,
-                handlers={k: page_handlers[k] for k in kinds},
-                clock=clock,
-                kinds=kinds,
-                name=name,
-            )
-        )
-
-    pipeline = IngestPipeline(engine=engine, service=incidents, metrics=metrics, on_commit=poke)
-    jobs: list[Job] = [
-        incidents.review_due,
-        incidents.escalate_due,
-        paging.escalate_due,
-        digests.claim_due,
-        handoff_service.expire_leases,
-        handoff_service.sla_due,
-    ]
-    scheduler = build_scheduler(engine, jobs, poke, scheduler_interval_s)
-    token = (
-        settings.ai_incident_webhook_token.get_secret_value()
-        if settings.ai_incident_webhook_token
-        else None
-    )
-    if token is None and settings.local_mode:
-        token = LOCAL_DEV_TOKEN
-    # decisions go back to agents on a lane of their own: an agent that is down holds up no card;
-    # where they may go is checked on arrival and again before each attempt
-    callback_guard = CallbackGuard(
-        policy=policy, resolver=resolver or SystemResolver(), local_mode=settings.local_mode
-    )
-    callbacks = CallbackDelivery(
-        engine=engine,
-        sender=HttpCallbacks(guard=callback_guard),
-        secret_for=lambda source: callback_secret(policy, source, token),
-        safe=safe,
-        clock=clock,
-    )
-    lanes.append(
-        DeliveryWorker(
-            engine=engine,
-            handlers={handoff_kinds.CALLBACK: callbacks.deliver},
-            clock=clock,
-            kinds=[handoff_kinds.CALLBACK],
-            name="delivery-callbacks",
-        )
-    )
-    handoff_runner = HandoffRunner(
-        engine=engine,
-        service=handoff_service,
-        safe=safe,
-        after_commit=poke,
-        group_members=SlackGroups(client).members if client is not None else None,
-    )
-    commands = CommandRunner(
-        engine=engine,
-        policy=policy,
-        incidents=incidents,
-        safe=safe,
-        after_commit=poke,
-        group_members=SlackGroups(client).members if client is not None else None,
-        killswitch=killswitch,
-        digests=digests,
-        paging=PagingCommands(
-            engine=engine, policy=policy, paging=paging, clock=clock, after_commit=poke
-        ),
-        handoffs=handoff_runner,
-    )
-    slack_app = None
-    socket_mode = None
-    app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else None
-    if client is not None and (settings.slack_signing_secret is not None or app_token):
-        from handlers.slack.app import build_bolt_app
-
-        slack_app = build_bolt_app(
-            client=client,
-            commands=commands,
-            handoffs=handoff_runner,
-        )
-        if app_token:
-            # Socket Mode: Slack's traffic comes over a websocket the bot opens; /slack/events
-            # still answers if a signing secret is set
-            socket_mode = SocketModeHandler(slack_app, app_token, web_client=client)
+    runners = build_runners(base, adapters, services, lanes)
+    jobs = build_jobs(services)
+    slack_app, socket_mode = build_slack(base.settings, adapters.client, runners)
     return Container(
-        settings=settings,
-        policy=policy,
-        engine=engine,
-        metrics=metrics,
-        safe=safe,
-        incidents=incidents,
-        pipeline=pipeline,
-        worker=worker,
-        scheduler=scheduler,
+        settings=base.settings,
+        policy=base.policy,
+        engine=base.engine,
+        metrics=base.metrics,
+        safe=base.safe,
+        incidents=services.incidents,
+        pipeline=runners.pipeline,
+        worker=lanes.chat,
+        scheduler=build_scheduler(base.engine, jobs, lanes.poke, scheduler_interval_s),
         jobs=jobs,
         webhook_token=token,
         clock=clock,
-        commands=commands,
-        killswitch=killswitch,
-        digests=digests,
-        ticket_events=TicketEvents(
-            engine=engine, policy=policy, incidents=incidents, clock=clock, after_commit=poke
-        ),
-        slack_app=slack_app if settings.slack_signing_secret is not None else None,
+        commands=runners.commands,
+        killswitch=services.killswitch,
+        digests=services.digests,
+        ticket_events=runners.ticket_events,
+        slack_app=slack_app,
         socket_mode=socket_mode,
-        lanes=lanes,
-        handoffs=handoff_runner,
-        callback_guard=callback_guard,
+        lanes=lanes.others,
+        handoffs=runners.handoffs,
+        callback_guard=adapters.callback_guard,
     )
 
 

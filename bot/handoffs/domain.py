@@ -27,6 +27,7 @@ __all__ = [
     "HandoffView",
     "InvalidHandoffId",
     "Reason",
+    "Refusal",
     "SlaAction",
     "SlaClock",
     "SlaStep",
@@ -36,15 +37,20 @@ __all__ = [
     "can_decide",
     "confidence_band",
     "decide_tier",
+    "decision_breaches",
     "decision_of",
     "due_sla_steps",
     "format_handoff_id",
+    "holds_lease",
+    "initial_status",
     "lease_deadline",
     "next_sla_at",
     "parse_handoff_id",
+    "refusal",
     "sign",
     "sla_deadlines",
     "sla_steps",
+    "steps_for",
     "verify",
 ]
 
@@ -214,6 +220,49 @@ def can_decide(
     return can_claim(status, claimed_by, lease_until, actor, now)
 
 
+def initial_status(tier: Tier) -> HandoffStatus:
+    """Return the status a new handoff starts in: auto-tier ones are recorded, not queued."""
+    return HandoffStatus.RECORDED if tier is Tier.AUTO else HandoffStatus.QUEUED
+
+
+def holds_lease(
+    status: HandoffStatus,
+    claimed_by: str | None,
+    lease_until: datetime | None,
+    actor: str,
+    now: datetime,
+) -> bool:
+    """Return True if `actor` holds a live lease now (claiming again renews it)."""
+    return (
+        status is HandoffStatus.CLAIMED
+        and claimed_by == actor
+        and lease_until is not None
+        and lease_until > now
+    )
+
+
+class Refusal(StrEnum):
+    """Why a claim, release or decision did not go through."""
+
+    DECIDED = "decided"
+    NOT_REVIEWABLE = "not_reviewable"  # auto tier
+    HELD = "held"  # someone else holds a live lease
+    NOT_CLAIMED = "not_claimed"
+
+
+def refusal(
+    status: HandoffStatus, claimed_by: str | None, lease_until: datetime | None, now: datetime
+) -> Refusal:
+    """Return why an action on a handoff in this state was refused."""
+    if status in DECIDED:
+        return Refusal.DECIDED
+    if status is HandoffStatus.RECORDED:
+        return Refusal.NOT_REVIEWABLE
+    if claimed_by and lease_until is not None and lease_until > now:
+        return Refusal.HELD
+    return Refusal.NOT_CLAIMED
+
+
 def decision_of(decision: Decision, edited_output: str | None, attempted: str | None) -> Decision:
     """Return the decision to record: an "edit" that changes nothing is an approval unchanged."""
     if decision is Decision.EDITED and (edited_output or "").strip() == (attempted or "").strip():
@@ -264,6 +313,35 @@ def sla_steps(clock: SlaClock, due: datetime, allowed: timedelta) -> list[SlaSte
         SlaStep(clock=clock, stage=i + 1, action=action, due_at=due + gap * i)
         for i, action in enumerate(_ACTIONS)
     ]
+
+
+def steps_for(
+    received_at: datetime, claim_due_at: datetime | None, decide_due_at: datetime | None
+) -> list[SlaStep]:
+    """Return the steps of a handoff's running clocks, from the deadlines stored with it.
+
+    The allowed times are read back from the deadlines, so a policy change or a restart never
+    moves a clock that is already running.
+    """
+    steps: list[SlaStep] = []
+    if claim_due_at is not None:
+        steps += sla_steps(SlaClock.CLAIM, claim_due_at, claim_due_at - received_at)
+    if decide_due_at is not None:
+        steps += sla_steps(SlaClock.DECIDE, decide_due_at, decide_due_at - received_at)
+    return steps
+
+
+def decision_breaches(
+    *,
+    claimed_at: datetime | None,
+    claim_due_at: datetime | None,
+    decide_due_at: datetime | None,
+    now: datetime,
+) -> tuple[bool, bool]:
+    """Return whether a decision made at `now` missed the claim SLA, and the decide SLA."""
+    claim = claim_due_at is not None and claimed_at is not None and claimed_at > claim_due_at
+    decide = decide_due_at is not None and now > decide_due_at
+    return claim, decide
 
 
 def _clock_running(clock: SlaClock, status: HandoffStatus, ever_claimed: bool) -> bool:

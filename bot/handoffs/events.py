@@ -1,9 +1,9 @@
 """What happened to a handoff, told to listeners inside the transaction that did it.
 
 This is how tickets and paging hook into handoffs without the handoff service knowing them:
-register a listener with `HandoffService.subscribe(listener)` (every event) or
-`HandoffService.add_pager(listener)` (only the page step of a missed SLA) in the composition
-root, and record side effects (outbox rows on your own lane) in the session you are given. A
+hand a listener to `HandoffService(listeners=[...])` (every event) or
+`HandoffService(pagers=[...])` (only the page step of a missed SLA) in the composition root,
+and record side effects (outbox rows on your own lane) in the session you are given. A
 listener must not do I/O beyond that session; an exception rolls the whole change back.
 """
 

@@ -29,7 +29,7 @@ SYSTEM = "ai-incident"
 
 
 class HandoffPaging:
-    """`oncall` for HandoffService.use_oncall; itself a pager for HandoffService.add_pager."""
+    """`oncall` for HandoffService(oncall=...); itself one of its `pagers`."""
 
     def __init__(
         self, *, policy: Policy, incidents: IncidentService, paging: PagingService

@@ -1,4 +1,8 @@
-"""The `/ai-incident` flow: parse the text, run the use case, answer in one sentence or a list."""
+"""The `/ai-incident` flow: parse the text, run the use case, answer in one sentence or a list.
+
+`CommandRunner` parses and dispatches; the incident subcommands and card buttons live in
+bot.services.incident_commands, pausing and resuming in bot.services.switch_commands.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +10,13 @@ import logging
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from bot.config import Policy
 from bot.domain import commands as cmd
-from bot.domain.incidents import IncidentState, format_incident_id
+from bot.domain.incidents import format_incident_id
 from bot.domain.redaction import SafeText
 from bot.domain.severity import Severity
 from bot.handoffs.runner import HandoffRunner
@@ -21,16 +24,16 @@ from bot.paging.commands import PagingCommands
 from bot.rendering.reports import digest_text
 from bot.services.digest import DigestService
 from bot.services.errors import DomainError
+from bot.services.incident_commands import IncidentCommands
 from bot.services.incidents import IncidentService
-from bot.services.killswitch import Flip, KillSwitchService
-from storage.db import readonly, session_scope
-from storage.models import IncidentRow
+from bot.services.killswitch import KillSwitchService
+from bot.services.switch_commands import SwitchCommands
+from storage.db import readonly
 
 __all__ = ["DECLARE_FALLBACK", "CommandRunner", "Invocation"]
 
 log = logging.getLogger(__name__)
 
-LIST_LIMIT = 20
 DECLARE_FALLBACK = f"The declare form could not be opened; type `{cmd.USAGE['declare']}` instead."
 
 
@@ -54,23 +57,26 @@ class CommandRunner:
         policy: Policy,
         incidents: IncidentService,
         safe: SafeText,
+        killswitch: KillSwitchService,
+        digests: DigestService,
         after_commit: Callable[[], None] = lambda: None,
         group_members: Callable[[Collection[str]], Mapping[str, Collection[str]]] | None = None,
-        killswitch: KillSwitchService | None = None,
-        digests: DigestService | None = None,
         paging: PagingCommands | None = None,
         handoffs: HandoffRunner | None = None,
     ) -> None:
-        self._handoffs = handoffs
-        self._paging = paging
-        self._digests = digests or DigestService(policy=policy, clock=incidents.clock)
-        self._group_members = group_members
-        self._killswitch = killswitch or KillSwitchService(policy=policy, clock=incidents.clock)
         self._engine = engine
         self._policy = policy
-        self._incidents = incidents
         self._safe = safe
-        self._after_commit = after_commit
+        self._digests = digests
+        self._group_members = group_members
+        self._paging = paging
+        self._handoffs = handoffs
+        self._incidents = IncidentCommands(
+            engine=engine, incidents=incidents, safe=safe, after_commit=after_commit
+        )
+        self._switch = SwitchCommands(
+            engine=engine, killswitch=killswitch, safe=safe, after_commit=after_commit
+        )
 
     def run(self, inv: Invocation) -> str:
         """Return the ephemeral answer to an invocation."""
@@ -105,7 +111,7 @@ class CommandRunner:
         if not title:
             return "An incident needs a title."
         try:
-            return self._declare(
+            return self._incidents.declare(
                 user=user,
                 title=title,
                 severity=severity,
@@ -118,86 +124,68 @@ class CommandRunner:
             log.exception("database unavailable for the declare form")
             return "The incident database is unavailable right now; try again in a minute."
 
-    def _declare(
-        self,
-        *,
-        user: str,
-        title: str,
-        severity: Severity | None,
-        workflow: str | None,
-        reason: str | None = None,
-    ) -> str:
-        with session_scope(self._engine) as s:
-            row = self._incidents.declare(
-                s, title=title, actor=user, severity=severity, workflow=workflow, reason=reason
-            )
-            public = format_incident_id(row.id or 0)
-            workflow = self._safe.slack(row.workflow)
-            answer = f"Declared {public} ({row.severity}) in workflow {workflow}."
-        self._after_commit()
-        return answer
-
-    def _incident_id(self, given: int | None, channel: str, *, latest: bool = False) -> int:
-        """Return the named incident, else the channel's only open one.
-
-        With `latest` (reports, usually asked for after resolving), a channel with no open
-        incident means its most recently resolved one.
-        """
-        if given is not None:
-            return given
-        with Session(readonly(self._engine)) as session:
-            ids = session.exec(
-                select(IncidentRow.id).where(
-                    IncidentRow.slack_channel == channel,
-                    IncidentRow.state != IncidentState.RESOLVED.value,
-                )
-            ).all()
-            if not ids and latest:
-                last = session.exec(
-                    select(IncidentRow.id)
-                    .where(IncidentRow.slack_channel == channel)
-                    .order_by(IncidentRow.resolved_at.desc())  # type: ignore[union-attr]
-                    .limit(1)
-                ).first()
-                if last is not None:
-                    return last
-        if len(ids) == 1 and ids[0] is not None:
-            return ids[0]
-        if not ids:
-            raise DomainError("This channel has no open incident; name one, e.g. INC-7.")
-        raise DomainError(
-            "This channel has several open incidents ("
-            + ", ".join(format_incident_id(i) for i in sorted(i for i in ids if i is not None))
-            + "); name one."
-        )
-
     def _dispatch(self, command: cmd.Command, inv: Invocation) -> str:
-        svc = self._incidents
-        user = inv.user
         match command:
             case cmd.Help(unknown=unknown):
                 prefix = f"I don't know `{self._safe.slack(unknown)}`.\n" if unknown else ""
                 return prefix + cmd.HELP_TEXT
             case cmd.ListIncidents():
-                return self._list()
+                return self._incidents.list_open()
             case cmd.Status(incident=given):
-                return self._status(self._incident_id(given, inv.channel))
+                return self._incidents.status(self._incidents.incident_id(given, inv.channel))
             case cmd.Declare(title=title, severity=severity, workflow=workflow):
-                return self._declare(user=user, title=title, severity=severity, workflow=workflow)
+                return self._incidents.declare(
+                    user=inv.user, title=title, severity=severity, workflow=workflow
+                )
             case cmd.DeclareModal():
                 # reached only when the form could not be opened (or outside Slack)
                 return DECLARE_FALLBACK
+            case cmd.Digest():
+                with Session(readonly(self._engine)) as session:
+                    digest = self._digests.build(session, self._digests.current_week())
+                return "Preview (the week so far):\n" + digest_text(
+                    digest, self._safe.slack, self._digests.zone
+                )
+            case cmd.Pause(workflow=to_pause, reason=why):
+                return self._switch.pause(
+                    workflow=to_pause, user=inv.user, reason=why, groups=self._groups(inv.groups)
+                )
+            case cmd.Resume(workflow=to_resume):
+                return self._switch.resume(
+                    workflow=to_resume, user=inv.user, groups=self._groups(inv.groups)
+                )
+            case cmd.OnCall() if self._paging is not None:
+                return self._paging.oncall()
+            case cmd.OnCallOverride() if self._paging is not None:
+                return self._paging.override(command, user=inv.user)
+            case cmd.Page(incident=given) if self._paging is not None:
+                inc = self._incidents.incident_id(given, inv.channel)
+                return self._paging.page(command, incident_id=inc, user=inv.user)
+            case cmd.Handoffs() if self._handoffs is not None:
+                return self._handoffs.queue()
+            case cmd.Claim(handoff=number) if self._handoffs is not None:
+                return self._handoffs.claim(handoff_id=number, user=inv.user).text
+            case _:
+                return self._incident_change(command, inv)
+
+    def _incident_change(self, command: cmd.Command, inv: Invocation) -> str:
+        """Run a subcommand that changes one incident; answer with what changed."""
+        svc = self._incidents.service
+        write = self._incidents.write
+        user = inv.user
+        incident_id = self._incidents.incident_id
+        match command:
             case cmd.Ack(incident=given):
-                inc = self._incident_id(given, inv.channel)
-                self._write(lambda s: svc.acknowledge(s, incident_id=inc, actor=user))
+                inc = incident_id(given, inv.channel)
+                write(lambda s: svc.acknowledge(s, incident_id=inc, actor=user))
                 return f"You acknowledged {format_incident_id(inc)} and are its commander."
             case cmd.Mitigate(incident=given):
-                inc = self._incident_id(given, inv.channel)
-                self._write(lambda s: svc.mitigate(s, incident_id=inc, actor=user))
+                inc = incident_id(given, inv.channel)
+                write(lambda s: svc.mitigate(s, incident_id=inc, actor=user))
                 return f"{format_incident_id(inc)} is mitigated."
             case cmd.Resolve(incident=given, summary=summary):
-                inc = self._incident_id(given, inv.channel)
-                self._write(
+                inc = incident_id(given, inv.channel)
+                write(
                     lambda s: svc.resolve(
                         s,
                         incident_id=inc,
@@ -208,8 +196,8 @@ class CommandRunner:
                 )
                 return f"{format_incident_id(inc)} is resolved."
             case cmd.SetSeverity(incident=given, severity=severity, reason=reason):
-                inc = self._incident_id(given, inv.channel)
-                self._write(
+                inc = incident_id(given, inv.channel)
+                write(
                     lambda s: svc.set_severity(
                         s,
                         incident_id=inc,
@@ -221,61 +209,24 @@ class CommandRunner:
                 )
                 return f"{format_incident_id(inc)} is now {severity.value}."
             case cmd.Note(incident=given, text=text):
-                inc = self._incident_id(given, inv.channel)
-                self._write(lambda s: svc.note(s, incident_id=inc, actor=user, text=text))
+                inc = incident_id(given, inv.channel)
+                write(lambda s: svc.note(s, incident_id=inc, actor=user, text=text))
                 return f"Noted in the {format_incident_id(inc)} journal."
             case cmd.RootCause(incident=given, text=text):
-                inc = self._incident_id(given, inv.channel)
-                self._write(
-                    lambda s: svc.record_root_cause(s, incident_id=inc, actor=user, text=text)
-                )
+                inc = incident_id(given, inv.channel)
+                write(lambda s: svc.record_root_cause(s, incident_id=inc, actor=user, text=text))
                 return f"Root cause of {format_incident_id(inc)} recorded."
-            case cmd.Digest():
-                with Session(readonly(self._engine)) as session:
-                    digest = self._digests.build(session, self._digests.current_week())
-                return "Preview (the week so far):\n" + digest_text(
-                    digest, self._safe.slack, self._digests.zone
-                )
             case cmd.Timeline(incident=given):
-                inc = self._incident_id(given, inv.channel, latest=True)
-                self._write(lambda s: svc.report(s, incident_id=inc, actor=user, name="timeline"))
+                inc = incident_id(given, inv.channel, latest=True)
+                write(lambda s: svc.report(s, incident_id=inc, actor=user, name="timeline"))
                 return f"The timeline of {format_incident_id(inc)} is being posted in its thread."
             case cmd.Postmortem(incident=given):
-                inc = self._incident_id(given, inv.channel, latest=True)
-                self._write(lambda s: svc.report(s, incident_id=inc, actor=user, name="postmortem"))
+                inc = incident_id(given, inv.channel, latest=True)
+                write(lambda s: svc.report(s, incident_id=inc, actor=user, name="postmortem"))
                 return (
                     f"The postmortem draft of {format_incident_id(inc)} is being posted in its "
                     "thread; the parts marked TO FILL IN need a human."
                 )
-            case cmd.Pause(workflow=to_pause, reason=why):
-                flip = self._flip(
-                    lambda s: self._killswitch.pause(
-                        s,
-                        workflow=to_pause,
-                        actor=user,
-                        reason=why,
-                        groups=self._groups(inv.groups),
-                    )
-                )
-                return self._flipped(flip)
-            case cmd.Resume(workflow=to_resume):
-                flip = self._flip(
-                    lambda s: self._killswitch.resume(
-                        s, workflow=to_resume, actor=user, groups=self._groups(inv.groups)
-                    )
-                )
-                return self._flipped(flip)
-            case cmd.OnCall() if self._paging is not None:
-                return self._paging.oncall()
-            case cmd.OnCallOverride() if self._paging is not None:
-                return self._paging.override(command, user=user)
-            case cmd.Page(incident=given) if self._paging is not None:
-                inc = self._incident_id(given, inv.channel)
-                return self._paging.page(command, incident_id=inc, user=user)
-            case cmd.Handoffs() if self._handoffs is not None:
-                return self._handoffs.queue()
-            case cmd.Claim(handoff=number) if self._handoffs is not None:
-                return self._handoffs.claim(handoff_id=number, user=user).text
             case _:
                 # reached only by a runner built without the service a subcommand needs
                 return f"`{command.subcommand}` is not available in this set-up."
@@ -292,154 +243,46 @@ class CommandRunner:
         groups: Mapping[str, Collection[str]] | None = None,
     ) -> str | None:
         """Run a card button or the severity select; return a sentence only for a refusal."""
-        svc = self._incidents
+        incidents = self._incidents
+        svc = incidents.service
         groups = self._groups(groups)
         try:
             match action:
                 case "ack":
-                    self._write(lambda s: svc.acknowledge(s, incident_id=incident_id, actor=user))
+                    incidents.write(
+                        lambda s: svc.acknowledge(s, incident_id=incident_id, actor=user)
+                    )
                 case "resolve":
-                    self._write(
+                    incidents.write(
                         lambda s: svc.resolve(
                             s, incident_id=incident_id, actor=user, summary=None, groups=groups
                         )
                     )
                 case "escalate" | "severity":
-                    self._write(
-                        lambda s: self._severity_from_card(
+                    incidents.write(
+                        lambda s: incidents.severity_from_card(
                             s, action, incident_id, user, value, groups
                         )
                     )
                 case "pause" | "resume":
-                    return self._switch_from_card(action, incident_id, user, groups)
+                    return self._switch.from_card(
+                        action,
+                        workflow=incidents.workflow_of(incident_id),
+                        incident_id=incident_id,
+                        user=user,
+                        groups=groups,
+                    )
                 case _:
                     return f"The card button `{action}` is unknown."
         except DomainError as exc:
             return str(exc)
         return None
 
-    def _severity_from_card(
-        self,
-        session: Session,
-        action: str,
-        incident_id: int,
-        user: str,
-        value: str | None,
-        groups: Mapping[str, Collection[str]] | None,
-    ) -> None:
-        row = session.get(IncidentRow, incident_id)
-        if row is None:
-            raise DomainError(f"There is no incident {format_incident_id(incident_id)}.")
-        if action == "escalate":
-            target = {"P3": Severity.P2, "P2": Severity.P1}.get(row.severity)
-            if target is None:
-                raise DomainError(f"{format_incident_id(incident_id)} is already P1.")
-            reason = "escalated from the incident card"
-        else:
-            target = Severity(value or row.severity)
-            reason = "set from the incident card"
-        self._incidents.set_severity(
-            session,
-            incident_id=incident_id,
-            actor=user,
-            severity=target,
-            reason=reason,
-            groups=groups,
-        )
-
-    def _switch_from_card(
-        self,
-        action: str,
-        incident_id: int,
-        user: str,
-        groups: Mapping[str, Collection[str]] | None,
-    ) -> str | None:
-        """Pause or resume the workflow of the card's incident; answer only when nothing flipped."""
-        with Session(readonly(self._engine)) as session:
-            row = session.get(IncidentRow, incident_id)
-        if row is None:
-            raise DomainError(f"There is no incident {format_incident_id(incident_id)}.")
-        workflow = row.workflow
-        public = format_incident_id(incident_id)
-        switch = self._killswitch
-        if action == "pause":
-            flip = self._flip(
-                lambda s: switch.pause(
-                    s,
-                    workflow=workflow,
-                    actor=user,
-                    reason=f"paused from the {public} card",
-                    via="button",
-                    incident_id=incident_id,
-                    groups=groups,
-                )
-            )
-        else:
-            flip = self._flip(
-                lambda s: switch.resume(
-                    s,
-                    workflow=workflow,
-                    actor=user,
-                    reason=f"resumed from the {public} card",
-                    via="button",
-                    incident_id=incident_id,
-                    groups=groups,
-                )
-            )
-        # a flip shows in the thread and on the card; only "nothing changed" needs saying
-        return None if flip.changed else self._flipped(flip)
-
-    def _flip(self, action: Callable[[Session], Flip]) -> Flip:
-        with session_scope(self._engine) as session:
-            flip = action(session)
-        self._after_commit()
-        return flip
-
-    def _flipped(self, flip: Flip) -> str:
-        name = self._safe.slack(flip.state.workflow)
-        if not flip.changed:
-            return f"Workflow {name} is already {flip.state.word}; nothing changed."
-        where = (
-            " Journalled in " + ", ".join(format_incident_id(i) for i in flip.incidents) + "."
-            if flip.incidents
-            else ""
-        )
-        if flip.state.enabled:
-            return f"Workflow {name} is running again: its flag reads enabled.{where}"
-        return (
-            f"Workflow {name} is paused: agents reading `workflow.{name}.enabled` now get false "
-            f"and its handoffs all go to a human.{where}"
-        )
-
     # -- the thread is the journal ----------------------------------------------------------
 
     def thread_message(self, event: Mapping[str, object]) -> None:
         """Capture replies, edits and deletions in incident threads; ignore everything else."""
-        channel = str(event.get("channel", ""))
-        subtype = event.get("subtype")
-        svc = self._incidents
-        if subtype == "message_changed":
-            message = event.get("message")
-            if isinstance(message, dict) and message.get("thread_ts") and not message.get("bot_id"):
-                ts, text = str(message.get("ts", "")), str(message.get("text", ""))
-                self._write(lambda s: svc.capture_edit(s, channel=channel, ts=ts, text=text))
-            return
-        if subtype == "message_deleted":
-            ts = str(event.get("deleted_ts", ""))
-            self._write(lambda s: svc.capture_delete(s, channel=channel, ts=ts))
-            return
-        # the bot's own posts and other bots' are already in the journal or not a person's words
-        if subtype is not None or event.get("bot_id") or not event.get("thread_ts"):
-            return
-        thread_ts, ts = str(event["thread_ts"]), str(event.get("ts", ""))
-        if ts == thread_ts:
-            return
-        user, text = str(event.get("user", "")), str(event.get("text", ""))
-        self._write(
-            lambda s: svc.capture_reply(
-                s, channel=channel, thread_ts=thread_ts, ts=ts, user=user, text=text
-            )
-        )
+        self._incidents.thread_message(event)
 
     def _groups(
         self, given: Mapping[str, Collection[str]] | None
@@ -453,48 +296,3 @@ class CommandRunner:
             if m.startswith("group:")
         ]
         return self._group_members(listed) if listed else None
-
-    def _write(self, action: Callable[[Session], object]) -> None:
-        with session_scope(self._engine) as session:
-            action(session)
-        self._after_commit()
-
-    def _list(self) -> str:
-        with Session(readonly(self._engine)) as session:
-            rows = session.exec(
-                select(IncidentRow)
-                .where(IncidentRow.state != IncidentState.RESOLVED.value)
-                .order_by(IncidentRow.severity, IncidentRow.id)  # type: ignore[arg-type]
-                .limit(LIST_LIMIT + 1)
-            ).all()
-            total = int(
-                session.execute(
-                    sa.select(sa.func.count())
-                    .select_from(IncidentRow)
-                    .where(sa.column("state") != IncidentState.RESOLVED.value)
-                ).scalar_one()
-            )
-        if not rows:
-            return "No open incidents."
-        lines = [
-            f"• {format_incident_id(r.id or 0)} [{r.severity}] {self._safe.slack(r.title)} — "
-            f"{r.state}, {self._safe.slack(r.workflow)}"
-            for r in rows[:LIST_LIMIT]
-        ]
-        if total > LIST_LIMIT:
-            lines.append(f"… and {total - LIST_LIMIT} more.")
-        return f"{total} open incident(s):\n" + "\n".join(lines)
-
-    def _status(self, incident_id: int) -> str:
-        with Session(readonly(self._engine)) as session:
-            row = session.get(IncidentRow, incident_id)
-        if row is None:
-            return f"There is no incident {format_incident_id(incident_id)}."
-        reasons = "; ".join(self._safe.slack(r["text"]) for r in row.severity_reasons)
-        commander = f"<@{row.commander}>" if row.commander else "none yet"
-        return (
-            f"{format_incident_id(incident_id)} [{row.severity}] {self._safe.slack(row.title)}\n"
-            f"state {row.state} · workflow {self._safe.slack(row.workflow)} · "
-            f"commander {commander} · ticket {self._safe.slack(row.jira_key) or 'pending'}\n"
-            f"why {row.severity}: {reasons}"
-        )

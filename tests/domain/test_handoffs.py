@@ -16,6 +16,7 @@ from bot.handoffs.domain import (
     HandoffStatus,
     InvalidHandoffId,
     Reason,
+    Refusal,
     SlaAction,
     SlaClock,
     SlaStep,
@@ -23,14 +24,19 @@ from bot.handoffs.domain import (
     can_claim,
     confidence_band,
     decide_tier,
+    decision_breaches,
     decision_of,
     due_sla_steps,
     format_handoff_id,
+    holds_lease,
+    initial_status,
     next_sla_at,
     parse_handoff_id,
+    refusal,
     sign,
     sla_deadlines,
     sla_steps,
+    steps_for,
     verify,
 )
 
@@ -138,6 +144,65 @@ def test_an_edit_that_changes_nothing_is_an_approval() -> None:
     assert decision_of(Decision.EDITED, " same \n", "same") is Decision.APPROVED
     assert decision_of(Decision.EDITED, "better", "same") is Decision.EDITED
     assert decision_of(Decision.REJECTED, None, "same") is Decision.REJECTED
+
+
+def test_auto_tier_handoffs_are_recorded_and_the_others_queued() -> None:
+    assert initial_status(Tier.AUTO) is HandoffStatus.RECORDED
+    assert initial_status(Tier.REVIEW) is HandoffStatus.QUEUED
+    assert initial_status(Tier.HUMAN) is HandoffStatus.QUEUED
+
+
+def test_only_the_holder_of_a_live_lease_renews() -> None:
+    later = NOW + timedelta(minutes=5)
+    assert holds_lease(HandoffStatus.CLAIMED, "bob", later, "bob", NOW)
+    assert not holds_lease(HandoffStatus.CLAIMED, "bob", later, "alice", NOW)
+    assert not holds_lease(HandoffStatus.CLAIMED, "bob", NOW, "bob", NOW)  # expired
+    assert not holds_lease(HandoffStatus.CLAIMED, "bob", None, "bob", NOW)
+    assert not holds_lease(HandoffStatus.QUEUED, None, None, "bob", NOW)
+
+
+@pytest.mark.parametrize(
+    ("status", "holder", "until", "why"),
+    [
+        (HandoffStatus.APPROVED, "bob", None, Refusal.DECIDED),
+        (HandoffStatus.REJECTED, "bob", None, Refusal.DECIDED),
+        (HandoffStatus.RECORDED, None, None, Refusal.NOT_REVIEWABLE),
+        (HandoffStatus.CLAIMED, "bob", NOW + timedelta(minutes=1), Refusal.HELD),
+        (HandoffStatus.CLAIMED, "bob", NOW, Refusal.NOT_CLAIMED),  # the lease ran out
+        (HandoffStatus.QUEUED, None, None, Refusal.NOT_CLAIMED),
+    ],
+)
+def test_why_an_action_was_refused(
+    status: HandoffStatus, holder: str | None, until: datetime | None, why: Refusal
+) -> None:
+    assert refusal(status, holder, until, NOW) is why
+
+
+def test_steps_are_read_back_from_the_stored_deadlines() -> None:
+    claim_by, decide_by = NOW + timedelta(minutes=15), NOW + timedelta(hours=1)
+    steps = steps_for(NOW, claim_by, decide_by)
+    assert steps == sla_steps(SlaClock.CLAIM, claim_by, timedelta(minutes=15)) + sla_steps(
+        SlaClock.DECIDE, decide_by, timedelta(hours=1)
+    )
+    assert steps_for(NOW, None, None) == []
+    assert [s.clock for s in steps_for(NOW, None, decide_by)] == [SlaClock.DECIDE] * 3
+
+
+def test_a_decision_records_which_deadlines_it_missed() -> None:
+    claim_by, decide_by = NOW + timedelta(minutes=15), NOW + timedelta(hours=1)
+    on_time = decision_breaches(
+        claimed_at=NOW, claim_due_at=claim_by, decide_due_at=decide_by, now=NOW
+    )
+    assert on_time == (False, False)
+    late = NOW + timedelta(hours=2)
+    assert decision_breaches(
+        claimed_at=late, claim_due_at=claim_by, decide_due_at=decide_by, now=late
+    ) == (True, True)
+    # a tier without SLA timers misses nothing
+    assert decision_breaches(claimed_at=late, claim_due_at=None, decide_due_at=None, now=late) == (
+        False,
+        False,
+    )
 
 
 def test_handoff_ids() -> None:

@@ -50,8 +50,12 @@ def service(bot: Bot) -> HandoffService:
 
 
 def receive(bot: Bot, key: str = "k1", **overrides: Any) -> int:
+    return receive_by(runner(bot), key, **overrides)
+
+
+def receive_by(handoffs: HandoffRunner, key: str = "k1", **overrides: Any) -> int:
     body = HandoffBody.model_validate(handoff_body(key, **overrides))
-    got = runner(bot).receive(body.to_domain(default_workflow="unassigned"), source="agents")
+    got = handoffs.receive(body.to_domain(default_workflow="unassigned"), source="agents")
     return int(got.handoff_id.removeprefix("HO-"))
 
 
@@ -225,11 +229,18 @@ def test_sla_reminds_then_mentions_oncall_then_pages_and_survives_a_restart(
     # a restart: a new process on the same database neither repeats nor skips a step
     second = make_bot(db_url, clock=clock)
     paged: list[HandoffEvent] = []
-    service(second).add_pager(lambda _s, event: paged.append(event))
+    # the page step taken by a service of the new process whose pager records what it hears
+    recording = HandoffService(
+        policy=second.container.policy,
+        clock=clock,
+        killswitch=second.container.killswitch,
+        pagers=[lambda _s, event: paged.append(event)],
+    )
     tick(second)
     assert len(thread_lines(second, handoff)) == 2
     clock.advance(minutes=7, seconds=30)
-    tick(second)
+    with session_scope(second.container.engine) as s:
+        assert recording.sla_due(s) == 1
     page = thread_lines(second, handoff)[-1]
     assert page["action"] == "page" and page["paged"] is True
     [event] = paged
@@ -263,10 +274,17 @@ def test_listeners_record_their_side_effects_in_the_same_transaction(hbot: Bot) 
                 now=event.now,
             )
 
-    service(hbot).subscribe(ticket)
-    handoff = receive(hbot)
-    runner(hbot).claim(handoff_id=handoff, user=BOB)
-    runner(hbot).decide(handoff_id=handoff, user=BOB, decision=Decision.APPROVED)
+    container = hbot.container
+    heard = HandoffService(
+        policy=container.policy,
+        clock=container.clock,
+        killswitch=container.killswitch,
+        listeners=[ticket],
+    )
+    listened = HandoffRunner(engine=container.engine, service=heard, safe=container.safe)
+    handoff = receive_by(listened)
+    listened.claim(handoff_id=handoff, user=BOB)
+    listened.decide(handoff_id=handoff, user=BOB, decision=Decision.APPROVED)
     assert [type(e) for e in seen] == [HandoffQueued, HandoffClaimed, HandoffDecided]
     with Session(hbot.container.engine) as s:
         assert s.exec(select(OutboxRow).where(OutboxRow.kind == "ticket.create")).one()
@@ -274,10 +292,15 @@ def test_listeners_record_their_side_effects_in_the_same_transaction(hbot: Bot) 
     def broken(session: Session, event: HandoffEvent) -> None:
         raise RuntimeError("listener failed")
 
-    service(hbot).subscribe(broken)
-    with pytest.raises(RuntimeError), session_scope(hbot.container.engine) as s:
+    failing = HandoffService(
+        policy=container.policy,
+        clock=container.clock,
+        killswitch=container.killswitch,
+        listeners=[broken],
+    )
+    with pytest.raises(RuntimeError), session_scope(container.engine) as s:
         body = HandoffBody.model_validate(handoff_body("rolled-back"))
-        service(hbot).receive(s, handoff=body.to_domain(default_workflow="x"), source="agents")
+        failing.receive(s, handoff=body.to_domain(default_workflow="x"), source="agents")
     with Session(hbot.container.engine) as s:
         assert (
             s.exec(select(HandoffRow).where(HandoffRow.idempotency_key == "rolled-back")).first()
