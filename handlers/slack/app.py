@@ -20,6 +20,7 @@ from bot.rendering.handoffs import EDIT_VIEW_ID, REJECT_VIEW_ID
 from bot.services.commands import CommandRunner
 from handlers.slack.actions import ACTIONS, handle_card_action
 from handlers.slack.commands import COMMAND, handle_slash_command
+from handlers.slack.errors import handle_listener_error
 from handlers.slack.events import handle_message_event
 from handlers.slack.handoff_actions import HANDOFF_ACTIONS, handle_handoff_action
 from handlers.slack.handoff_views import (
@@ -65,6 +66,8 @@ def build_bolt_app(
         return next()
 
     app.use(services)
+    # listeners ack first and raise what goes wrong; this one handler answers the user
+    app.error(handle_listener_error)
     app.command(COMMAND)(handle_slash_command)
     for action_id in ACTIONS:
         app.action(action_id)(handle_card_action)
