@@ -67,11 +67,21 @@ def short_timeout(policy: Policy, seconds: float = 1.0) -> Policy:
 
 @contextmanager
 def jira_bot(
-    db_url: str, slack: SlackStandin | None, jira: JiraStandin, policy: Policy | None = None
+    db_url: str,
+    slack: SlackStandin | None,
+    jira: JiraStandin,
+    policy: Policy | None = None,
+    slack_interval_s: float = 1.0,
 ) -> Iterator[Bot]:
-    """Run the app with its ingest writer; leave delivery to `settle`/`run_once`."""
+    """Run the app with its ingest writer; leave delivery to `settle`/`run_once`.
+
+    `slack_interval_s=0` lifts the pacing of posts to a channel (the stand-in does not limit it).
+    """
     bot = make_bot(
-        db_url, policy=policy or policy_for(jira), settings=jira_settings(db_url, slack, jira)
+        db_url,
+        policy=policy or policy_for(jira),
+        settings=jira_settings(db_url, slack, jira),
+        slack_interval_s=slack_interval_s,
     )
     try:
         with bot.client:
