@@ -20,7 +20,7 @@ from bot.rendering.handoffs import EDIT_VIEW_ID, REJECT_VIEW_ID
 from bot.services.commands import CommandRunner
 from handlers.slack.actions import ACTIONS, handle_card_action
 from handlers.slack.commands import COMMAND, handle_slash_command
-from handlers.slack.errors import handle_listener_error
+from handlers.slack.errors import answering, handle_listener_error
 from handlers.slack.events import handle_message_event
 from handlers.slack.handoff_actions import HANDOFF_ACTIONS, handle_handoff_action
 from handlers.slack.handoff_views import (
@@ -68,16 +68,16 @@ def build_bolt_app(
     app.use(services)
     # listeners ack first and raise what goes wrong; this one handler answers the user
     app.error(handle_listener_error)
-    app.command(COMMAND)(handle_slash_command)
+    app.command(COMMAND)(answering(handle_slash_command))
     for action_id in ACTIONS:
-        app.action(action_id)(handle_card_action)
-    app.event("message")(handle_message_event)
-    app.view(DECLARE_VIEW_ID)(handle_declare_submission)
+        app.action(action_id)(answering(handle_card_action))
+    app.event("message")(answering(handle_message_event))
+    app.view(DECLARE_VIEW_ID)(answering(handle_declare_submission))
     if handoffs is not None:
         for action_id in HANDOFF_ACTIONS:
-            app.action(action_id)(handle_handoff_action)
-        app.view(EDIT_VIEW_ID)(handle_handoff_edit_submission)
-        app.view(REJECT_VIEW_ID)(handle_handoff_reject_submission)
+            app.action(action_id)(answering(handle_handoff_action))
+        app.view(EDIT_VIEW_ID)(answering(handle_handoff_edit_submission))
+        app.view(REJECT_VIEW_ID)(answering(handle_handoff_reject_submission))
     return app
 
 

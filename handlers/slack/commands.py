@@ -48,6 +48,7 @@ def _open_declare_form(
 def handle_slash_command(
     ack: Ack,
     command: dict[str, Any],
+    body: dict[str, Any],
     respond: Respond,
     context: BoltContext,
     client: WebClient,

@@ -8,11 +8,13 @@ with its trace and the user is told it was, never shown it.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from slack_bolt import Respond
+from slack_bolt import BoltContext, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -28,6 +30,7 @@ __all__ = [
     "REFUSALS",
     "STORAGE_DOWN",
     "UNAVAILABLE",
+    "answering",
     "failure_text",
     "handle_listener_error",
 ]
@@ -116,3 +119,23 @@ def handle_listener_error(
         log.warning("could not tell the user why: %s", exc.response.get("error"))
     except (SlackClientError, OSError) as exc:
         log.warning("could not tell the user why: %s", exc)
+
+
+def answering(listener: Callable[..., None]) -> Callable[..., None]:
+    """Register `listener` so that what it raises reaches `handle_listener_error` at once.
+
+    Bolt's own route to the error handler (`app.error`, kept for errors elsewhere) forgets an
+    ack the listener already sent when it raises within Bolt's 10 ms look at the ack: the user
+    would see Slack's "trouble connecting" after 3 s on top of the answer. The listener must
+    take `body` and `context`; Bolt passes what the listener names (it reads past this wrapper).
+    """
+
+    @functools.wraps(listener)
+    def run(**kwargs: Any) -> None:
+        try:
+            listener(**kwargs)
+        except Exception as error:  # the one place a listener's failure is answered
+            context: BoltContext = kwargs["context"]
+            handle_listener_error(error, kwargs["body"], context.respond, context.client)
+
+    return run
