@@ -106,6 +106,7 @@ def create_app(container: Served, *, manage_lifecycle: bool = True) -> FastAPI:
         description="Incident desk in Slack for teams running AI automations.",
         lifespan=lifespan,
     )
+    app.state.slack_executor = slack_pool
     install_errors(app)
     app.add_middleware(WebhookMetrics, metrics=container.metrics)
     max_body_bytes = container.settings.max_body_bytes
