@@ -1,16 +1,16 @@
-"""Handoff routes: `POST /webhooks/handoffs` for agents, `GET /handoffs/{id}` for polling."""
+"""Handoff routes: `POST /webhooks/handoffs` for agents, `GET /handoffs/{id}` for polling.
 
-from __future__ import annotations
+(No postponed annotations: the routes' dependencies are read off their annotations.)
+"""
 
 import asyncio
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.exc import InterfaceError, OperationalError
 
 from bot.config import Policy, Source
 from bot.handoffs.domain import Decision, HandoffView, InvalidHandoffId, parse_handoff_id
@@ -22,12 +22,11 @@ from bot.integrations.callback_targets import (
     ResolutionFailed,
 )
 from bot.metrics import Metrics
-from handlers.auth import Caller, Scope, Unauthorized, authenticate
+from handlers.auth import Caller, Scope
+from handlers.errors import BadBody, Conflict, NotFound, Unavailable
+from handlers.gate import TokenGate
 from handlers.handoff_schema import HandoffBody
 from handlers.openapi import json_body
-from handlers.storage_errors import storage_unavailable
-from handlers.webhooks import _read_body, _TooLarge, parse_body
-from storage.db import StorageUnavailable
 
 __all__ = ["HandoffDeps", "build_handoff_router"]
 
@@ -145,71 +144,39 @@ def _without_credentials(url: str | None) -> str | None:
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
-def _error(status: int, message: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"error": message, **extra}, status_code=status)
-
-
-def _bad_callback(message: str) -> JSONResponse:
-    return _error(
-        422,
-        f"invalid field callback_url: {message}",
-        fields=[{"field": "callback_url", "message": message}],
-    )
-
-
 def build_handoff_router(deps: HandoffDeps) -> APIRouter:
     """Return the router for POST /webhooks/handoffs and GET /handoffs/{handoff_id}."""
     router = APIRouter(tags=["handoffs"])
     received = deps.metrics.handoffs
+    gate = TokenGate(
+        max_body_bytes=deps.max_body_bytes, policy=deps.policy, global_token=deps.global_token
+    )
 
-    def _caller(request: Request, body: bytes, scope: Scope) -> Caller:
-        return authenticate(
-            scope=scope,
-            headers=request.headers,
-            body=body,
-            policy=deps.policy,
-            global_token=deps.global_token,
-            source_hint=request.query_params.get("source"),
-        )
-
-    async def receive(request: Request) -> JSONResponse:
-        try:
-            body = await _read_body(request, deps.max_body_bytes)
-        except _TooLarge:
-            return _error(413, f"body larger than {deps.max_body_bytes} bytes")
-        try:
-            caller = _caller(request, body, Scope.HANDOFFS)
-        except Unauthorized as exc:
-            return _error(401, str(exc))
+    async def receive(
+        caller: Annotated[Caller, Depends(gate.caller(Scope.HANDOFFS))],
+        payload: Annotated[HandoffBody, Depends(gate.parsed(HandoffBody))],
+    ) -> JSONResponse:
         source_name = caller.source
-        payload = parse_body(HandoffBody, body)
-        if isinstance(payload, JSONResponse):
-            return payload
         if payload.callback_url is not None:
             try:
                 await deps.callback_guard.vet_soon(payload.callback_url, source=source_name)
             except (RefusedTarget, HostNotFound) as exc:
-                return _bad_callback(str(exc))
+                raise BadBody.field("callback_url", str(exc)) from None
             except ResolutionFailed as exc:
-                return JSONResponse(
-                    {"error": f"cannot check callback_url just now, retry later: {exc}"},
-                    status_code=503,
-                    headers={"Retry-After": "30"},
-                )
+                raise Unavailable(
+                    f"cannot check callback_url just now, retry later: {exc}", retry_after=30
+                ) from None
         source = deps.policy.sources.get(source_name) or Source()
         handoff = payload.to_domain(
             default_workflow=source.default_workflow or deps.policy.default_workflow
         )
-        try:
-            outcome = await asyncio.to_thread(deps.runner.receive, handoff, source=source_name)
-        except StorageUnavailable as exc:
-            return storage_unavailable(exc, endpoint="/webhooks/handoffs")
+        # StorageUnavailable is answered 503 by the app
+        outcome = await asyncio.to_thread(deps.runner.receive, handoff, source=source_name)
         if outcome.duplicate and not caller.owns(outcome.source):
             # the key names another source's handoff: say nothing about it
-            return _error(
-                409,
+            raise Conflict(
                 "idempotency_key is already used by another sender; "
-                "use keys unique to this agent (e.g. prefixed with its name)",
+                "use keys unique to this agent (e.g. prefixed with its name)"
             )
         received.labels(outcome.tier, "duplicate" if outcome.duplicate else "new").inc()
         answer = HandoffAccepted(
@@ -249,27 +216,18 @@ def build_handoff_router(deps: HandoffDeps) -> APIRouter:
         openapi_extra=json_body(HandoffBody),
     )
 
-    async def status(handoff_id: str, request: Request) -> JSONResponse:
-        try:
-            body = await _read_body(request, deps.max_body_bytes)
-        except _TooLarge:
-            return _error(413, f"body larger than {deps.max_body_bytes} bytes")
-        try:
-            caller = _caller(request, body, Scope.HANDOFF_READ)
-        except Unauthorized as exc:
-            return _error(401, str(exc))
+    async def status(
+        handoff_id: str, caller: Annotated[Caller, Depends(gate.caller(Scope.HANDOFF_READ))]
+    ) -> JSONResponse:
         try:
             number = parse_handoff_id(handoff_id)
         except InvalidHandoffId:
-            return _error(404, f"no handoff {handoff_id!r}; ids look like HO-7")
-
-        try:
-            view = await asyncio.to_thread(deps.runner.view, number)
-        except (OperationalError, InterfaceError) as exc:
-            return storage_unavailable(exc, endpoint="/handoffs/{id}")
+            raise NotFound(f"no handoff {handoff_id!r}; ids look like HO-7") from None
+        # a database that does not answer is a 503, by the app
+        view = await asyncio.to_thread(deps.runner.view, number)
         # another source's handoff is answered exactly like one that does not exist
         if view is None or not caller.owns(view.source):
-            return _error(404, f"no handoff {handoff_id}")
+            raise NotFound(f"no handoff {handoff_id}")
         return JSONResponse(_state(view).model_dump(mode="json"))
 
     router.add_api_route(

@@ -5,30 +5,31 @@ follow the OFREP OpenAPI (github.com/open-feature/protocol): a success carries k
 reason, variant, metadata and `cacheable: false`; an unknown flag is a 404 with
 `errorCode: FLAG_NOT_FOUND`; a body that is not JSON, or nests deeper than the webhooks allow,
 is a 400 with `errorCode: PARSE_ERROR` (the protocol's answer to a body it cannot read).
-"""
+Refusals are raised and answered by the app's handlers in the protocol's shape (`ofrep_answer`).
 
-from __future__ import annotations
+(No postponed annotations: the routes' dependencies are read off their annotations.)
+"""
 
 import asyncio
 import hashlib
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from bot.config import Policy
 from bot.domain.killswitch import evaluation, flag_key, workflow_of_flag
 from bot.services.killswitch import KillSwitchService
-from handlers.auth import Scope, Unauthorized, authenticate
-from handlers.webhooks import _read_body, _TooLarge, nesting_problem
+from handlers.auth import Caller, Scope
+from handlers.errors import BadRequest, NotFound, answers_in
+from handlers.gate import TokenGate, nesting_problem
 from storage.db import readonly
 
-__all__ = ["OfrepDeps", "build_ofrep_router"]
+__all__ = ["OfrepDeps", "build_ofrep_router", "ofrep_answer"]
 
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -52,8 +53,14 @@ class OfrepDeps:
         self.max_body_bytes = max_body_bytes
 
 
-def _failure(status: int, error_code: str, details: str, key: str | None = None) -> JSONResponse:
-    body: dict[str, Any] = {"errorCode": error_code, "errorDetails": details}
+def ofrep_answer(
+    request: Request, status: int, message: str, code: str, _extra: dict[str, Any]
+) -> Response:
+    """Answer a refusal as OFREP does: `errorCode` and `errorDetails`, the flag's `key` if any."""
+    if status == 401:
+        return JSONResponse({"errorDetails": message}, status_code=401)
+    body: dict[str, Any] = {"errorCode": code, "errorDetails": message}
+    key = request.path_params.get("key")
     if key is not None:
         body = {"key": key, **body}
     return JSONResponse(body, status_code=status, headers=NO_STORE)
@@ -79,38 +86,36 @@ def _context_error(body: bytes) -> str | None:
 
 def build_ofrep_router(deps: OfrepDeps) -> APIRouter:
     """Return the router for /ofrep/v1/evaluate/flags[/{key}] and /ofrep/v1/configuration."""
-    router = APIRouter(prefix="/ofrep/v1", tags=["kill switch (OFREP)"])
+    gate = TokenGate(
+        max_body_bytes=deps.max_body_bytes, policy=deps.policy, global_token=deps.global_token
+    )
+    router = APIRouter(
+        prefix="/ofrep/v1",
+        tags=["kill switch (OFREP)"],
+        # the first dependency, so that even a refused size or credential answers in OFREP's shape
+        dependencies=[Depends(answers_in(ofrep_answer))],
+    )
 
     async def _read(session_work: Callable[[Session], Any]) -> Any:
         def work() -> Any:
             with Session(readonly(deps.engine)) as session:
                 return session_work(session)
 
+        # a database that does not answer is a 503, by the app
         return await asyncio.to_thread(work)
 
-    async def _guard(request: Request, key: str | None) -> tuple[bytes | None, Response | None]:
-        try:
-            body = await _read_body(request, deps.max_body_bytes)
-        except _TooLarge:
-            return None, _failure(
-                413, "GENERAL", f"body larger than {deps.max_body_bytes} bytes", key
-            )
-        try:
-            authenticate(
-                scope=Scope.FLAGS,
-                headers=request.headers,
-                body=body,
-                policy=deps.policy,
-                global_token=deps.global_token,
-                source_hint=request.query_params.get("source"),
-            )
-        except Unauthorized as exc:
-            return None, JSONResponse({"errorDetails": str(exc)}, status_code=401)
+    async def evaluation_request(
+        _caller: Annotated[Caller, Depends(gate.caller(Scope.FLAGS))],
+        body: Annotated[bytes, Depends(gate.body)],
+    ) -> None:
+        """Accept only a body that is an evaluation request (after the size limit and auth)."""
         problem = _context_error(body)
         if problem is not None:
-            code = "PARSE_ERROR" if "JSON" in problem else "INVALID_CONTEXT"
-            return None, _failure(400, code, problem, key)
-        return body, None
+            raise BadRequest(
+                problem, code="PARSE_ERROR" if "JSON" in problem else "INVALID_CONTEXT"
+            )
+
+    guarded = [Depends(evaluation_request)]
 
     responses: dict[int | str, dict[str, Any]] = {
         400: {"description": "body is not an evaluation request (PARSE_ERROR, INVALID_CONTEXT)"},
@@ -122,37 +127,27 @@ def build_ofrep_router(deps: OfrepDeps) -> APIRouter:
         503: {"description": "storage unavailable; retry"},
     }
 
-    @router.post("/evaluate/flags/{key}", responses=responses)
-    async def evaluate_flag(key: str, request: Request) -> Response:
+    @router.post("/evaluate/flags/{key}", responses=responses, dependencies=guarded)
+    async def evaluate_flag(key: str) -> Response:
         """Evaluate one kill-switch flag, `workflow.<name>.enabled` (boolean)."""
-        _, refused = await _guard(request, key)
-        if refused is not None:
-            return refused
         workflow = workflow_of_flag(key)
         if workflow is None or workflow not in deps.killswitch.known():
-            return _failure(
-                404,
-                "FLAG_NOT_FOUND",
+            raise NotFound(
                 f"no flag {key!r}; flags are {flag_key('<workflow>')} for the workflows "
                 "of the policy file",
-                key,
+                code="FLAG_NOT_FOUND",
             )
-        try:
-            state = await _read(lambda s: deps.killswitch.state(s, workflow))
-        except OperationalError:
-            return _failure(503, "GENERAL", "storage unavailable, retry later", key)
+        state = await _read(lambda s: deps.killswitch.state(s, workflow))
         return JSONResponse(evaluation(state), headers=NO_STORE)
 
-    @router.post("/evaluate/flags", responses={**responses, 304: {"description": "unchanged"}})
+    @router.post(
+        "/evaluate/flags",
+        responses={**responses, 304: {"description": "unchanged"}},
+        dependencies=guarded,
+    )
     async def evaluate_flags(request: Request) -> Response:
         """Evaluate every kill-switch flag at once; ETag and If-None-Match are honoured."""
-        _, refused = await _guard(request, None)
-        if refused is not None:
-            return refused
-        try:
-            states = await _read(deps.killswitch.states)
-        except OperationalError:
-            return _failure(503, "GENERAL", "storage unavailable, retry later")
+        states = await _read(deps.killswitch.states)
         payload = {"flags": [evaluation(s) for s in states]}
         raw = json.dumps(payload, sort_keys=True, default=str).encode()
         etag = '"' + hashlib.sha256(raw).hexdigest()[:32] + '"'
@@ -161,12 +156,9 @@ def build_ofrep_router(deps: OfrepDeps) -> APIRouter:
             return Response(status_code=304, headers={"ETag": etag, **NO_STORE})
         return JSONResponse(payload, headers={"ETag": etag, **NO_STORE})
 
-    @router.get("/configuration")
-    async def configuration(request: Request) -> Response:
+    @router.get("/configuration", dependencies=guarded)
+    async def configuration() -> Response:
         """Describe this flag service to OFREP providers that ask."""
-        _, refused = await _guard(request, None)
-        if refused is not None:
-            return refused
         return JSONResponse(
             {
                 "name": "ai-incident-bot",

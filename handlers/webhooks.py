@@ -1,38 +1,27 @@
-"""Alert webhook routes: size limit, auth, validation, durable ingest."""
+"""Alert webhook routes: size limit, auth, validation, durable ingest.
 
-from __future__ import annotations
+(No postponed annotations: the routes' dependencies are read off their annotations.)
+"""
 
-import json
-import re
 import time
-from collections.abc import Callable
-from itertools import accumulate
-from typing import Any, TypeVar
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
+from starlette.types import ASGIApp, Message, Receive, Send
+from starlette.types import Scope as Scope_
 
 from bot.config import Policy, Source
 from bot.domain.alerts import Notification
 from bot.metrics import Metrics
 from bot.services.ingest import IngestPipeline
-from handlers.auth import Scope, Unauthorized, authenticate
+from handlers.auth import Caller, Scope
+from handlers.gate import TokenGate
 from handlers.openapi import json_body
 from handlers.schemas import AlertmanagerPayload, GenericAlert, from_alertmanager, from_generic
-from handlers.storage_errors import storage_unavailable
-from storage.db import StorageUnavailable
 
-__all__ = [
-    "MAX_DEPTH",
-    "Refused",
-    "WebhookDeps",
-    "build_router",
-    "nesting_problem",
-    "parse_body",
-]
-
-M = TypeVar("M", bound=BaseModel)
+__all__ = ["ENDPOINTS", "Refused", "WebhookDeps", "WebhookMetrics", "build_router"]
 
 
 class WebhookDeps:
@@ -80,132 +69,15 @@ class Refused(BaseModel):
     fields: list[FieldError] | None = None
 
 
-def _error(status: int, message: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"error": message, **extra}, status_code=status)
-
-
-class _TooLarge(Exception):
-    """The body is over the size limit."""
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit:
-        raise _TooLarge
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _TooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _without_nul(value: Any) -> Any:
-    # PostgreSQL text cannot hold NUL; an alert must never be refused for one stray byte
-    if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
-    if isinstance(value, dict):
-        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_without_nul(v) for v in value]
-    return value
-
-
-MAX_DEPTH = 64
-_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-# brackets become +1/-1 as signed bytes; everything else outside strings is dropped
-_DEPTH_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
-_NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
-
-
-def nesting_problem(body: bytes, limit: int = MAX_DEPTH) -> str | None:
-    """Say why a JSON body nests too deeply to parse, or return None; scans without parsing.
-
-    Parsers recurse once per level, so a body of 1 MiB of brackets would exhaust the stack;
-    no sender nests anywhere near `limit` levels.
-    """
-    if body.count(b"[") + body.count(b"{") <= limit:
-        return None
-    steps = _JSON_STRING.sub(b"", body).translate(_DEPTH_STEPS, _NOT_BRACKETS)
-    if max(accumulate(memoryview(steps).cast("b")), default=0) > limit:
-        return f"JSON nested deeper than {limit} levels"
-    return None
-
-
-def _field_errors(exc: ValidationError) -> list[dict[str, str]]:
-    return [
-        {"field": ".".join(str(p) for p in err["loc"]) or "(body)", "message": err["msg"]}
-        for err in exc.errors()
-    ]
-
-
-def parse_body(model: type[M], body: bytes) -> M | JSONResponse:
-    """Validate a JSON body; a 422 naming the first bad field (and listing all) when invalid."""
-    if (problem := nesting_problem(body)) is not None:
-        return _error(422, f"body is {problem}", fields=[{"field": "(body)", "message": problem}])
-    try:
-        if b"\\u0000" in body:
-            return model.model_validate(_without_nul(json.loads(body)))
-        return model.model_validate_json(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return _error(
-            422, "body is not valid JSON", fields=[{"field": "(body)", "message": str(exc)}]
-        )
-    except ValidationError as exc:
-        fields = _field_errors(exc)
-        return _error(
-            422, f"invalid field {fields[0]['field']}: {fields[0]['message']}", fields=fields
-        )
-
-
 def build_router(deps: WebhookDeps) -> APIRouter:
     """Return the router for /webhooks/alertmanager and /webhooks/alerts."""
     router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+    gate = TokenGate(
+        max_body_bytes=deps.max_body_bytes, policy=deps.policy, global_token=deps.global_token
+    )
 
-    async def handle(
-        request: Request,
-        endpoint: str,
-        model: type[BaseModel],
-        translate: Callable[[Any, str, Source], Notification],
-    ) -> JSONResponse:
-        started = time.perf_counter()
-        response = await _handle(request, endpoint, model, translate)
-        deps.metrics.requests.labels(endpoint, str(response.status_code)).inc()
-        deps.metrics.ingest_latency.labels(endpoint).observe(time.perf_counter() - started)
-        return response
-
-    async def _handle(
-        request: Request,
-        endpoint: str,
-        model: type[BaseModel],
-        translate: Callable[[Any, str, Source], Notification],
-    ) -> JSONResponse:
-        try:
-            body = await _read_body(request, deps.max_body_bytes)
-        except _TooLarge:
-            return _error(413, f"body larger than {deps.max_body_bytes} bytes")
-        try:
-            source_name = authenticate(
-                scope=Scope.ALERTS,
-                headers=request.headers,
-                body=body,
-                policy=deps.policy,
-                global_token=deps.global_token,
-                source_hint=request.query_params.get("source"),
-            ).source
-        except Unauthorized as exc:
-            return _error(401, str(exc))
-        payload = parse_body(model, body)
-        if isinstance(payload, JSONResponse):
-            return payload
-        source = deps.policy.sources.get(source_name) or Source()
-        notification = translate(payload, source_name, source)
-        try:
-            outcome = await deps.pipeline.submit(notification)
-        except StorageUnavailable as exc:
-            return storage_unavailable(exc, endpoint=f"/webhooks/{endpoint}")
+    async def ingest(endpoint: str, notification: Notification) -> JSONResponse:
+        outcome = await deps.pipeline.submit(notification)
         if outcome.duplicate:
             deps.metrics.alerts.labels(endpoint, "duplicate").inc(len(notification.alerts))
         else:
@@ -241,13 +113,14 @@ def build_router(deps: WebhookDeps) -> APIRouter:
         openapi_extra=json_body(AlertmanagerPayload),
         **openapi_auth,
     )
-    async def alertmanager(request: Request) -> JSONResponse:
+    async def alertmanager(
+        caller: Annotated[Caller, Depends(gate.caller(Scope.ALERTS))],
+        payload: Annotated[AlertmanagerPayload, Depends(gate.parsed(AlertmanagerPayload))],
+    ) -> JSONResponse:
         """Accept an Alertmanager v4 or Grafana unified-alerting notification."""
-        return await handle(
-            request,
-            "alertmanager",
-            AlertmanagerPayload,
-            lambda p, name, src: from_alertmanager(p, source_name=name, source=src),
+        source = deps.policy.sources.get(caller.source) or Source()
+        return await ingest(
+            "alertmanager", from_alertmanager(payload, source_name=caller.source, source=source)
         )
 
     @router.post(
@@ -257,13 +130,49 @@ def build_router(deps: WebhookDeps) -> APIRouter:
         openapi_extra=json_body(GenericAlert),
         **openapi_auth,
     )
-    async def generic(request: Request) -> JSONResponse:
+    async def generic(
+        caller: Annotated[Caller, Depends(gate.caller(Scope.ALERTS))],
+        payload: Annotated[GenericAlert, Depends(gate.parsed(GenericAlert))],
+    ) -> JSONResponse:
         """Accept a generic alert (§4)."""
-        return await handle(
-            request,
-            "alerts",
-            GenericAlert,
-            lambda p, name, src: from_generic(p, source_name=name, source=src),
+        source = deps.policy.sources.get(caller.source) or Source()
+        return await ingest(
+            "alerts", from_generic(payload, source_name=caller.source, source=source)
         )
 
     return router
+
+
+ENDPOINTS = {"/webhooks/alertmanager": "alertmanager", "/webhooks/alerts": "alerts"}
+
+
+class WebhookMetrics:
+    """Count each alert webhook request by the status it was answered with, and time it.
+
+    Middleware, not part of the route: a refusal (401, 413, 422, 503) is answered by the app's
+    exception handlers after the route has given up, and is counted all the same.
+    """
+
+    def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope_, receive: Receive, send: Send) -> None:
+        endpoint = ENDPOINTS.get(scope["path"]) if scope["type"] == "http" else None
+        if endpoint is None or scope.get("method") != "POST":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def recorded(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recorded)
+        finally:
+            self.metrics.requests.labels(endpoint, str(status)).inc()
+            self.metrics.ingest_latency.labels(endpoint).observe(time.perf_counter() - started)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from slack_bolt import Ack, BoltContext, Respond
@@ -19,8 +18,6 @@ from bot.services.commands import CommandRunner
 
 __all__ = ["ACTIONS", "handle_card_action"]
 
-log = logging.getLogger(__name__)
-
 ACTIONS = {
     ACK_ACTION_ID: "ack",
     RESOLVE_ACTION_ID: "resolve",
@@ -29,7 +26,6 @@ ACTIONS = {
     PAUSE_ACTION_ID: "pause",
     RESUME_ACTION_ID: "resume",
 }
-FAILED = "Something went wrong on our side with that button; it has been logged."
 
 
 def _incident_of(action: dict[str, Any]) -> int | None:
@@ -53,15 +49,12 @@ def handle_card_action(
         )
         return
     selected = (action.get("selected_option") or {}).get("value")
-    try:
-        refusal = runner.press(
-            action=ACTIONS[str(action["action_id"])],
-            incident_id=incident_id,
-            user=user,
-            value=selected,
-        )
-    except Exception:
-        log.exception("card action %s on INC-%s failed", action.get("action_id"), incident_id)
-        refusal = FAILED
+    # what goes wrong from here is answered by the app's error handler
+    refusal = runner.press(
+        action=ACTIONS[str(action["action_id"])],
+        incident_id=incident_id,
+        user=user,
+        value=selected,
+    )
     if refusal:
         respond(text=refusal, response_type="ephemeral", replace_original=False)

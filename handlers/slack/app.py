@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from concurrent.futures import Executor
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from slack_bolt import App, BoltContext, BoltRequest
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
@@ -17,9 +18,9 @@ from bot.handoffs.runner import HandoffRunner
 from bot.rendering.cards import DECLARE_VIEW_ID
 from bot.rendering.handoffs import EDIT_VIEW_ID, REJECT_VIEW_ID
 from bot.services.commands import CommandRunner
-from handlers.auth import Unauthorized, verify_slack
 from handlers.slack.actions import ACTIONS, handle_card_action
 from handlers.slack.commands import COMMAND, handle_slash_command
+from handlers.slack.errors import answering, handle_listener_error
 from handlers.slack.events import handle_message_event
 from handlers.slack.handoff_actions import HANDOFF_ACTIONS, handle_handoff_action
 from handlers.slack.handoff_views import (
@@ -27,7 +28,6 @@ from handlers.slack.handoff_views import (
     handle_handoff_reject_submission,
 )
 from handlers.slack.views import handle_declare_submission
-from handlers.webhooks import _read_body, _TooLarge
 
 __all__ = ["build_bolt_app", "dispatch"]
 
@@ -66,37 +66,29 @@ def build_bolt_app(
         return next()
 
     app.use(services)
-    app.command(COMMAND)(handle_slash_command)
+    # listeners ack first and raise what goes wrong; this one handler answers the user
+    app.error(handle_listener_error)
+    app.command(COMMAND)(answering(handle_slash_command))
     for action_id in ACTIONS:
-        app.action(action_id)(handle_card_action)
-    app.event("message")(handle_message_event)
-    app.view(DECLARE_VIEW_ID)(handle_declare_submission)
+        app.action(action_id)(answering(handle_card_action))
+    app.event("message")(answering(handle_message_event))
+    app.view(DECLARE_VIEW_ID)(answering(handle_declare_submission))
     if handoffs is not None:
         for action_id in HANDOFF_ACTIONS:
-            app.action(action_id)(handle_handoff_action)
-        app.view(EDIT_VIEW_ID)(handle_handoff_edit_submission)
-        app.view(REJECT_VIEW_ID)(handle_handoff_reject_submission)
+            app.action(action_id)(answering(handle_handoff_action))
+        app.view(EDIT_VIEW_ID)(answering(handle_handoff_edit_submission))
+        app.view(REJECT_VIEW_ID)(answering(handle_handoff_reject_submission))
     return app
 
 
-async def dispatch(
-    app: App, request: Request, *, signing_secret: str, max_body_bytes: int
-) -> Response:
-    """Verify and dispatch one Slack request in a worker thread; the loop never blocks.
+async def dispatch(app: App, request: Request, body: bytes, *, executor: Executor) -> Response:
+    """Dispatch one verified Slack request on `executor`; the loop never blocks.
 
-    The size limit comes first and the signature second, both before Bolt sees a byte: Bolt logs
-    the body of a request whose signature fails, and parses bodies before it checks them.
+    The route's dependencies have checked the size limit and then the signature, both before
+    Bolt sees a byte: Bolt logs the body of a request whose signature fails, and parses bodies
+    before it checks them. `executor` serves Slack alone, so a database write waiting for its
+    lock in the default pool never delays the ack Slack wants within 3 seconds.
     """
-    try:
-        body = await _read_body(request, max_body_bytes)
-    except _TooLarge:
-        return JSONResponse({"error": f"body larger than {max_body_bytes} bytes"}, 413)
-    try:
-        verify_slack(signing_secret=signing_secret, headers=request.headers, body=body)
-    except Unauthorized as exc:
-        # never the body: it is unauthenticated and may be anything, of any size
-        log.info("Slack request refused: %s", exc)
-        return JSONResponse({"error": str(exc)}, 401)
     try:
         bolt_request = BoltRequest(
             body=body.decode("utf-8", errors="replace"),
@@ -108,7 +100,8 @@ async def dispatch(
         parsed = bolt_request.body
         if "event" in parsed and not isinstance(parsed["event"], dict):
             raise TypeError("event is not an object")
-        answer = await asyncio.to_thread(app.dispatch, bolt_request)
+        loop = asyncio.get_running_loop()
+        answer = await loop.run_in_executor(executor, app.dispatch, bolt_request)
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         log.warning("malformed Slack request refused: %s: %s", type(exc).__name__, exc)
         return Response(status_code=400, content=b"malformed Slack request")

@@ -7,7 +7,7 @@ from typing import Any
 
 from slack_bolt import Ack, BoltContext, Respond
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.domain import commands as cmd
 from bot.rendering.cards import declare_modal
@@ -18,7 +18,6 @@ __all__ = ["COMMAND", "handle_slash_command"]
 log = logging.getLogger(__name__)
 
 COMMAND = "/ai-incident"
-FAILED = "Something went wrong on our side while running that command; it has been logged."
 
 
 def _wants_form(runner: CommandRunner, text: str) -> bool:
@@ -40,8 +39,8 @@ def _open_declare_form(
     except SlackApiError as exc:
         log.warning("views.open for the declare form failed: %s", exc.response.get("error"))
         return False
-    except Exception:
-        log.exception("views.open for the declare form failed")
+    except (SlackClientError, OSError) as exc:
+        log.warning("views.open for the declare form failed: %s", exc)
         return False
     return True
 
@@ -49,6 +48,7 @@ def _open_declare_form(
 def handle_slash_command(
     ack: Ack,
     command: dict[str, Any],
+    body: dict[str, Any],
     respond: Respond,
     context: BoltContext,
     client: WebClient,
@@ -69,10 +69,5 @@ def handle_slash_command(
         client, runner, str(command.get("trigger_id", "")), invocation.channel
     ):
         return
-    try:
-        answer = runner.run(invocation)
-    except Exception:
-        # the runner turns every expected failure into a sentence; this is a bug, not a refusal
-        log.exception("/ai-incident %r failed", invocation.text)
-        answer = FAILED
-    respond(text=answer, response_type="ephemeral")
+    # what goes wrong from here is answered by the app's error handler
+    respond(text=runner.run(invocation), response_type="ephemeral")

@@ -11,7 +11,7 @@ from bot.services.commands import CommandRunner
 __all__ = ["handle_message_event"]
 
 
-def handle_message_event(event: dict[str, Any], context: BoltContext) -> None:
+def handle_message_event(event: dict[str, Any], body: dict[str, Any], context: BoltContext) -> None:
     """Capture a reply, an edit or a deletion (Bolt acknowledges events itself)."""
     runner: CommandRunner = context["commands"]
     runner.thread_message(event)

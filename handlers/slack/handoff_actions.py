@@ -30,7 +30,6 @@ HANDOFF_ACTIONS = {
     REJECT_ACTION_ID: "reject",
     RELEASE_ACTION_ID: "release",
 }
-FAILED = "Something went wrong on our side with that button; it has been logged."
 NO_FORM = "Slack would not open the form (it must open within 3 seconds of the click); try again."
 
 
@@ -97,12 +96,7 @@ def handle_handoff_action(
             replace_original=False,
         )
         return
-    try:
-        answer = _run(
-            runner, HANDOFF_ACTIONS[str(action["action_id"])], handoff_id, user, body, client
-        )
-    except Exception:
-        log.exception("handoff action %s on HO-%s failed", action.get("action_id"), handoff_id)
-        answer = FAILED
+    # what goes wrong from here is answered by the app's error handler
+    answer = _run(runner, HANDOFF_ACTIONS[str(action["action_id"])], handoff_id, user, body, client)
     if answer:
         respond(text=answer, response_type="ephemeral", replace_original=False)

@@ -8,7 +8,7 @@ from typing import Any
 
 from slack_bolt import Ack, BoltContext
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.handoffs.domain import Decision
 from bot.handoffs.runner import HandoffRunner
@@ -23,8 +23,6 @@ from handlers.slack.views import _text
 __all__ = ["handle_handoff_edit_submission", "handle_handoff_reject_submission"]
 
 log = logging.getLogger(__name__)
-
-FAILED = "Something went wrong on our side while recording that decision; it has been logged."
 
 
 def _metadata(view: dict[str, Any]) -> tuple[int | None, str | None]:
@@ -52,8 +50,8 @@ def _tell(client: WebClient, channel: str | None, user: str, text: str) -> None:
         log.warning(
             "could not confirm a handoff decision to %s: %s", user, exc.response.get("error")
         )
-    except Exception:
-        log.exception("could not confirm a handoff decision to %s", user)
+    except (SlackClientError, OSError) as exc:
+        log.warning("could not confirm a handoff decision to %s: %s", user, exc)
 
 
 def _decide(
@@ -79,17 +77,14 @@ def _decide(
         _tell(client, channel, user, "That form lost track of its handoff; nothing was recorded.")
         return
     runner: HandoffRunner = context["handoffs"]
-    try:
-        answer = runner.decide(
-            handoff_id=handoff_id,
-            user=user,
-            decision=decision,
-            edited_output=text if decision is Decision.EDITED else None,
-            reason=text if decision is Decision.REJECTED else None,
-        ).text
-    except Exception:
-        log.exception("recording a handoff decision failed")
-        answer = FAILED
+    # what goes wrong from here is answered by the app's error handler
+    answer = runner.decide(
+        handoff_id=handoff_id,
+        user=user,
+        decision=decision,
+        edited_output=text if decision is Decision.EDITED else None,
+        reason=text if decision is Decision.REJECTED else None,
+    ).text
     _tell(client, channel, user, answer)
 
 

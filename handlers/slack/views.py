@@ -8,7 +8,7 @@ from typing import Any
 
 from slack_bolt import Ack, BoltContext
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.domain.severity import Severity
 from bot.rendering.cards import (
@@ -27,8 +27,6 @@ from bot.services.commands import CommandRunner
 __all__ = ["handle_declare_submission"]
 
 log = logging.getLogger(__name__)
-
-FAILED = "Something went wrong on our side while declaring that incident; it has been logged."
 
 
 def _state(view: dict[str, Any], block_id: str, action_id: str) -> dict[str, Any]:
@@ -76,17 +74,14 @@ def handle_declare_submission(
     user = str((body.get("user") or {}).get("id", ""))
     chosen = _selected(view, DECLARE_SEVERITY_BLOCK, DECLARE_SEVERITY_ACTION)
     severity = Severity(chosen) if chosen in ("P1", "P2", "P3") else None
-    try:
-        answer = runner.declare_from_modal(
-            user=user,
-            title=title,
-            severity=severity,
-            workflow=_selected(view, DECLARE_WORKFLOW_BLOCK, DECLARE_WORKFLOW_ACTION),
-            reason=_text(view, DECLARE_REASON_BLOCK, DECLARE_REASON_ACTION) or None,
-        )
-    except Exception:
-        log.exception("declaring from the form failed")
-        answer = FAILED
+    # what goes wrong from here is answered by the app's error handler
+    answer = runner.declare_from_modal(
+        user=user,
+        title=title,
+        severity=severity,
+        workflow=_selected(view, DECLARE_WORKFLOW_BLOCK, DECLARE_WORKFLOW_ACTION),
+        reason=_text(view, DECLARE_REASON_BLOCK, DECLARE_REASON_ACTION) or None,
+    )
     channel = _channel(view)
     if channel is None or not user:
         return
@@ -95,5 +90,5 @@ def handle_declare_submission(
     except SlackApiError as exc:
         # e.g. the bot is not in that channel: the card in the workflow's channel still tells
         log.warning("could not confirm the declaration to %s: %s", user, exc.response.get("error"))
-    except Exception:
-        log.exception("could not confirm the declaration to %s", user)
+    except (SlackClientError, OSError) as exc:
+        log.warning("could not confirm the declaration to %s: %s", user, exc)

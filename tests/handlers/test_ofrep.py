@@ -16,6 +16,7 @@ from openfeature.evaluation_context import EvaluationContext
 from openfeature.flag_evaluation import Reason
 
 from bot.services.commands import Invocation
+from handlers.errors import install as install_errors
 from handlers.http import create_app
 from handlers.ofrep import OfrepDeps, build_ofrep_router
 from tests.conftest import AUTH, TOKEN, Bot, make_bot
@@ -150,6 +151,8 @@ def test_storage_down_is_503(db_url: str, tmp_path: Path) -> None:
             "postgresql+psycopg://postgres@127.0.0.1:1/none", connect_args={"connect_timeout": 1}
         )
     app = FastAPI()
+    # the routes raise; the app's handlers answer, in OFREP's shape
+    install_errors(app)
     app.include_router(
         build_ofrep_router(
             OfrepDeps(

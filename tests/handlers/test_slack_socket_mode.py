@@ -15,15 +15,15 @@ from tests.support.slack_requests import ALICE
 
 
 @pytest.fixture
-def socket_bot(db_url: str, slack: SlackStandin) -> Iterator[Bot]:
+def socket_bot(sqlite_url: str, slack: SlackStandin) -> Iterator[Bot]:
     settings = Settings(
-        database_url=db_url,
+        database_url=sqlite_url,
         ai_incident_webhook_token=TOKEN,
         slack_bot_token="xoxb-test",
         slack_app_token="xapp-1-A0001-test",
         slack_api_url=slack.url,
     )
-    b = make_bot(db_url, settings=settings)
+    b = make_bot(sqlite_url, settings=settings, slack_interval_s=0)
     with b.client:
         yield b
     b.container.engine.dispose()

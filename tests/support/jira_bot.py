@@ -67,15 +67,21 @@ def short_timeout(policy: Policy, seconds: float = 1.0) -> Policy:
 
 @contextmanager
 def jira_bot(
-    db_url: str, slack: SlackStandin | None, jira: JiraStandin, policy: Policy | None = None
+    db_url: str,
+    slack: SlackStandin | None,
+    jira: JiraStandin,
+    policy: Policy | None = None,
+    slack_interval_s: float = 0,
 ) -> Iterator[Bot]:
-    """Run the app with its ingest writer; leave delivery to `settle`/`run_once`."""
-    # the stand-ins do not limit the rate: posts go unpaced (pacing: test_slack_pacing.py)
+    """Run the app with its ingest writer; leave delivery to `settle`/`run_once`.
+
+    Posts go unpaced by default (the stand-in does not limit the rate); pacing: test_slack_pacing.py.
+    """
     bot = make_bot(
         db_url,
         policy=policy or policy_for(jira),
         settings=jira_settings(db_url, slack, jira),
-        slack_interval_s=0,
+        slack_interval_s=slack_interval_s,
     )
     try:
         with bot.client:
