@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from bot.domain.alerts import AlertIn, AlertStatus, GroupPlan, Notification, merge_ai_context
 from bot.domain.incidents.lifecycle import move, raise_to
@@ -19,6 +18,7 @@ from bot.domain.incidents.model import (
     IncidentOpened,
     Outcome,
 )
+from bot.domain.incidents.policy import IncidentPolicy
 from bot.domain.incidents.vocabulary import IncidentState, JournalKind
 from bot.domain.severity import (
     Evidence,
@@ -28,9 +28,6 @@ from bot.domain.severity import (
     reevaluate,
     root_cause_deadline,
 )
-
-if TYPE_CHECKING:
-    from bot.config import Policy
 
 __all__ = [
     "AlertsChanged",
@@ -52,7 +49,7 @@ def with_firing_since(alert: AlertIn, now: datetime) -> Evidence:
     return ev
 
 
-def workflow_for(n: Notification, policy: Policy) -> tuple[str, str | None]:
+def workflow_for(n: Notification, policy: IncidentPolicy) -> tuple[str, str | None]:
     """Pick the workflow; return it and a note when the named one is unknown."""
     named = n.workflow or next((a.workflow for a in n.alerts if a.workflow), None)
     source = policy.sources.get(n.source)
@@ -75,7 +72,9 @@ def opens_incident(n: Notification) -> bool:
     return any(a.status is AlertStatus.FIRING for a in n.alerts)
 
 
-def open_from_alerts(n: Notification, *, group_key: str, policy: Policy, now: datetime) -> Outcome:
+def open_from_alerts(
+    n: Notification, *, group_key: str, policy: IncidentPolicy, now: datetime
+) -> Outcome:
     """Open an incident from the first notification of a group, classified from its alerts."""
     workflow, note = workflow_for(n, policy)
     wf = policy.workflow(workflow)
@@ -155,7 +154,7 @@ def _say_resolved(alert: AlertIn) -> str:
 
 
 def alerts_changed(
-    incident: Incident, change: AlertsChanged, *, policy: Policy, now: datetime
+    incident: Incident, change: AlertsChanged, *, policy: IncidentPolicy, now: datetime
 ) -> Outcome:
     """Journal what changed, raise the severity for fresh evidence, resolve when all resolved."""
     n, plan = change.notification, change.plan
@@ -190,7 +189,7 @@ def alerts_changed(
 
 
 def _raise_for(
-    incident: Incident, evidences: list[Evidence], policy: Policy, now: datetime
+    incident: Incident, evidences: list[Evidence], policy: IncidentPolicy, now: datetime
 ) -> Outcome:
     """Raise severity for alerts that just fired or changed; never lower it.
 
@@ -210,7 +209,9 @@ def _raise_for(
     return Outcome(raised, outcome.effects)
 
 
-def _all_resolved(incident: Incident, n: Notification, policy: Policy, now: datetime) -> Outcome:
+def _all_resolved(
+    incident: Incident, n: Notification, policy: IncidentPolicy, now: datetime
+) -> Outcome:
     if not incident.state.is_open:
         return Outcome(incident)
     if not policy.workflow(incident.workflow).resolve_on_source_resolve:
@@ -231,7 +232,7 @@ def _all_resolved(incident: Incident, n: Notification, policy: Policy, now: date
 
 
 def review(
-    incident: Incident, firing: Sequence[Evidence], *, policy: Policy, now: datetime
+    incident: Incident, firing: Sequence[Evidence], *, policy: IncidentPolicy, now: datetime
 ) -> Outcome:
     """Judge every firing alert of the incident again as time has passed."""
     rules, hours = policy.severity, policy.hours
@@ -244,7 +245,7 @@ def review(
     return Outcome(raised.but(severity_review_at=review_at), outcome.effects)
 
 
-def escalate(incident: Incident, *, policy: Policy, now: datetime) -> Outcome:
+def escalate(incident: Incident, *, policy: IncidentPolicy, now: datetime) -> Outcome:
     """Raise a P2 past its root-cause deadline to P1; the deadline is spent either way."""
     decision = escalate_for_missing_root_cause(
         incident.severity,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from bot.domain.incidents.model import (
     SYSTEM,
@@ -29,6 +28,7 @@ from bot.domain.incidents.model import (
     SeverityMoved,
     StateMoved,
 )
+from bot.domain.incidents.policy import IncidentPolicy
 from bot.domain.incidents.vocabulary import IncidentState, JournalKind
 from bot.domain.severity import (
     Decision,
@@ -38,9 +38,6 @@ from bot.domain.severity import (
     is_higher,
     root_cause_deadline,
 )
-
-if TYPE_CHECKING:
-    from bot.config import Policy
 
 __all__ = [
     "Acknowledge",
@@ -226,7 +223,7 @@ def _resolved(
 # -- people's commands ------------------------------------------------------------------------
 
 
-def declare(command: Declare, policy: Policy, now: datetime) -> Outcome:
+def declare(command: Declare, policy: IncidentPolicy, now: datetime) -> Outcome:
     """Open an incident by hand; severity defaults to the policy's until someone says otherwise."""
     asked = command.workflow
     name = asked if asked and asked in policy.workflows else None
