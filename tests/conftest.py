@@ -1,4 +1,4 @@
-"""Shared fixtures: an in-process bot on SQLite or PostgreSQL, payload fixtures, the example policy."""
+"""Shared fixtures: an in-process bot on SQLite (or both backends), payload fixtures, the example policy."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from handlers.http import create_app
 from storage.db import create_db_engine, migrate
 from tests.standins.jira import JiraStandin
 from tests.standins.slack import SlackStandin
-from tests.support.databases import database
+from tests.support.databases import Templates, database, use_templates
 from tests.support.resolver import FakeResolver
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -72,10 +72,41 @@ class Bot:
         return self.client.post(path, json=body, headers=AUTH if headers is None else headers)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """Yield an empty database URL on each backend."""
-    with database(request.param, tmp_path) as url:
+@pytest.fixture(scope="session", autouse=True)
+def _database_templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Migrated databases that `db_url` copies; each is built the first time a test needs it."""
+    templates = Templates(tmp_path_factory.mktemp("templates"))
+    use_templates(templates)
+    yield
+    use_templates(None)
+    templates.close()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked `both_backends` run their database fixtures on SQLite and PostgreSQL."""
+    wanted = {"db_url", "empty_db_url"} & set(metafunc.fixturenames)
+    if wanted and metafunc.definition.get_closest_marker("both_backends"):
+        backends = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+        metafunc.parametrize("backend", backends, indirect=True)
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest) -> str:
+    """The database backend of the test: SQLite, unless it is marked `both_backends`."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture
+def db_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    """Yield the URL of a migrated database of its own (SQLite; see `both_backends`)."""
+    with database(backend, tmp_path, migrated=True) as url:
+        yield url
+
+
+@pytest.fixture
+def empty_db_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    """Yield the URL of an empty database, for tests of migrating one (SQLite; see `both_backends`)."""
+    with database(backend, tmp_path) as url:
         yield url
 
 
