@@ -390,7 +390,9 @@ def test_export_rejects_an_unknown_format(tmp_path: Path, sqlite_url: str) -> No
     assert "invalid choice: 'pdf'" in r.stderr
 
 
-def test_export_from_a_database_without_the_schema_says_so(empty_db_url: str, tmp_path: Path) -> None:
+def test_export_from_a_database_without_the_schema_says_so(
+    empty_db_url: str, tmp_path: Path
+) -> None:
     r = run_cli("export", "INC-1", database_url=empty_db_url, workdir=tmp_path)
     assert r.returncode == 1
     assert r.stderr.startswith("cannot read incidents from ")
