@@ -22,6 +22,9 @@ from storage.models import AlertRow, IncidentRow, JournalRow
 from tests.conftest import EXAMPLE, make_bot, payload
 from tests.support.process import EXAMPLE_SECRETS, ROOT
 
+# every test runs `ai-incident` in a child process, as a user does
+pytestmark = pytest.mark.slow
+
 FIRING = "alertmanager_v4_firing.json"
 FINGERPRINTS = {"f404ecabc8dd5cd7", "f8f08d4e32c61a9d"}
 
