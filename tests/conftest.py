@@ -1,9 +1,10 @@
-"""Shared fixtures: an in-process bot on SQLite or PostgreSQL, payload fixtures, the example policy."""
+"""Shared fixtures: an in-process bot on SQLite (or both backends), payload fixtures, the example policy."""
 
 from __future__ import annotations
 
 import io
 import json
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -12,6 +13,8 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import event as sa_event
+from sqlalchemy.engine import Connection, Engine
 
 from bot.config import Policy, load_policy
 from bot.integrations.callback_targets import Resolver
@@ -21,7 +24,7 @@ from handlers.http import create_app
 from storage.db import create_db_engine, migrate
 from tests.standins.jira import JiraStandin
 from tests.standins.slack import SlackStandin
-from tests.support.databases import database
+from tests.support.databases import Templates, database, use_templates
 from tests.support.resolver import FakeResolver
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -71,11 +74,89 @@ class Bot:
     def post(self, path: str, body: Any, headers: dict[str, str] | None = None) -> Any:
         return self.client.post(path, json=body, headers=AUTH if headers is None else headers)
 
+    def close(self) -> None:
+        """Close the database pool; fail when a thread still holds one of its connections."""
+        engine = self.container.engine
+        held = engine.pool.checkedout()  # type: ignore[attr-defined]
+        engine.dispose()
+        assert held == 0, f"{held} connection(s) to {self.url} still checked out at teardown"
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """Yield an empty database URL on each backend."""
-    with database(request.param, tmp_path) as url:
+
+@pytest.fixture(autouse=True)
+def _no_open_postgres_connections() -> Iterator[None]:
+    """Fail a test that leaves a PostgreSQL connection open: an engine it never disposed of, or
+    a thread still holding a connection when the test ended."""
+    engines: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+    def seen(conn: Connection) -> None:
+        if conn.engine.dialect.name == "postgresql":
+            engines.add(conn.engine)
+
+    sa_event.listen(Engine, "engine_connect", seen)
+    try:
+        yield
+    finally:
+        sa_event.remove(Engine, "engine_connect", seen)
+    open_ = {
+        engine.url.database: engine.pool.status()
+        for engine in engines
+        if engine.pool.checkedin() or engine.pool.checkedout()  # type: ignore[attr-defined]
+    }
+    assert not open_, f"PostgreSQL engines left with open connections: {open_}"
+
+
+# every bot made so far; a test closes the ones it made when it ends, passing or failing
+_bots: list[Bot] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_bots() -> Iterator[None]:
+    """Dispose of the engine of every bot the test made (module fixtures close their own): a
+    pool left to the garbage collector closes nothing, and a connection it held is reported
+    during some later test."""
+    start = len(_bots)
+    yield
+    made = _bots[start:]
+    del _bots[start:]
+    for bot in made:
+        bot.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _database_templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Migrated databases that `db_url` copies; each is built the first time a test needs it."""
+    templates = Templates(tmp_path_factory.mktemp("templates"))
+    use_templates(templates)
+    yield
+    use_templates(None)
+    templates.close()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked `both_backends` run their database fixtures on SQLite and PostgreSQL."""
+    wanted = {"db_url", "empty_db_url"} & set(metafunc.fixturenames)
+    if wanted and metafunc.definition.get_closest_marker("both_backends"):
+        backends = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+        metafunc.parametrize("backend", backends, indirect=True)
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest) -> str:
+    """The database backend of the test: SQLite, unless it is marked `both_backends`."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture
+def db_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    """Yield the URL of a migrated database of its own (SQLite; see `both_backends`)."""
+    with database(backend, tmp_path, migrated=True) as url:
+        yield url
+
+
+@pytest.fixture
+def empty_db_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    """Yield the URL of an empty database, for tests of migrating one (SQLite; see `both_backends`)."""
+    with database(backend, tmp_path) as url:
         yield url
 
 
@@ -109,7 +190,9 @@ def make_bot(
         slack_interval_s=slack_interval_s,
     )
     app = create_app(container)
-    return Bot(container, TestClient(app), console, clock, db_url)
+    bot = Bot(container, TestClient(app), console, clock, db_url)
+    _bots.append(bot)
+    return bot
 
 
 @pytest.fixture

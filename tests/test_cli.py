@@ -22,6 +22,9 @@ from storage.models import AlertRow, IncidentRow, JournalRow
 from tests.conftest import EXAMPLE, make_bot, payload
 from tests.support.process import EXAMPLE_SECRETS, ROOT
 
+# every test runs `ai-incident` in a child process, as a user does
+pytestmark = pytest.mark.slow
+
 FIRING = "alertmanager_v4_firing.json"
 FINGERPRINTS = {"f404ecabc8dd5cd7", "f8f08d4e32c61a9d"}
 
@@ -208,23 +211,24 @@ def schema(url: str) -> tuple[set[str], str | None]:
     return tables, current
 
 
+@pytest.mark.both_backends
 def test_migrate_creates_the_schema_on_an_empty_database_and_is_idempotent(
-    db_url: str, tmp_path: Path
+    empty_db_url: str, tmp_path: Path
 ) -> None:
-    assert schema(db_url)[0] == set()
-    r = run_cli("migrate", database_url=db_url, workdir=tmp_path)
+    assert schema(empty_db_url)[0] == set()
+    r = run_cli("migrate", database_url=empty_db_url, workdir=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "newest migration" in r.stdout
-    tables, current = schema(db_url)
+    tables, current = schema(empty_db_url)
     assert tables >= set(SQLModel.metadata.tables) | {"alembic_version"}
-    engine = create_db_engine(db_url)
+    engine = create_db_engine(empty_db_url)
     try:
         assert current is not None and current == migration_status(engine)[1]
     finally:
         engine.dispose()
-    again = run_cli("migrate", database_url=db_url, workdir=tmp_path)
+    again = run_cli("migrate", database_url=empty_db_url, workdir=tmp_path)
     assert again.returncode == 0, again.stderr
-    assert schema(db_url) == (tables, current)
+    assert schema(empty_db_url) == (tables, current)
 
 
 # -- export -------------------------------------------------------------------------------------
@@ -389,8 +393,10 @@ def test_export_rejects_an_unknown_format(tmp_path: Path, sqlite_url: str) -> No
     assert "invalid choice: 'pdf'" in r.stderr
 
 
-def test_export_from_a_database_without_the_schema_says_so(db_url: str, tmp_path: Path) -> None:
-    r = run_cli("export", "INC-1", database_url=db_url, workdir=tmp_path)
+def test_export_from_a_database_without_the_schema_says_so(
+    empty_db_url: str, tmp_path: Path
+) -> None:
+    r = run_cli("export", "INC-1", database_url=empty_db_url, workdir=tmp_path)
     assert r.returncode == 1
     assert r.stderr.startswith("cannot read incidents from ")
     assert "ai-incident migrate" in r.stderr

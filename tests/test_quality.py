@@ -11,6 +11,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# the tools run as child processes over the whole tree
+pytestmark = pytest.mark.slow
+
+
 @pytest.mark.parametrize(
     "command",
     [

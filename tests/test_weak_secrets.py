@@ -151,6 +151,7 @@ def test_serve_checks_the_policy_file_and_the_environment(tmp_path: Path) -> Non
 # -- the command line ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # starts `ai-incident serve` in a child process
 def test_serve_outside_local_mode_refuses_the_example_placeholders(tmp_path: Path) -> None:
     (tmp_path / "ai-incident.yml").write_text(EXAMPLE.read_text(encoding="utf-8"))
     db = tmp_path / "bot.db"

@@ -35,6 +35,8 @@ from storage.outbox import enqueue
 from tests.conftest import FakeClock
 from tests.support.databases import database
 
+pytestmark = pytest.mark.both_backends
+
 KIND = "test.deliver"
 LEASE = timedelta(seconds=30)
 

@@ -108,6 +108,7 @@ def test_a_retry_answers_the_same_handoff_and_stores_nothing_twice(bot: Bot) -> 
     assert 'ai_incident_handoffs_received_total{outcome="duplicate",tier="human"} 1.0' in metrics
 
 
+@pytest.mark.both_backends
 def test_concurrent_duplicates_make_one_handoff(bot: Bot) -> None:
     answers: list[Any] = []
     barrier = threading.Barrier(4)
@@ -209,6 +210,7 @@ def test_not_json_is_422_and_too_large_is_413(bot: Bot) -> None:
     assert rows(bot) == []
 
 
+@pytest.mark.both_backends
 def test_storage_down_is_503_then_accepted_when_back(
     db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

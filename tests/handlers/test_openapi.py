@@ -155,6 +155,7 @@ def takes_input(operation: Any) -> bool:
     return bool(operation.body or operation.path_parameters or operation.query)
 
 
+@pytest.mark.slow  # fuzzes every operation
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
 def test_no_request_gets_a_server_error(
     served: Bot, document: dict[str, Any], mode: GenerationMode

@@ -8,6 +8,7 @@ import hmac
 import json
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
@@ -250,6 +251,7 @@ def test_body_over_one_mib_is_413(bot: Bot) -> None:
     assert count(bot, AlertRow) == 0
 
 
+@pytest.mark.both_backends
 def test_storage_down_is_503_then_accepted_when_back(db_url: str, tmp_path: Any) -> None:
     b = make_bot(db_url)
     with b.client:

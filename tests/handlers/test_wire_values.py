@@ -119,6 +119,8 @@ def test_a_negative_measure_is_still_refused(bot: Bot) -> None:
     assert r.json()["error"] == "invalid field cost_usd: Value error, must not be negative"
 
 
+@pytest.mark.slow  # runs the CLI in a child process
+@pytest.mark.both_backends
 def test_export_json_of_a_nan_alert_is_standard_json(db_url: str, tmp_path: Path) -> None:
     bot = make_bot(db_url)
     try:

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from sqlmodel import Session
@@ -38,6 +39,9 @@ from tests.standins.slack import SlackStandin
 from tests.support.handoffs import BOB, agent_headers, encoded, handoff_body
 from tests.support.hostile import Leaks, hostile_texts, walk_strings
 from tests.support.slack_requests import SECRET
+
+# generated hostile text through every edge, lane and stand-in: about 20 s
+pytestmark = pytest.mark.slow
 
 KEY = "R0UTINGKEY0000000000000000000001"
 ALICE = "U0ALICE001"

@@ -41,6 +41,7 @@ def test_the_slot_and_the_week_it_reports_on() -> None:
     assert service.current_week() == Week(2026, 48)
 
 
+@pytest.mark.both_backends
 def test_on_time_once_and_late_after_downtime(db_url: str) -> None:
     engine = create_db_engine(db_url)
     migrate(engine)

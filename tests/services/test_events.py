@@ -111,6 +111,7 @@ def test_an_alert_opens_and_an_automatic_rise_is_not_human(
     assert raised.current is Severity.P1 and not raised.by_human
 
 
+@pytest.mark.both_backends
 def test_a_failing_listener_rolls_the_change_back(db_url: str) -> None:
     engine = create_db_engine(db_url)
     migrate(engine)

@@ -78,6 +78,7 @@ def tick(bot: Bot) -> int:
     return run_due_jobs(bot.container.engine, bot.container.jobs, lambda: None)
 
 
+@pytest.mark.both_backends
 def test_two_concurrent_claims_have_exactly_one_winner(hbot: Bot) -> None:
     for round_ in range(5):
         handoff = receive(hbot, f"race-{round_}")

@@ -31,6 +31,7 @@ def note(key: str, title: str) -> Notification:
     return Notification(source="default", group_key=key, title=title, alerts=(alert,))
 
 
+@pytest.mark.both_backends
 def test_a_failing_notification_fails_alone(db_url: str) -> None:
     engine = create_db_engine(db_url)
     migrate(engine)

@@ -173,6 +173,7 @@ def test_a_raise_to_p1_pauses_too(
         assert not switch.state(s, "support-chatbot").enabled
 
 
+@pytest.mark.both_backends
 def test_concurrent_pauses_flip_once(
     env: tuple[Any, IncidentService, KillSwitchService, FakeClock],
 ) -> None:

@@ -6,12 +6,15 @@ import math
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from sqlmodel import Session
 
 from bot.services.incidents import evidence_from_row
 from storage.db import create_db_engine, migrate
 from storage.models import AlertRow, IncidentRow
+
+pytestmark = pytest.mark.both_backends
 
 NOW = datetime(2026, 11, 23, 10, tzinfo=UTC)
 

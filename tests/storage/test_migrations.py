@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -9,9 +10,11 @@ from alembic.runtime.migration import MigrationContext
 from storage.db import create_db_engine, migrate, migration_status
 from storage.models import metadata
 
+pytestmark = pytest.mark.both_backends
 
-def test_migrate_from_empty_matches_the_models_and_is_idempotent(db_url: str) -> None:
-    engine = create_db_engine(db_url)
+
+def test_migrate_from_empty_matches_the_models_and_is_idempotent(empty_db_url: str) -> None:
+    engine = create_db_engine(empty_db_url)
     try:
         current, head = migration_status(engine)
         assert current is None and head is not None

@@ -66,6 +66,7 @@ def test_settings_in_the_url_win(pg_url: str) -> None:
         engine.dispose()
 
 
+@pytest.mark.slow  # waits out the connect timeout
 def test_a_connection_attempt_to_a_stalled_server_gives_up(pg_url: str) -> None:
     direct = make_url(pg_url)
     assert direct.host is not None and direct.port is not None

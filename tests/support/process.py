@@ -33,6 +33,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class PortTaken(RuntimeError):
+    """Another process bound the port between picking it and the child binding it."""
+
+
 class BotProcess:
     """The bot as a user runs it: `python -m bot.cli serve`, stdout captured to a file."""
 
@@ -60,8 +64,22 @@ class BotProcess:
         }
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 30.0) -> BotProcess:
-        """Start and wait until /readyz answers 200."""
+    def start(self, timeout: float = 30.0, attempts: int = 3) -> BotProcess:
+        """Start and wait until /readyz answers 200.
+
+        The free port is only free when it was picked: a parallel test may bind it first, so a
+        start that finds it taken starts again on another one.
+        """
+        for _ in range(attempts - 1):
+            try:
+                return self._start(timeout)
+            except PortTaken:
+                self.port = free_port()
+                self.url = f"http://127.0.0.1:{self.port}"
+                self.log_path = self.workdir / f"bot-{self.port}.log"
+        return self._start(timeout)
+
+    def _start(self, timeout: float) -> BotProcess:
         with self.log_path.open("ab") as log:  # the child keeps its own copy of the descriptor
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "bot.cli", "serve", "--port", str(self.port), *self.args],
@@ -73,6 +91,8 @@ class BotProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                if "address already in use" in self.output().lower():
+                    raise PortTaken(self.port)
                 raise RuntimeError(f"bot exited early:\n{self.output()}")
             try:
                 if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
