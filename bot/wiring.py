@@ -44,9 +44,6 @@ from bot.integrations.slack_groups import SlackGroups
 from bot.metrics import Metrics
 from bot.paging.commands import PagingCommands
 from bot.paging.delivery import PagingDelivery
-from bot.paging.pages import GROUP as PAGE_GROUP
-from bot.paging.pages import KINDS as PAGE_KINDS
-from bot.paging.pages import THREAD as PAGE_THREAD
 from bot.paging.providers.console import ConsolePager
 from bot.paging.providers.ports import Pager
 from bot.paging.providers.registry import provider_pagers
@@ -61,6 +58,9 @@ from bot.services.tickets import TICKET_CREATE, TICKET_UPDATE, TicketEvents, Tic
 from bot.settings import Settings, environment
 from storage import journal
 from storage.db import create_db_engine
+from storage.pages import GROUP as PAGE_GROUP
+from storage.pages import KINDS as PAGE_KINDS
+from storage.pages import THREAD as PAGE_THREAD
 
 __all__ = ["LOCAL_DEV_TOKEN", "Container", "bootstrap", "utc_now"]
 

@@ -5,24 +5,32 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from bot.delivery.worker import Attempt
-from bot.domain.digest import Week
+from bot.domain.digest import Digest, Week
 from bot.domain.redaction import SafeText
 from bot.integrations.ports import ChatNotifier, GiveUp, RetryLater, post_once
 from bot.rendering.charts import week_chart
 from bot.rendering.reports import digest_text
-from bot.services.digest import DigestService
 from storage.db import readonly, session_scope
 from storage.models import DigestRunRow
 
 __all__ = ["DigestDelivery"]
 
 log = logging.getLogger(__name__)
+
+
+class Digests(Protocol):
+    """What delivery asks of the digest use case: the week's figures, in the team's zone."""
+
+    zone: ZoneInfo
+
+    def build(self, session: Session, week: Week, *, late: bool = False) -> Digest: ...
 
 
 class DigestDelivery:
@@ -33,7 +41,7 @@ class DigestDelivery:
         *,
         engine: Engine,
         chat: ChatNotifier,
-        digests: DigestService,
+        digests: Digests,
         safe: SafeText,
         slack: bool,
         clock: Callable[[], datetime],

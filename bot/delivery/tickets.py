@@ -12,10 +12,10 @@ from sqlmodel import Session
 
 from bot.config import Policy
 from bot.delivery.worker import Attempt
-from bot.domain.incidents import JournalKind
+from bot.domain.incidents import SYSTEM, JournalKind
+from bot.domain.people import display_name, person_by_slack
 from bot.domain.redaction import SafeText
 from bot.domain.views import IncidentView
-from bot.handoffs.service import card_changed as handoff_card_changed
 from bot.integrations.ports import (
     ChatNotifier,
     GiveUp,
@@ -43,13 +43,13 @@ from bot.rendering.tickets import (
     ticket_summary,
     wiki_link,
 )
-from bot.services.incidents import SYSTEM
-from bot.services.tickets import display_name, person_by_slack, queue_update
 from storage import journal
 from storage.db import readonly, session_scope
+from storage.handoff_outbox import card_changed as handoff_card_changed
 from storage.handoffs import handoff_view
 from storage.models import HandoffRow, IncidentRow
 from storage.repositories import incident_view
+from storage.ticket_outbox import queue_update
 
 __all__ = ["TicketDelivery"]
 

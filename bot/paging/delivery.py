@@ -25,12 +25,12 @@ from bot.domain.permissions import person_of
 from bot.domain.redaction import SafeText
 from bot.integrations.ports import ChatNotifier, GiveUp, NotYet, RetryLater, post_once
 from bot.paging.escalation import Contact
-from bot.paging.pages import GROUP, KINDS, THREAD, contact_of, queue_page
 from bot.paging.providers.ports import PageMessage, Pager
 from bot.rendering.pages import mention_text
 from storage import journal
 from storage.db import readonly, session_scope
 from storage.models import IncidentRow, PageRow
+from storage.pages import GROUP, KINDS, THREAD, contact_of, queue_page
 
 __all__ = ["FAILING_NOTICE_AT", "PAGE_MAX_ATTEMPTS", "PagingDelivery", "page_message"]
 

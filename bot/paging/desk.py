@@ -13,11 +13,11 @@ from bot.domain.permissions import person_of
 from bot.paging.escalation import Contact, Snapshot, contact_in
 from bot.paging.notices import labels, names
 from bot.paging.oncall import OnCallNow, now_and_next
-from bot.paging.pages import queue_page
 from bot.paging.policy import PagingPolicy
 from bot.paging.rows import escalation_row, note, on_call_now, overrides
 from bot.services.errors import DomainError, IncidentNotFound
 from storage.models import IncidentRow, OnCallOverrideRow
+from storage.pages import queue_page
 
 __all__ = ["OnCallAnswer", "OnCallDesk", "UnknownPerson"]
 

@@ -22,10 +22,10 @@ from bot.paging.escalation import (
     resolve_targets,
     split_members,
 )
-from bot.paging.pages import queue_group, queue_mention, queue_page
 from bot.paging.policy import PagingPolicy
 from bot.paging.rows import note, on_call_now
 from storage.models import EscalationRow, IncidentRow, PageRow
+from storage.pages import queue_group, queue_mention, queue_page
 
 __all__ = ["fire_step", "founder_reached", "labels", "names", "notify_ai_lead", "notify_founder"]
 

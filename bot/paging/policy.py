@@ -23,7 +23,7 @@ from bot.paging.channels import (
     configured,
     paging_keys,
 )
-from bot.paging.oncall import ActiveWindow, parse_rotation_start
+from bot.paging.windows import ActiveWindow, parse_rotation_start
 
 __all__ = [
     "ChannelName",

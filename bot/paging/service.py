@@ -32,11 +32,11 @@ from bot.paging.channels import PROVIDER_CHANNELS
 from bot.paging.desk import OnCallAnswer, OnCallDesk, UnknownPerson
 from bot.paging.escalation import EscalationState, Snapshot, due_now
 from bot.paging.notices import fire_step, founder_reached, notify_ai_lead, notify_founder
-from bot.paging.pages import queue_sync
 from bot.paging.policy import PagingPolicy
 from bot.paging.rows import SYSTEM, escalation_row, note
 from bot.services.events import IncidentEvent, IncidentOpened, SeverityChanged, StateChanged
 from storage.models import EscalationRow, IncidentRow, OnCallOverrideRow
+from storage.pages import queue_sync
 
 __all__ = ["FOUNDER_WITHIN", "SYSTEM", "OnCallAnswer", "PagingService", "UnknownPerson"]
 

@@ -13,18 +13,17 @@ never chase each other.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 from uuid import uuid4
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from bot.config import Person, Policy
+from bot.config import Policy
 from bot.domain.incidents import IncidentState, JournalKind
+from bot.domain.people import display_name, person_by_account, person_by_slack
 from bot.services.events import (
     IncidentEvent,
     IncidentOpened,
@@ -38,6 +37,8 @@ from storage import journal
 from storage.db import session_scope
 from storage.models import IncidentRow
 from storage.outbox import enqueue
+from storage.ticket_outbox import TICKET_CREATE, TICKET_UPDATE, queue_update
+from storage.ticket_outbox import ordering as _ordering
 
 __all__ = [
     "TICKET_ACTOR_PREFIX",
@@ -54,54 +55,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
-
-TICKET_CREATE = "ticket.create"
-TICKET_UPDATE = "ticket.update"
 # actors of changes that came from the tracker: nothing is sent back for them
 TICKET_ACTOR_PREFIX = "jira:"
-
-
-def _ordering(incident_id: int) -> str:
-    return f"ticket:incident:{incident_id}"
-
-
-def person_by_slack(policy: Policy, slack_id: str) -> Person | None:
-    """Return the person of the policy file with this Slack id."""
-    return next((p for p in policy.people.values() if p.slack_id == slack_id), None)
-
-
-def person_by_account(policy: Policy, account: str | None) -> Person | None:
-    """Return the person of the policy file with this Jira account (accountId or user name)."""
-    if not account:
-        return None
-    return next((p for p in policy.people.values() if p.jira_account == account), None)
-
-
-def display_name(policy: Policy, actor: str) -> str:
-    """Name who did it: a person by name, a Slack user by id, else the alert source."""
-    person = person_by_slack(policy, actor)
-    if person is not None and person.name:
-        return person.name
-    if actor == SYSTEM or _SLACK_USER.match(actor):
-        return actor
-    return f"source {actor}"
-
-
-def queue_update(
-    session: Session, incident: IncidentRow, *, op: str, now: datetime, key: str, **payload: Any
-) -> None:
-    """Queue one change to the incident's ticket, after its creation and earlier changes."""
-    assert incident.id is not None
-    enqueue(
-        session,
-        kind=TICKET_UPDATE,
-        idempotency_key=f"ticket:{incident.id}:{key}",
-        ordering_key=_ordering(incident.id),
-        payload={"op": op, **payload},
-        incident_id=incident.id,
-        now=now,
-    )
 
 
 class TicketListener:

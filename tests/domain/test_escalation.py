@@ -341,8 +341,8 @@ def test_the_registry_names_every_channel_once_and_the_policy_reads_it() -> None
         PROVIDERS,
         paging_keys,
     )
-    from bot.paging.pages import KINDS
     from bot.paging.policy import PagingProviders
+    from storage.pages import KINDS
 
     assert ("slack_dm", *PROVIDER_CHANNELS) == CHANNEL_NAMES
     assert PROVIDER_CHANNELS == ("pagerduty", "opsgenie", "webhook")

@@ -35,7 +35,6 @@ from bot.delivery.worker import DeliveryWorker
 from bot.domain.redaction import Redactor, SafeText
 from bot.domain.severity import Severity
 from bot.paging.delivery import PagingDelivery
-from bot.paging.pages import GROUP, KINDS, THREAD
 from bot.paging.providers.ports import PageMessage
 from bot.paging.service import PagingService
 from bot.rendering.cards import export_json, export_markdown
@@ -46,6 +45,7 @@ from bot.settings import Settings
 from handlers.schemas import GenericAlert, from_generic
 from storage.db import create_db_engine, migrate, session_scope
 from storage.models import EscalationRow, IncidentRow, JournalRow, OutboxRow, PageRow
+from storage.pages import GROUP, KINDS, THREAD
 from storage.repositories import incident_view
 from tests.conftest import EXAMPLE, TOKEN, Bot, FakeClock, make_bot, without_tickets
 from tests.standins.paging import OpsgenieStandin, PagerDutyStandin, WebhookReceiver

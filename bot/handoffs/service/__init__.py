@@ -26,7 +26,10 @@ from bot.handoffs.service.errors import (
     NotReviewable,
 )
 from bot.handoffs.service.intake import HandoffIntake, Receipt
-from bot.handoffs.service.outbox import (
+from bot.handoffs.service.review import ClaimOutcome, GroupMembers, HandoffReview
+from bot.handoffs.service.timers import HandoffTimers, OnCall, policy_oncall
+from bot.services.killswitch import KillSwitchService
+from storage.handoff_outbox import (
     CALLBACK,
     CARD,
     THREAD,
@@ -35,9 +38,6 @@ from bot.handoffs.service.outbox import (
     card_posted,
     thread_line,
 )
-from bot.handoffs.service.review import ClaimOutcome, GroupMembers, HandoffReview
-from bot.handoffs.service.timers import HandoffTimers, OnCall, policy_oncall
-from bot.services.killswitch import KillSwitchService
 from storage.models import HandoffRow
 
 __all__ = [

@@ -22,9 +22,9 @@ from bot.handoffs.domain import (
     sla_deadlines,
 )
 from bot.handoffs.events import HandoffListener, HandoffQueued, publish
-from bot.handoffs.service.outbox import card_posted
 from bot.handoffs.service.rows import steps
 from bot.services.killswitch import KillSwitchService
+from storage.handoff_outbox import card_posted
 from storage.models import HandoffRow
 
 __all__ = ["HandoffIntake", "Receipt"]

@@ -35,9 +35,9 @@ from bot.handoffs.events import (
     publish,
 )
 from bot.handoffs.service.errors import NotAReviewer
-from bot.handoffs.service.outbox import callback_queued, card_changed, iso, thread_line
 from bot.handoffs.service.rows import TABLE, first_claim, load, refused, reschedule, takeable
 from bot.services.errors import DomainError, ReasonRequired
+from storage.handoff_outbox import callback_queued, card_changed, iso, thread_line
 from storage.models import HandoffRow
 
 __all__ = ["ClaimOutcome", "GroupMembers", "HandoffReview"]

@@ -10,8 +10,8 @@ from sqlmodel import Session, select
 from bot.config import Policy
 from bot.handoffs.domain import OPEN, HandoffStatus, SlaAction, SlaClock, SlaStep, due_sla_steps
 from bot.handoffs.events import HandoffListener, HandoffReleased, HandoffSlaMissed, publish
-from bot.handoffs.service.outbox import card_changed, iso, thread_line
 from bot.handoffs.service.rows import reschedule, stages_done, steps
+from storage.handoff_outbox import card_changed, iso, thread_line
 from storage.models import HandoffRow
 
 __all__ = ["HandoffTimers", "OnCall", "policy_oncall"]
