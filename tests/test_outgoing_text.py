@@ -68,6 +68,9 @@ NO_UNTRUSTED_TEXT = {
     "bot.rendering.handoff_tickets.handoff_dedup_label": "the bot's own handoff id",
     "bot.rendering.handoff_tickets.within_lines": "joins lines already made safe",
     "bot.paging.providers.webhook.sign": "signs bytes already rendered",
+    "bot.paging.providers.pagerduty.build": "builds the adapter from settings; renders nothing",
+    "bot.paging.providers.opsgenie.build": "builds the adapter from settings; renders nothing",
+    "bot.paging.providers.webhook.build": "builds the adapter from settings; renders nothing",
     "bot.handoffs.callback_delivery.callback_secret": "picks a secret from the policy; renders nothing",
     "bot.handoffs.callback_delivery.encode": "serialises a body `decision_body` made safe",
 }
