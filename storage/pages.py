@@ -32,6 +32,7 @@ __all__ = [
     "queue_group",
     "queue_mention",
     "queue_page",
+    "queue_pages",
     "queue_sync",
 ]
 
@@ -193,6 +194,41 @@ def queue_group(
         now=now,
     )
     return True
+
+
+def queue_pages(
+    session: Session,
+    *,
+    incident_id: int,
+    contacts: Sequence[Contact],
+    groups: Sequence[str],
+    channels: Sequence[str],
+    reason: str,
+    why: str,
+    key_base: str,
+    now: datetime,
+    run: int | None = None,
+    round_: int | None = None,
+    step: int | None = None,
+    stop_if_handled: bool = True,
+) -> None:
+    """Page every contact through every channel, and every user group, for one reason."""
+    common: dict[str, Any] = {
+        "incident_id": incident_id,
+        "reason": reason,
+        "why": why,
+        "key_base": key_base,
+        "now": now,
+        "run": run,
+        "round_": round_,
+        "step": step,
+        "stop_if_handled": stop_if_handled,
+    }
+    for contact in contacts:
+        for channel in channels:
+            queue_page(session, contact=contact, channel=channel, **common)
+    for group in groups:
+        queue_group(session, group=group, channels=channels, **common)
 
 
 def queue_mention(

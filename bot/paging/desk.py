@@ -17,7 +17,7 @@ from bot.paging.policy import PagingPolicy
 from bot.paging.rows import escalation_row, note, on_call_now, overrides
 from bot.services.errors import DomainError, IncidentNotFound
 from storage.models import IncidentRow, OnCallOverrideRow
-from storage.pages import queue_page
+from storage.pages import queue_pages
 
 __all__ = ["OnCallAnswer", "OnCallDesk", "UnknownPerson"]
 
@@ -111,19 +111,18 @@ class OnCallDesk:
         key_base = f"manual:{incident_id}:{now.timestamp():.6f}:{actor}"
         who = person_of(self._policy, actor)
         why = f"paged by hand by {contact_in(self._policy, who).label if who else actor}"
-        for contact in contacts:
-            for channel in channels:
-                queue_page(
-                    session,
-                    incident_id=incident_id,
-                    contact=contact,
-                    channel=channel,
-                    reason="manual",
-                    why=why,
-                    key_base=key_base,
-                    now=now,
-                    stop_if_handled=False,
-                )
+        queue_pages(
+            session,
+            incident_id=incident_id,
+            contacts=contacts,
+            groups=(),
+            channels=channels,
+            reason="manual",
+            why=why,
+            key_base=key_base,
+            now=now,
+            stop_if_handled=False,
+        )
         note(
             session,
             incident,

@@ -25,7 +25,7 @@ from bot.paging.escalation import (
 from bot.paging.policy import PagingPolicy
 from bot.paging.rows import note, on_call_now
 from storage.models import EscalationRow, IncidentRow, PageRow
-from storage.pages import queue_group, queue_mention, queue_page
+from storage.pages import queue_mention, queue_pages
 
 __all__ = ["fire_step", "founder_reached", "labels", "names", "notify_ai_lead", "notify_founder"]
 
@@ -63,35 +63,20 @@ def fire_step(
     where = due.describe(snapshot)
     why = f"escalation {where} of policy {snapshot.policy}"
     key_base = f"page:{incident.id}:{row.run}.{due.round}.{due.index}"
-    for contact in contacts:
-        for channel in due.step.channels:
-            queue_page(
-                session,
-                incident_id=incident.id,
-                contact=contact,
-                channel=channel,
-                reason="escalation",
-                why=why,
-                key_base=key_base,
-                now=now,
-                run=row.run,
-                round_=due.round,
-                step=due.index,
-            )
-    for group in reach.groups:
-        queue_group(
-            session,
-            incident_id=incident.id,
-            group=group,
-            channels=due.step.channels,
-            reason="escalation",
-            why=why,
-            key_base=key_base,
-            now=now,
-            run=row.run,
-            round_=due.round,
-            step=due.index,
-        )
+    queue_pages(
+        session,
+        incident_id=incident.id,
+        contacts=contacts,
+        groups=reach.groups,
+        channels=due.step.channels,
+        reason="escalation",
+        why=why,
+        key_base=key_base,
+        now=now,
+        run=row.run,
+        round_=due.round,
+        step=due.index,
+    )
     who = _who(contacts, reach.groups)
     if who:
         text = f"Escalation {where}: paging {', '.join(who)} via {labels(due.step.channels)}."
@@ -136,32 +121,18 @@ def notify_ai_lead(
     if not queued:
         return  # notified at this severity already
     why = f"{sev.value}: you are notified as the AI lead"
-    for contact in contacts:
-        if contact.person in skip:
-            continue
-        queue_page(
-            session,
-            incident_id=incident.id,
-            contact=contact,
-            channel="slack_dm",
-            reason="notify",
-            why=why,
-            key_base=key,
-            now=now,
-            stop_if_handled=False,
-        )
-    for group in groups:
-        queue_group(
-            session,
-            incident_id=incident.id,
-            group=group,
-            channels=["slack_dm"],
-            reason="notify",
-            why=why,
-            key_base=key,
-            now=now,
-            stop_if_handled=False,
-        )
+    queue_pages(
+        session,
+        incident_id=incident.id,
+        contacts=[c for c in contacts if c.person not in skip],
+        groups=groups,
+        channels=["slack_dm"],
+        reason="notify",
+        why=why,
+        key_base=key,
+        now=now,
+        stop_if_handled=False,
+    )
     note(
         session,
         incident,
@@ -208,31 +179,18 @@ def notify_founder(
     channels = policy.paging.person_channels()
     why = "P1 with external impact, unresolved after two hours: you are notified as founder"
     key_base = f"founder:{incident.id}:{row.run}"
-    for contact in contacts:
-        for channel in channels:
-            queue_page(
-                session,
-                incident_id=incident.id,
-                contact=contact,
-                channel=channel,
-                reason="founder",
-                why=why,
-                key_base=key_base,
-                now=now,
-                stop_if_handled=False,
-            )
-    for group in groups:
-        queue_group(
-            session,
-            incident_id=incident.id,
-            group=group,
-            channels=channels,
-            reason="founder",
-            why=why,
-            key_base=key_base,
-            now=now,
-            stop_if_handled=False,
-        )
+    queue_pages(
+        session,
+        incident_id=incident.id,
+        contacts=contacts,
+        groups=groups,
+        channels=channels,
+        reason="founder",
+        why=why,
+        key_base=key_base,
+        now=now,
+        stop_if_handled=False,
+    )
     note(
         session,
         incident,

@@ -60,10 +60,6 @@ class IncidentService:
         """The clock the service reads `now` from."""
         return self._life.clock
 
-    def subscribe(self, listener: Listener) -> None:
-        """Tell `listener` about every incident event, inside the transaction that caused it."""
-        self._life.listeners.append(listener)
-
     # -- alerts -----------------------------------------------------------------------------
 
     def ingest(self, session: Session, n: Notification) -> IngestOutcome:

@@ -40,8 +40,7 @@ def env(db_url: str) -> Iterator[tuple[Any, IncidentService, Recorder]]:
     engine = create_db_engine(db_url)
     migrate(engine)
     recorder = Recorder()
-    svc = IncidentService(policy=example_policy(), clock=FakeClock())
-    svc.subscribe(recorder)
+    svc = IncidentService(policy=example_policy(), clock=FakeClock(), listeners=[recorder])
     yield engine, svc, recorder
     engine.dispose()
 

@@ -30,9 +30,8 @@ def env(db_url: str) -> Iterator[tuple[Any, IncidentService, KillSwitchService, 
     migrate(engine)
     clock = FakeClock()
     policy = example_policy()
-    incidents = IncidentService(policy=policy, clock=clock)
     switch = KillSwitchService(policy=policy, clock=clock)
-    incidents.subscribe(switch.on_incident_event)
+    incidents = IncidentService(policy=policy, clock=clock, listeners=[switch.on_incident_event])
     yield engine, incidents, switch, clock
     engine.dispose()
 

@@ -556,9 +556,8 @@ def rig(tmp_path: Path) -> Iterator[Rig]:
         "PAGING_WEBHOOK_SECRET": "page-secret",
     }
     policy = without_tickets(load_policy(EXAMPLE, env))
-    incidents = IncidentService(policy=policy, clock=clock)
     paging = PagingService(policy=policy, clock=clock)
-    incidents.subscribe(paging)
+    incidents = IncidentService(policy=policy, clock=clock, listeners=[paging])
     pagers = fake_pagers()
     chat = FakeChat()
     delivery = PagingDelivery(
