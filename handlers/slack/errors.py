@@ -9,7 +9,6 @@ with its trace and the user is told it was, never shown it.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -23,6 +22,7 @@ from bot.domain.commands import CommandError
 from bot.rendering.cards import DECLARE_VIEW_ID
 from bot.rendering.handoffs import EDIT_VIEW_ID, REJECT_VIEW_ID
 from bot.services.errors import DomainError
+from handlers.slack.views import form_channel
 from storage.db import StorageUnavailable
 
 __all__ = [
@@ -78,16 +78,6 @@ def failure_text(error: Exception, body: dict[str, Any]) -> str:
     return FAILED.get(_kind(body), FAILED_DEFAULT)
 
 
-def _form_channel(body: dict[str, Any]) -> str | None:
-    raw = (body.get("view") or {}).get("private_metadata") or ""
-    try:
-        data = json.loads(raw)
-    except (TypeError, ValueError):
-        return None
-    channel = data.get("channel") if isinstance(data, dict) else None
-    return channel if isinstance(channel, str) and channel else None
-
-
 def _tell(body: dict[str, Any], text: str, respond: Respond | None, client: WebClient) -> None:
     user = str((body.get("user") or {}).get("id") or body.get("user_id") or "")
     if body.get("response_url") and respond is not None:
@@ -96,7 +86,7 @@ def _tell(body: dict[str, Any], text: str, respond: Respond | None, client: WebC
         else:
             respond(text=text, response_type="ephemeral")
         return
-    channel = _form_channel(body)
+    channel = form_channel(body.get("view") or {})
     if channel is not None and user:
         client.chat_postEphemeral(channel=channel, user=user, text=text)
     # an event (a thread reply) has nobody to answer: the log is all

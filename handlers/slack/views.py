@@ -24,7 +24,7 @@ from bot.rendering.cards import (
 )
 from bot.services.commands import CommandRunner
 
-__all__ = ["handle_declare_submission"]
+__all__ = ["form_channel", "handle_declare_submission"]
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,8 @@ def _selected(view: dict[str, Any], block_id: str, action_id: str) -> str | None
     return str(value) if value else None
 
 
-def _channel(view: dict[str, Any]) -> str | None:
+def form_channel(view: dict[str, Any]) -> str | None:
+    """Return the channel a form was opened from, as its private metadata names it."""
     raw = view.get("private_metadata") or ""
     try:
         data = json.loads(raw)
@@ -82,7 +83,7 @@ def handle_declare_submission(
         workflow=_selected(view, DECLARE_WORKFLOW_BLOCK, DECLARE_WORKFLOW_ACTION),
         reason=_text(view, DECLARE_REASON_BLOCK, DECLARE_REASON_ACTION) or None,
     )
-    channel = _channel(view)
+    channel = form_channel(view)
     if channel is None or not user:
         return
     try:
