@@ -30,6 +30,7 @@ from bot.domain.fields import FrozenModel as _Model
 from bot.domain.people import Person, Roles
 from bot.domain.redaction import RedactionPolicy
 from bot.domain.severity import SeverityRules
+from bot.domain.watch.policy import WatchPolicy, WorkflowWatch
 from bot.handoffs.callback_targets import allow_entry
 from bot.paging.channels import PROVIDERS
 from bot.paging.policy import (
@@ -98,6 +99,7 @@ class Workflow(_Model):
     auto_pause_on_p1: bool = False
     resolve_on_source_resolve: bool = True
     cost_baseline_usd_per_day: float | None = None
+    watch: WorkflowWatch = WorkflowWatch()
 
 
 class Source(_Model):
@@ -108,7 +110,7 @@ class Source(_Model):
     without a timestamp, which could be replayed forever.
     """
 
-    kind: Literal["alertmanager", "grafana", "generic", "agent"] = "generic"
+    kind: Literal["alertmanager", "grafana", "generic", "agent", "telemetry"] = "generic"
     token: str | None = None
     hmac_secret: str | None = None
     require_timestamp: bool = False
@@ -212,11 +214,21 @@ class Policy(_Model):
     digest: Digest = Digest()
     jira: Jira = Jira()
     redaction: RedactionPolicy = RedactionPolicy()
+    watch: WatchPolicy = WatchPolicy()
 
     @property
     def hours(self) -> BusinessHours:
         """Return business hours, in the team time zone unless they name their own."""
         return self.business_hours or BusinessHours(timezone=self.timezone)
+
+    def watched_workflow(self, value: str) -> str:
+        """Return the workflow that telemetry naming `value` belongs to (by name or alias)."""
+        if value in self.workflows:
+            return value
+        for name, workflow in self.workflows.items():
+            if value in workflow.watch.alias:
+                return name
+        return value
 
     def workflow(self, name: str) -> Workflow:
         """Return the named workflow's settings, or defaults for one the file does not know."""

@@ -7,7 +7,8 @@ handoffs. A source's own `token` or `hmac_secret` opens only what its `kind` may
 | kind | may |
 |---|---|
 | `alertmanager`, `grafana`, `generic` | post alerts (`/webhooks/alertmanager`, `/webhooks/alerts`) |
-| `agent` | post handoffs, read its own handoffs, read the kill-switch flags (OFREP) |
+| `agent` | post handoffs, read its own handoffs, read the kill-switch flags (OFREP); post runs and metrics |
+| `telemetry` | post runs (`/webhooks/runs`) and OTLP metrics (`/v1/metrics`) |
 
 A source with an `hmac_secret` signs what it posts (Grafana's `X-Grafana-Alerting-Signature`
 for alert sources, `X-AI-Incident-Signature` for agents); an agent may read with its `token`
@@ -70,17 +71,23 @@ class Scope(StrEnum):
     HANDOFFS = "post handoffs"
     HANDOFF_READ = "read handoffs"
     FLAGS = "read kill-switch flags"
+    TELEMETRY = "post runs and metrics"
 
 
 _ALERT_SCOPES = frozenset({Scope.ALERTS})
-_AGENT_SCOPES = frozenset({Scope.HANDOFFS, Scope.HANDOFF_READ, Scope.FLAGS})
+_AGENT_SCOPES = frozenset({Scope.HANDOFFS, Scope.HANDOFF_READ, Scope.FLAGS, Scope.TELEMETRY})
+_TELEMETRY_SCOPES = frozenset({Scope.TELEMETRY})
 # a source with an hmac_secret must sign these (they carry a body worth signing)
 _SIGNED = frozenset({Scope.ALERTS, Scope.HANDOFFS})
 
 
 def scopes_of(source: Source) -> frozenset[Scope]:
     """Return what a source's own credentials may do, by its kind."""
-    return _AGENT_SCOPES if source.kind == "agent" else _ALERT_SCOPES
+    if source.kind == "agent":
+        return _AGENT_SCOPES
+    if source.kind == "telemetry":
+        return _TELEMETRY_SCOPES
+    return _ALERT_SCOPES
 
 
 @dataclass(frozen=True)
@@ -175,7 +182,9 @@ def _grafana_problem(
 
 
 def _refused(name: str, source: Source, scope: Scope) -> Unauthorized:
-    kind = "an agent source" if source.kind == "agent" else "an alert source"
+    kind = {"agent": "an agent source", "telemetry": "a telemetry source"}.get(
+        source.kind, "an alert source"
+    )
     return Unauthorized(f"source {name!r} is {kind} and cannot {scope}")
 
 

@@ -376,3 +376,6 @@ class HandoffRow(SQLModel, table=True):
 
 
 metadata = SQLModel.metadata
+
+# the watched history's tables are plain tables in the same metadata
+from storage import watch_tables as _watch_tables  # noqa: E402,F401

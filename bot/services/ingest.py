@@ -8,6 +8,7 @@ import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -23,6 +24,8 @@ __all__ = ["ANSWER_WITHIN_S", "IngestPipeline"]
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 # a sender hears 503 after this long whatever the database does (a stall is not an error)
 ANSWER_WITHIN_S = 8.0
 # the database cannot be reached, stalled, or has no free connection: 503, the sender retries
@@ -31,31 +34,34 @@ _UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout)
 
 @dataclass
 class _Job:
-    notification: Notification
-    future: asyncio.Future[IngestOutcome]
+    # what to do in the writer's transaction, and what it is, for the log
+    apply: Callable[[Session], Any]
+    label: str
+    future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
     # the caller stopped waiting (answered 503, or went away); set on the loop, read by the writer
     abandoned: bool = False
 
 
-def _settle(job: _Job, outcome: IngestOutcome | None, error: BaseException | None) -> None:
+def _settle(job: _Job, outcome: Any, error: BaseException | None) -> None:
     def apply() -> None:
         if job.future.done():
             return
         if error is not None:
             job.future.set_exception(error)
         else:
-            assert outcome is not None
             job.future.set_result(outcome)
 
     job.loop.call_soon_threadsafe(apply)
 
 
 class IngestPipeline:
-    """Queue notifications from the event loop; a writer thread applies and commits them in batches.
+    """Queue writes from the event loop; a writer thread applies and commits them in batches.
 
-    A caller's future resolves only after the commit that holds its notification, so a 2xx
-    answer always means the alert is on disk; one fsync covers every request in the batch. A
+    A write is a notification (alerts) or any function of the writer's session (`write`: runs
+    and metrics of the watched history). A caller's future resolves only after the commit that
+    holds its write, so a 2xx answer always means the data is on disk; one fsync covers every
+    request in the batch, and SQLite has one writer whatever arrives. A
     caller waits at most `answer_within` seconds: a stalled database is StorageUnavailable
     (503) in bounded time, and the writer skips work whose caller has already been answered.
     """
@@ -81,10 +87,24 @@ class IngestPipeline:
 
     async def submit(self, notification: Notification) -> IngestOutcome:
         """Apply a notification durably; raise StorageUnavailable when the database is down."""
+        service = self._service
+        result: IngestOutcome = await self.write(
+            lambda session: service.ingest(session, notification),
+            label=f"notification from {notification.source}",
+        )
+        return result
+
+    async def write(self, apply: Callable[[Session], T], *, label: str) -> T:
+        """Run `apply` in the writer's transaction and return its result once it is committed.
+
+        `apply` may run twice (alone, after its batch failed), each time in a new session, so it
+        must only write through the session it is given. StorageUnavailable when the database is
+        down or does not answer in time.
+        """
         if self._thread is None or not self._thread.is_alive():
             raise StorageUnavailable("ingest writer is not running")
         loop = asyncio.get_running_loop()
-        job = _Job(notification, loop.create_future(), loop)
+        job = _Job(apply, label, loop.create_future(), loop)
         self._queue.put(job)
         try:
             return await asyncio.wait_for(job.future, self._answer_within)
@@ -141,7 +161,7 @@ class IngestPipeline:
         try:
             # no autoflush: incident changes reach the database once, at the batch commit
             with Session(self._engine, expire_on_commit=False, autoflush=False) as session:
-                outcomes = [self._service.ingest(session, job.notification) for job in batch]
+                outcomes = [job.apply(session) for job in batch]
                 session.commit()
         except _UNAVAILABLE as exc:
             self._unavailable(batch, exc)
@@ -164,12 +184,12 @@ class IngestPipeline:
         try:
             # no autoflush: incident changes reach the database once, at the batch commit
             with Session(self._engine, expire_on_commit=False, autoflush=False) as session:
-                outcome = self._service.ingest(session, job.notification)
+                outcome = job.apply(session)
                 session.commit()
         except _UNAVAILABLE as exc:
             self._unavailable([job], exc)
         except Exception as exc:
-            log.exception("notification from %s could not be applied", job.notification.source)
+            log.exception("%s could not be applied", job.label)
             _settle(job, None, exc)
         else:
             self._metrics.ingest_batch.observe(1)

@@ -34,6 +34,7 @@ POLICY = Policy(
         "tok-agent": Source(kind="agent", token="agent-token"),
         "sig-agent": Source(kind="agent", hmac_secret="agent-secret"),
         "both-agent": Source(kind="agent", token="both-token", hmac_secret="both-secret"),
+        "otel": Source(kind="telemetry", token="otel-token"),
     }
 )
 
@@ -66,8 +67,9 @@ def agent(secret: str) -> dict[str, str]:
 
 
 ALL = list(Scope)
-AGENT = [Scope.HANDOFFS, Scope.HANDOFF_READ, Scope.FLAGS]
-READS = [Scope.HANDOFF_READ, Scope.FLAGS]
+AGENT = [Scope.HANDOFFS, Scope.HANDOFF_READ, Scope.FLAGS, Scope.TELEMETRY]
+# OTLP exporters cannot sign: runs and metrics take a bearer token
+READS = [Scope.HANDOFF_READ, Scope.FLAGS, Scope.TELEMETRY]
 
 # (credential, the scopes it opens, the source it is) — every other scope is refused
 CASES = [
@@ -75,6 +77,7 @@ CASES = [
     ("alert source token", bearer("am-token"), [Scope.ALERTS], "am"),
     ("grafana signature", grafana("graf-secret"), [Scope.ALERTS], "graf"),
     ("agent token", bearer("agent-token"), AGENT, "tok-agent"),
+    ("telemetry token", bearer("otel-token"), [Scope.TELEMETRY], "otel"),
     ("agent signature", agent("agent-secret"), AGENT, "sig-agent"),
     # a source that signs must sign what it posts; its token still reads
     ("signing agent's token", bearer("both-token"), READS, "both-agent"),

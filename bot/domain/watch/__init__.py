@@ -1,0 +1,1 @@
+"""What the bot sees of the AI workflows themselves: runs, their minute tallies, their figures."""

@@ -1,0 +1,329 @@
+"""Runs and the per-workflow, per-minute tallies they fold into.
+
+A `Tally` is additive: two tallies of the same workflow and minute merge by adding their
+counts (the maxima by `max`, the recent latencies by time), so two writers that each add what
+they saw lose nothing, and an hour is the merge of its minutes. Time is counted in whole
+minutes since the unix epoch (`minute_of`), in UTC.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+__all__ = [
+    "CONFIDENCE_BOUNDS",
+    "FUTURE_SLACK",
+    "LATENCY_BOUNDS_MS",
+    "RECENT",
+    "VERSION_CHARS",
+    "Run",
+    "RunStatus",
+    "Slot",
+    "Tally",
+    "Version",
+    "VersionKind",
+    "admission_problem",
+    "epoch_ms",
+    "fold",
+    "hour_of",
+    "minute_of",
+    "minute_start",
+    "run_key",
+    "stable_key",
+]
+
+# latency buckets' upper bounds in milliseconds: the GenAI semantic conventions' advised
+# boundaries for gen_ai.client.operation.duration (0.01 s … 81.92 s) with a bound between each
+# two, so a histogram an SDK sends with those boundaries maps onto these exactly
+LATENCY_BOUNDS_MS: tuple[float, ...] = tuple(
+    sorted(
+        {10.0 * 2**i for i in range(14)}
+        | {15.0 * 2**i for i in range(13)}
+        | {120_000.0, 300_000.0, 600_000.0}
+    )
+)
+# confidence buckets' upper bounds: ten buckets of 0.1 (the last one holds 1.0)
+CONFIDENCE_BOUNDS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+# how many of a minute's latest latencies are kept, in order
+RECENT = 5
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# how far ahead of the bot's clock a sender's clock may be
+FUTURE_SLACK = timedelta(minutes=5)
+
+
+class RunStatus(StrEnum):
+    OK = "ok"
+    ERROR = "error"
+    REFUSAL = "refusal"
+    TIMEOUT = "timeout"
+
+
+class VersionKind(StrEnum):
+    """What a workflow ran with (a model, a prompt version) or failed with (an error text)."""
+
+    MODEL = "model"
+    PROMPT = "prompt"
+    ERROR = "error"
+
+
+# the longest model name, prompt version or error text kept
+VERSION_CHARS = 200
+
+
+def minute_of(at: datetime) -> int:
+    """Return the whole minutes since the epoch of an aware instant."""
+    return int((at - _EPOCH).total_seconds() // 60)
+
+
+def hour_of(minute: int) -> int:
+    """Return the first minute of the hour that holds `minute`."""
+    return minute - minute % 60
+
+
+def admission_problem(at: datetime, now: datetime, keep: timedelta) -> str | None:
+    """Say why a run at `at` cannot be kept (older than the history, or from the future)."""
+    if at < now - keep:
+        return f"at is older than the {keep.days}-day history the bot keeps"
+    if at > now + FUTURE_SLACK:
+        return "at is more than 5 minutes in the future"
+    return None
+
+
+def minute_start(minute: int) -> datetime:
+    """Return the instant a minute starts."""
+    return _EPOCH + timedelta(minutes=minute)
+
+
+def epoch_ms(at: datetime) -> int:
+    return int((at - _EPOCH).total_seconds() * 1000)
+
+
+def stable_key(*parts: str) -> int:
+    """Return a signed 64-bit key of some text parts, the same in every process."""
+    digest = hashlib.blake2b("\x1f".join(parts).encode("utf-8", "surrogatepass"), digest_size=8)
+    return int.from_bytes(digest.digest(), "big", signed=True)
+
+
+def run_key(workflow: str, run_id: str) -> int:
+    """Return the idempotency key of a run."""
+    return stable_key("run", workflow, run_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One execution of an AI workflow, as its sender reports it."""
+
+    workflow: str
+    run_id: str
+    at: datetime
+    status: RunStatus = RunStatus.OK
+    latency_ms: float | None = None
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    cost_usd: float | None = None
+    confidence: float | None = None
+    handed_off: bool = False
+    model: str | None = None
+    prompt_version: str | None = None
+    error: str | None = None
+
+
+def _bucket(bounds: Sequence[float], value: float) -> int:
+    # a value equal to a bound belongs to that bound's bucket (upper bounds are inclusive)
+    return bisect.bisect_left(bounds, value)
+
+
+@dataclass(slots=True)
+class Tally:
+    """What one workflow did in one span of time (a minute, or an hour of minutes)."""
+
+    runs: int = 0
+    errors: int = 0
+    refusals: int = 0
+    timeouts: int = 0
+    handoffs: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    latency_count: int = 0
+    latency_sum_ms: float = 0.0
+    latency_max_ms: float | None = None
+    latency_buckets: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BOUNDS_MS) + 1))
+    confidence_count: int = 0
+    confidence_sum: float = 0.0
+    confidence_buckets: list[int] = field(
+        default_factory=lambda: [0] * (len(CONFIDENCE_BOUNDS) + 1)
+    )
+    # epoch milliseconds of the latest run seen, and (epoch ms, latency ms) of the latest few
+    last_at_ms: int | None = None
+    recent: list[tuple[int, float]] = field(default_factory=list)
+    # (kind, value) -> (first seen, last seen) in epoch ms
+    versions: dict[tuple[VersionKind, str], tuple[int, int]] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> int:
+        """Runs that failed: errors and timeouts (a refusal is an answer, counted apart)."""
+        return self.errors + self.timeouts
+
+    def add_run(self, run: Run) -> None:
+        """Count one run."""
+        at_ms = epoch_ms(run.at)
+        self.runs += 1
+        if run.status is RunStatus.ERROR:
+            self.errors += 1
+        elif run.status is RunStatus.REFUSAL:
+            self.refusals += 1
+        elif run.status is RunStatus.TIMEOUT:
+            self.timeouts += 1
+        if run.handed_off:
+            self.handoffs += 1
+        self.tokens_in += run.tokens_in or 0
+        self.tokens_out += run.tokens_out or 0
+        self.cost_usd += run.cost_usd or 0.0
+        if run.latency_ms is not None:
+            self.add_latencies([run.latency_ms], at_ms=at_ms)
+        if run.confidence is not None:
+            self.add_confidences([run.confidence])
+        self.seen(at_ms)
+        for kind, value in (
+            (VersionKind.MODEL, run.model),
+            (VersionKind.PROMPT, run.prompt_version),
+            (VersionKind.ERROR, run.error if run.status is not RunStatus.OK else None),
+        ):
+            if value:
+                self.saw_version(kind, value, at_ms)
+
+    def seen(self, at_ms: int) -> None:
+        """Note that something ran at `at_ms`."""
+        self.last_at_ms = at_ms if self.last_at_ms is None else max(self.last_at_ms, at_ms)
+
+    def saw_version(self, kind: VersionKind, value: str, at_ms: int) -> None:
+        """Note a model or prompt version (or an error text) seen at `at_ms`."""
+        value = value[:VERSION_CHARS]
+        first, last = self.versions.get((kind, value), (at_ms, at_ms))
+        self.versions[(kind, value)] = (min(first, at_ms), max(last, at_ms))
+
+    def add_latencies(self, values: Iterable[float], *, at_ms: int | None = None) -> None:
+        """Count individual latencies; with `at_ms`, each is also one of the recent ones."""
+        for value in values:
+            self.latency_count += 1
+            self.latency_sum_ms += value
+            self.latency_buckets[_bucket(LATENCY_BOUNDS_MS, value)] += 1
+            self.latency_max_ms = (
+                value if self.latency_max_ms is None else max(self.latency_max_ms, value)
+            )
+            if at_ms is not None:
+                self._recent(at_ms, value)
+
+    def add_latency_histogram(
+        self,
+        bounds_ms: Sequence[float],
+        counts: Sequence[int],
+        total_ms: float,
+        max_ms: float | None,
+    ) -> None:
+        """Count a histogram of latencies with other boundaries (`counts` has one more item).
+
+        Each source bucket's count goes to the bucket holding its upper bound (the overflow
+        bucket to the bucket holding the maximum, when known), so a boundary shared with
+        LATENCY_BOUNDS_MS maps exactly and a percentile is never under-stated.
+        """
+        for index, count in enumerate(counts):
+            if count <= 0:
+                continue
+            if index < len(bounds_ms):
+                upper = bounds_ms[index]
+            elif max_ms is not None:
+                upper = max_ms
+            else:
+                upper = float("inf")
+            self.latency_buckets[_bucket(LATENCY_BOUNDS_MS, upper)] += count
+            self.latency_count += count
+        self.latency_sum_ms += total_ms
+        if max_ms is not None:
+            self.latency_max_ms = (
+                max_ms if self.latency_max_ms is None else max(self.latency_max_ms, max_ms)
+            )
+
+    def add_confidences(self, values: Iterable[float]) -> None:
+        """Count individual confidence values (0..1)."""
+        for value in values:
+            self.confidence_count += 1
+            self.confidence_sum += value
+            self.confidence_buckets[_bucket(CONFIDENCE_BOUNDS, value)] += 1
+
+    def _recent(self, at_ms: int, latency_ms: float) -> None:
+        self.recent.append((at_ms, latency_ms))
+        self.recent.sort(key=lambda item: item[0])
+        del self.recent[:-RECENT]
+
+    def merge(self, other: Tally) -> None:
+        """Add another tally of the same workflow and span (or of a span inside this one)."""
+        for name in (
+            "runs", "errors", "refusals", "timeouts", "handoffs", "tokens_in", "tokens_out",
+            "cost_usd", "latency_count", "latency_sum_ms", "confidence_count", "confidence_sum",
+        ):  # fmt: skip
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for mine, theirs in (
+            (self.latency_buckets, other.latency_buckets),
+            (self.confidence_buckets, other.confidence_buckets),
+        ):
+            for index, count in enumerate(theirs):
+                mine[index] += count
+        if other.latency_max_ms is not None:
+            self.latency_max_ms = (
+                other.latency_max_ms
+                if self.latency_max_ms is None
+                else max(self.latency_max_ms, other.latency_max_ms)
+            )
+        if other.last_at_ms is not None:
+            self.seen(other.last_at_ms)
+        for at_ms, latency in other.recent:
+            self._recent(at_ms, latency)
+        for (kind, value), (first, last) in other.versions.items():
+            self.saw_version(kind, value, first)
+            self.saw_version(kind, value, last)
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    """A model, prompt version or error text a workflow was seen with, first and last."""
+
+    workflow: str
+    kind: VersionKind
+    value: str
+    first_seen: datetime
+    last_seen: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """A workflow's tally for the span of `minutes` minutes starting at minute `start`."""
+
+    workflow: str
+    start: int
+    minutes: int
+    tally: Tally
+
+    @property
+    def starts_at(self) -> datetime:
+        """The instant the span starts."""
+        return minute_start(self.start)
+
+
+def fold(runs: Iterable[Run]) -> dict[tuple[str, int], Tally]:
+    """Return the tallies of some runs by (workflow, minute)."""
+    tallies: dict[tuple[str, int], Tally] = {}
+    for run in sorted(runs, key=lambda r: r.at):
+        key = (run.workflow, minute_of(run.at))
+        tally = tallies.get(key)
+        if tally is None:
+            tally = tallies[key] = Tally()
+        tally.add_run(run)
+    return tallies

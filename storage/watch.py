@@ -1,0 +1,386 @@
+"""The watched history in the database: claim what is new, add tallies, read them, prune.
+
+Every write is an insert-or-add upsert (never read-modify-write), so two replicas writing the
+same workflow and minute lose nothing; rows are written in key order so two transactions that
+touch the same rows cannot deadlock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session
+
+from bot.domain.watch.history import (
+    RECENT,
+    Run,
+    Slot,
+    Tally,
+    Version,
+    VersionKind,
+    fold,
+    hour_of,
+    minute_of,
+    run_key,
+)
+from bot.domain.watch.policy import Retention
+from storage.watch_tables import (
+    ADDED,
+    CONFIDENCE_COLUMNS,
+    LATENCY_COLUMNS,
+    MAXED,
+    hour_table,
+    minute_table,
+    seen_table,
+    stream_table,
+    version_table,
+)
+
+__all__ = [
+    "RecordedRuns",
+    "add_tallies",
+    "claim",
+    "first_minute",
+    "prune",
+    "record_runs",
+    "slots",
+    "versions",
+    "workflows_seen",
+]
+
+# rows per INSERT statement: SQLite allows 32,766 bound values, a tally row binds about 50
+_CHUNK = 300
+_RECENT_WIDTH = 12
+_RECENT_CHARS = RECENT * _RECENT_WIDTH
+
+
+def _insert(session: Session, table: sa.Table) -> Any:
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+def _chunks(rows: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+# -- what is new --------------------------------------------------------------------------------
+
+
+def claim(session: Session, keys: Mapping[int, int]) -> set[int]:
+    """Record keys (key -> minute) not seen before; return the ones that were new.
+
+    A key another transaction is inserting at the same moment waits for it, then counts as seen.
+    """
+    if not keys:
+        return set()
+    new: set[int] = set()
+    ordered = sorted(keys.items())
+    for chunk in _chunks(ordered, 2000):
+        statement = (
+            _insert(session, seen_table)
+            .values([{"key": key, "minute": minute} for key, minute in chunk])
+            .on_conflict_do_nothing(index_elements=["key"])
+            .returning(seen_table.c.key)
+        )
+        new.update(session.execute(statement).scalars())
+    return new
+
+
+@dataclass(frozen=True)
+class RecordedRuns:
+    """What recording some runs did: per run, whether it was new (else a repeat)."""
+
+    new: list[bool]
+
+    @property
+    def accepted(self) -> int:
+        return sum(self.new)
+
+    @property
+    def duplicates(self) -> int:
+        return len(self.new) - self.accepted
+
+
+def record_runs(session: Session, runs: Sequence[Run]) -> RecordedRuns:
+    """Count the runs not counted before (by workflow and run_id) into the history."""
+    keys = [run_key(run.workflow, run.run_id) for run in runs]
+    first: dict[int, int] = {}
+    for index, key in enumerate(keys):
+        first.setdefault(key, index)
+    claimed = claim(session, {key: minute_of(runs[index].at) for key, index in first.items()})
+    new = [key in claimed and first[key] == index for index, key in enumerate(keys)]
+    add_tallies(session, fold(run for run, fresh in zip(runs, new, strict=True) if fresh))
+    return RecordedRuns(new)
+
+
+# -- adding tallies -----------------------------------------------------------------------------
+
+
+def _recent_text(minute: int, tally: Tally) -> str | None:
+    if not tally.recent:
+        return None
+    base = minute * 60_000
+    return "".join(
+        f"{min(max(at_ms - base, 0), 59_999):05d}{min(round(latency), 9_999_999):07d}"
+        for at_ms, latency in tally.recent
+    )
+
+
+def _row(workflow: str, minute: int, tally: Tally, *, recent: bool) -> dict[str, Any]:
+    row: dict[str, Any] = {"workflow": workflow, "minute": minute}
+    for name in ADDED:
+        if name in LATENCY_COLUMNS:
+            value: Any = tally.latency_buckets[LATENCY_COLUMNS.index(name)]
+        elif name in CONFIDENCE_COLUMNS:
+            value = tally.confidence_buckets[CONFIDENCE_COLUMNS.index(name)]
+        else:
+            value = getattr(tally, name)
+        row[name] = value or None
+    row["latency_max_ms"] = tally.latency_max_ms
+    row["last_at_ms"] = tally.last_at_ms
+    if recent:
+        row["recent"] = _recent_text(minute, tally)
+    return row
+
+
+def _greater(session: Session, a: Any, b: Any) -> Any:
+    if _dialect(session) == "postgresql":
+        return sa.func.greatest(a, b)  # ignores NULL
+    return sa.func.max(sa.func.coalesce(a, b), sa.func.coalesce(b, a))
+
+
+def _lesser(session: Session, a: Any, b: Any) -> Any:
+    if _dialect(session) == "postgresql":
+        return sa.func.least(a, b)
+    return sa.func.min(sa.func.coalesce(a, b), sa.func.coalesce(b, a))
+
+
+def _upsert_tallies(session: Session, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    recent = "recent" in table.c
+    for chunk in _chunks(rows):
+        statement = _insert(session, table).values(list(chunk))
+        new = statement.excluded
+        changes: dict[str, Any] = {
+            name: sa.func.nullif(
+                sa.func.coalesce(table.c[name], 0) + sa.func.coalesce(new[name], 0), 0
+            )
+            for name in ADDED
+        }
+        for name in MAXED:
+            changes[name] = _greater(session, table.c[name], new[name])
+        if recent:
+            joined = sa.func.coalesce(table.c.recent, "") + sa.func.coalesce(new.recent, "")
+            changes["recent"] = (
+                sa.func.right(joined, _RECENT_CHARS)
+                if _dialect(session) == "postgresql"
+                else sa.func.substr(joined, -_RECENT_CHARS)
+            )
+        session.execute(
+            statement.on_conflict_do_update(index_elements=["minute", "workflow"], set_=changes)
+        )
+
+
+def add_tallies(session: Session, tallies: Mapping[tuple[str, int], Tally]) -> None:
+    """Add tallies by (workflow, minute) to the minute and hour history and the versions seen."""
+    if not tallies:
+        return
+    minutes = sorted(tallies.items(), key=lambda item: (item[0][1], item[0][0]))
+    _upsert_tallies(
+        session,
+        minute_table,
+        [_row(workflow, minute, tally, recent=True) for (workflow, minute), tally in minutes],
+    )
+    hours: dict[tuple[int, str], Tally] = {}
+    seen: dict[tuple[str, str, str], list[int]] = {}
+    for (workflow, minute), tally in minutes:
+        hour = hours.get((hour_of(minute), workflow))
+        if hour is None:
+            hour = hours[(hour_of(minute), workflow)] = Tally()
+        hour.merge(tally)
+        for (kind, value), (first, last) in tally.versions.items():
+            span = seen.setdefault((workflow, kind.value, value), [first, last])
+            span[0], span[1] = min(span[0], first), max(span[1], last)
+    _upsert_tallies(
+        session,
+        hour_table,
+        [
+            _row(workflow, hour, tally, recent=False)
+            for (hour, workflow), tally in sorted(hours.items())
+        ],
+    )
+    if seen:
+        rows = [
+            {"workflow": w, "kind": k, "value": v, "first_at_ms": f, "last_at_ms": la}
+            for (w, k, v), (f, la) in sorted(seen.items())
+        ]
+        for chunk in _chunks(rows):
+            statement = _insert(session, version_table).values(list(chunk))
+            new = statement.excluded
+            session.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["workflow", "kind", "value"],
+                    set_={
+                        "first_at_ms": _lesser(
+                            session, version_table.c.first_at_ms, new.first_at_ms
+                        ),
+                        "last_at_ms": _greater(session, version_table.c.last_at_ms, new.last_at_ms),
+                    },
+                )
+            )
+
+
+# -- reading ------------------------------------------------------------------------------------
+
+
+def _tally(row: sa.Row[Any], minute: int, recent: str | None) -> Tally:
+    values = row._mapping
+    tally = Tally(
+        runs=values["runs"] or 0,
+        errors=values["errors"] or 0,
+        refusals=values["refusals"] or 0,
+        timeouts=values["timeouts"] or 0,
+        handoffs=values["handoffs"] or 0,
+        tokens_in=values["tokens_in"] or 0,
+        tokens_out=values["tokens_out"] or 0,
+        cost_usd=values["cost_usd"] or 0.0,
+        latency_count=values["latency_count"] or 0,
+        latency_sum_ms=values["latency_sum_ms"] or 0.0,
+        latency_max_ms=values["latency_max_ms"],
+        latency_buckets=[values[name] or 0 for name in LATENCY_COLUMNS],
+        confidence_count=values["confidence_count"] or 0,
+        confidence_sum=values["confidence_sum"] or 0.0,
+        confidence_buckets=[values[name] or 0 for name in CONFIDENCE_COLUMNS],
+        last_at_ms=values["last_at_ms"],
+    )
+    if recent:
+        base = minute * 60_000
+        entries = [
+            (base + int(recent[i : i + 5]), float(int(recent[i + 5 : i + _RECENT_WIDTH])))
+            for i in range(0, len(recent) - _RECENT_WIDTH + 1, _RECENT_WIDTH)
+        ]
+        tally.recent = sorted(entries)[-RECENT:]
+    return tally
+
+
+def slots(
+    session: Session,
+    *,
+    since: int,
+    until: int,
+    hourly: bool = False,
+    workflows: Collection[str] | None = None,
+) -> list[Slot]:
+    """Return the tallies of minutes (or hours) `since` <= minute < `until`, in time order.
+
+    An hour is keyed by its first minute; `since` and `until` are minutes either way.
+    """
+    table = hour_table if hourly else minute_table
+    query = sa.select(table).where(table.c.minute >= since, table.c.minute < until)
+    if workflows is not None:
+        query = query.where(table.c.workflow.in_(sorted(workflows)))
+    query = query.order_by(table.c.minute, table.c.workflow)
+    found = []
+    for row in session.execute(query):
+        recent = None if hourly else row._mapping["recent"]
+        found.append(
+            Slot(row.workflow, row.minute, 60 if hourly else 1, _tally(row, row.minute, recent))
+        )
+    return found
+
+
+def _instant(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def versions(
+    session: Session,
+    workflows: Collection[str] | None = None,
+    kinds: Collection[VersionKind] | None = None,
+) -> list[Version]:
+    """Return the models, prompt versions and error texts seen, oldest first-seen first."""
+    query = sa.select(version_table)
+    if workflows is not None:
+        query = query.where(version_table.c.workflow.in_(sorted(workflows)))
+    if kinds is not None:
+        query = query.where(version_table.c.kind.in_(sorted(k.value for k in kinds)))
+    query = query.order_by(version_table.c.first_at_ms, version_table.c.value)
+    return [
+        Version(
+            row.workflow,
+            VersionKind(row.kind),
+            row.value,
+            _instant(row.first_at_ms),
+            _instant(row.last_at_ms),
+        )
+        for row in session.execute(query)
+    ]
+
+
+def workflows_seen(session: Session, since: int) -> list[str]:
+    """Return the workflows with history in hours starting at or after minute `since`."""
+    query = (
+        sa.select(hour_table.c.workflow)
+        .where(hour_table.c.minute >= hour_of(since))
+        .distinct()
+        .order_by(hour_table.c.workflow)
+    )
+    return list(session.execute(query).scalars())
+
+
+def first_minute(session: Session, workflows: Collection[str] | None = None) -> dict[str, int]:
+    """Return, per workflow, the first minute of its hourly history (how long it has been seen)."""
+    query = sa.select(hour_table.c.workflow, sa.func.min(hour_table.c.minute)).group_by(
+        hour_table.c.workflow
+    )
+    if workflows is not None:
+        query = query.where(hour_table.c.workflow.in_(sorted(workflows)))
+    return {workflow: minute for workflow, minute in session.execute(query)}
+
+
+# -- pruning ------------------------------------------------------------------------------------
+
+
+def prune(session: Session, *, now: datetime, retention: Retention) -> int:
+    """Delete history older than the retention; return how many rows went."""
+    now_minute = minute_of(now)
+
+    def cutoff(keep: timedelta) -> int:
+        return now_minute - int(keep.total_seconds() // 60)
+
+    minutes, hours = cutoff(retention.minutes), cutoff(retention.hours)
+    gone = 0
+    for table, before in (
+        (minute_table, minutes),
+        (seen_table, minutes),
+        (stream_table, minutes),
+        (hour_table, hours),
+    ):
+        result = session.execute(sa.delete(table).where(table.c.minute < before))
+        gone += getattr(result, "rowcount", 0) or 0
+    result = session.execute(
+        sa.delete(version_table).where(version_table.c.last_at_ms < hours * 60_000)
+    )
+    gone += getattr(result, "rowcount", 0) or 0
+    # the latest latencies of old minutes; a bounded range, so no tick scans the whole table
+    recent = cutoff(retention.recent_latencies)
+    session.execute(
+        sa.update(minute_table)
+        .where(
+            minute_table.c.minute >= recent - 7 * 1440,
+            minute_table.c.minute < recent,
+            minute_table.c.recent.is_not(None),
+        )
+        .values(recent=None)
+    )
+    return gone
