@@ -53,6 +53,13 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.runs = Counter(
+            "ai_incident_runs_ingested",
+            "Workflow runs received on /webhooks/runs by outcome (new, duplicate, rejected).",
+            ["outcome"],
+            registry=self.registry,
+        )
+
     def render(self) -> bytes:
         """Return the text exposition format."""
         return generate_latest(self.registry)

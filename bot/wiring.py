@@ -55,6 +55,7 @@ from bot.services.incidents import IncidentService
 from bot.services.ingest import IngestPipeline
 from bot.services.killswitch import KillSwitchService
 from bot.services.tickets import TICKET_CREATE, TICKET_UPDATE, TicketEvents, TicketListener
+from bot.services.watch_intake import HistoryPruner, RunIntake
 from bot.settings import Settings, environment
 from storage import journal
 from storage.db import create_db_engine
@@ -97,6 +98,7 @@ class Container:
     digests: DigestService
     ticket_events: TicketEvents
     callback_guard: CallbackGuard  # where handoff callbacks may go
+    runs: RunIntake
     slack_app: App | None = None
     socket_mode: SocketModeHandler | None = None
     # further delivery lanes (tickets, pages, callbacks), each on its own thread
@@ -223,6 +225,7 @@ class Runners:
     commands: CommandRunner
     handoffs: HandoffRunner
     ticket_events: TicketEvents
+    runs: RunIntake
 
 
 def build_base(
@@ -481,10 +484,12 @@ def build_runners(base: Base, adapters: Adapters, services: Services, lanes: Lan
         ),
         handoffs=handoffs,
     )
+    pipeline = IngestPipeline(
+        engine=engine, service=services.incidents, metrics=base.metrics, on_commit=poke
+    )
     return Runners(
-        pipeline=IngestPipeline(
-            engine=engine, service=services.incidents, metrics=base.metrics, on_commit=poke
-        ),
+        pipeline=pipeline,
+        runs=RunIntake(pipeline=pipeline, policy=policy, clock=clock),
         commands=commands,
         handoffs=handoffs,
         ticket_events=TicketEvents(
@@ -497,9 +502,10 @@ def build_runners(base: Base, adapters: Adapters, services: Services, lanes: Lan
     )
 
 
-def build_jobs(services: Services) -> list[Job]:
+def build_jobs(base: Base, services: Services) -> list[Job]:
     """Return what the scheduler runs on every tick."""
     return [
+        HistoryPruner(policy=base.policy, clock=base.clock),
         services.incidents.review_due,
         services.incidents.escalate_due,
         services.paging.escalate_due,
@@ -567,7 +573,7 @@ def bootstrap(
         webhook_token=token,
     )
     runners = build_runners(base, adapters, services, lanes)
-    jobs = build_jobs(services)
+    jobs = build_jobs(base, services)
     slack_app, socket_mode = build_slack(base.settings, adapters.client, runners)
     return Container(
         settings=base.settings,
@@ -586,6 +592,7 @@ def bootstrap(
         killswitch=services.killswitch,
         digests=services.digests,
         ticket_events=runners.ticket_events,
+        runs=runners.runs,
         slack_app=slack_app,
         socket_mode=socket_mode,
         lanes=lanes.others,

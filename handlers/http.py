@@ -5,9 +5,10 @@
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Annotated, Protocol
 
 from fastapi import Depends, FastAPI, Request
@@ -25,6 +26,7 @@ from bot.services.incidents import IncidentService
 from bot.services.ingest import IngestPipeline
 from bot.services.killswitch import KillSwitchService
 from bot.services.tickets import TicketEvents
+from bot.services.watch_intake import RunIntake
 from bot.settings import Settings
 from handlers.errors import install as install_errors
 from handlers.gate import Gate
@@ -32,6 +34,7 @@ from handlers.handoffs import HandoffDeps, build_handoff_router
 from handlers.jira_webhook import build_jira_router
 from handlers.ofrep import OfrepDeps, build_ofrep_router
 from handlers.openapi import install as install_openapi
+from handlers.runs import RunsDeps, build_runs_router
 from handlers.slack.app import dispatch
 from handlers.webhooks import WebhookDeps, WebhookMetrics, build_router
 from storage.db import StorageUnavailable, migration_status, readonly
@@ -73,6 +76,10 @@ class Served(Protocol):
     def callback_guard(self) -> CallbackGuard: ...
     @property
     def webhook_token(self) -> str | None: ...
+    @property
+    def runs(self) -> RunIntake: ...
+    @property
+    def clock(self) -> Callable[[], datetime]: ...
     @property
     def handoffs(self) -> HandoffRunner | None: ...
     @property
@@ -118,6 +125,18 @@ def create_app(container: Served, *, manage_lifecycle: bool = True) -> FastAPI:
                 pipeline=container.pipeline,
                 metrics=container.metrics,
                 max_body_bytes=max_body_bytes,
+            )
+        )
+    )
+    app.include_router(
+        build_runs_router(
+            RunsDeps(
+                policy=container.policy,
+                global_token=container.webhook_token,
+                intake=container.runs,
+                metrics=container.metrics,
+                max_body_bytes=max_body_bytes,
+                clock=container.clock,
             )
         )
     )

@@ -143,7 +143,11 @@ def build_router(deps: WebhookDeps) -> APIRouter:
     return router
 
 
-ENDPOINTS = {"/webhooks/alertmanager": "alertmanager", "/webhooks/alerts": "alerts"}
+ENDPOINTS = {
+    "/webhooks/alertmanager": "alertmanager",
+    "/webhooks/alerts": "alerts",
+    "/webhooks/runs": "runs",
+}
 
 
 class WebhookMetrics:

@@ -1,0 +1,72 @@
+"""Runs in: decide which can be kept, count the new ones durably; prune what is past retention."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from sqlmodel import Session
+
+from bot.config import Policy
+from bot.domain.watch.history import Run, admission_problem
+from bot.services.ingest import IngestPipeline
+from storage.watch import RecordedRuns, prune, record_runs
+
+__all__ = ["HistoryPruner", "RunIntake"]
+
+
+class RunIntake:
+    """Keep the runs a workflow reports (the `/webhooks/runs` route's service)."""
+
+    def __init__(
+        self, *, pipeline: IngestPipeline, policy: Policy, clock: Callable[[], datetime]
+    ) -> None:
+        self._pipeline = pipeline
+        self._policy = policy
+        self._clock = clock
+
+    def admit(self, runs: Sequence[Run]) -> list[str | None]:
+        """Say, per run, why it cannot be kept (too old for the history, from the future)."""
+        now = self._clock()
+        keep = self._policy.watch.retention.minutes
+        return [admission_problem(run.at, now, keep) for run in runs]
+
+    def named(self, run: Run) -> Run:
+        """Return the run under its workflow's name when it names an alias."""
+        workflow = self._policy.watched_workflow(run.workflow)
+        return run if workflow == run.workflow else replace(run, workflow=workflow)
+
+    async def record(self, runs: Sequence[Run]) -> RecordedRuns:
+        """Count the runs not seen before; return once they are committed."""
+        named = [self.named(run) for run in runs]
+        result: RecordedRuns = await self._pipeline.write(
+            lambda session: record_runs(session, named), label=f"{len(named)} runs"
+        )
+        return result
+
+
+class HistoryPruner:
+    """The scheduler's job that deletes history older than the retention, every few minutes."""
+
+    def __init__(
+        self,
+        *,
+        policy: Policy,
+        clock: Callable[[], datetime],
+        every: timedelta = timedelta(minutes=10),
+    ) -> None:
+        self._retention = policy.watch.retention
+        self._clock = clock
+        self._every = every
+        self._last: datetime | None = None
+
+    def __call__(self, session: Session) -> int:
+        """Prune when the last prune is `every` ago (or this process has not pruned yet)."""
+        now = self._clock()
+        if self._last is not None and now - self._last < self._every:
+            return 0
+        self._last = now
+        prune(session, now=now, retention=self._retention)
+        # nothing to deliver came of it: the scheduler need not wake the lanes
+        return 0
