@@ -26,7 +26,15 @@ from bot.config import Policy
 from handlers.auth import Caller, Scope, authenticate, authenticate_jira, verify_slack
 from handlers.errors import BadBody, TooLarge
 
-__all__ = ["MAX_DEPTH", "Gate", "TokenGate", "nesting_problem", "parse_body", "read_body"]
+__all__ = [
+    "MAX_DEPTH",
+    "Gate",
+    "TokenGate",
+    "nesting_problem",
+    "parse_body",
+    "read_body",
+    "without_nul",
+]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -46,14 +54,15 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _without_nul(value: Any) -> Any:
+def without_nul(value: Any) -> Any:
+    """Return JSON data with every NUL in its text replaced (PostgreSQL text cannot hold one)."""
     # PostgreSQL text cannot hold NUL; an alert must never be refused for one stray byte
     if isinstance(value, str):
         return value.replace("\x00", "\ufffd")
     if isinstance(value, dict):
-        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+        return {without_nul(k): without_nul(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_without_nul(v) for v in value]
+        return [without_nul(v) for v in value]
     return value
 
 
@@ -91,7 +100,7 @@ def parse_body(model: type[M], body: bytes) -> M:
         raise BadBody(f"body is {problem}", [{"field": "(body)", "message": problem}])
     try:
         if b"\\u0000" in body:
-            return model.model_validate(_without_nul(json.loads(body)))
+            return model.model_validate(without_nul(json.loads(body)))
         return model.model_validate_json(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BadBody(

@@ -28,7 +28,7 @@ from bot.metrics import Metrics
 from bot.services.watch_intake import RunIntake
 from handlers.auth import Caller, Scope
 from handlers.errors import BadBody
-from handlers.gate import TokenGate, nesting_problem
+from handlers.gate import TokenGate, nesting_problem, without_nul
 from handlers.openapi import json_body
 
 __all__ = ["MAX_RUNS", "RunIn", "RunsDeps", "build_runs_router"]
@@ -136,7 +136,6 @@ class RunsDeps:
 
 
 _ONE = TypeAdapter(RunIn)
-_MANY = TypeAdapter(list[RunIn])
 
 
 def _problem(index: int, item: Any, prefix: str, exc: ValidationError) -> RunProblem:
@@ -151,12 +150,22 @@ def _problem(index: int, item: Any, prefix: str, exc: ValidationError) -> RunPro
     )
 
 
+def _fast(body: bytes) -> list[RunIn] | None:
+    """Parse a body whose every run is valid in one pass; None when it needs a closer look."""
+    if b"\\u0000" in body:
+        return None
+    try:
+        if b'"runs"' in body:
+            return RunsIn.model_validate_json(body).runs
+        return [RunIn.model_validate_json(body)]
+    except ValidationError:
+        return None
+
+
 def _items(body: bytes) -> tuple[list[Any], str]:
     """Return the raw runs of a body and the prefix of their field names; BadBody if no batch."""
-    if (problem := nesting_problem(body)) is not None:
-        raise BadBody(f"body is {problem}", [{"field": "(body)", "message": problem}])
     try:
-        data = json.loads(body)
+        data = without_nul(json.loads(body))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BadBody(
             "body is not valid JSON", [{"field": "(body)", "message": str(exc)}]
@@ -175,13 +184,14 @@ def _items(body: bytes) -> tuple[list[Any], str]:
     return runs, "runs."
 
 
-def _parse(items: list[Any], prefix: str) -> tuple[list[tuple[int, RunIn]], list[RunProblem]]:
-    try:
-        # the usual case: every run is valid, checked in one call
-        parsed = _MANY.validate_python(items) if prefix else [_ONE.validate_python(items[0])]
-        return list(enumerate(parsed)), []
-    except ValidationError:
-        pass
+def _parse(body: bytes) -> tuple[list[tuple[int, RunIn]], list[RunProblem], str]:
+    """Return the valid runs by index, a problem per invalid one, and the field-name prefix."""
+    if (problem := nesting_problem(body)) is not None:
+        raise BadBody(f"body is {problem}", [{"field": "(body)", "message": problem}])
+    parsed = _fast(body)
+    if parsed is not None:
+        return list(enumerate(parsed)), [], "runs." if b'"runs"' in body else ""
+    items, prefix = _items(body)
     good: list[tuple[int, RunIn]] = []
     bad: list[RunProblem] = []
     for index, item in enumerate(items):
@@ -189,7 +199,7 @@ def _parse(items: list[Any], prefix: str) -> tuple[list[tuple[int, RunIn]], list
             good.append((index, _ONE.validate_python(item)))
         except ValidationError as exc:
             bad.append(_problem(index, item, f"{prefix}{index}." if prefix else "", exc))
-    return good, bad
+    return good, bad, prefix
 
 
 def build_runs_router(deps: RunsDeps) -> APIRouter:
@@ -218,8 +228,7 @@ def build_runs_router(deps: RunsDeps) -> APIRouter:
         body: Annotated[bytes, Depends(gate.body)],
     ) -> JSONResponse:
         """Accept one run or a batch of up to 1,000; each run is kept or refused on its own."""
-        items, prefix = _items(body)
-        good, bad = _parse(items, prefix)
+        good, bad, prefix = _parse(body)
         now = deps.clock()
         candidates = [(index, parsed.run(now)) for index, parsed in good]
         kept: list[Run] = []

@@ -187,3 +187,11 @@ def test_gzip_is_not_an_encoding_this_route_reads(rbot: Bot) -> None:
         headers={**AUTH, "Content-Type": "application/json"},
     )
     assert r.status_code == 422
+
+
+@pytest.mark.both_backends
+def test_a_nul_in_a_text_field_is_kept_as_a_replacement_character(rbot: Bot) -> None:
+    r = rbot.post("/webhooks/runs", {"runs": [run("nul\u0000id", model="gpt\u00004o", error="x")]})
+    assert r.status_code == 202, r.text
+    with Session(rbot.container.engine) as session:
+        assert [v.value for v in watch.versions(session)] == ["gpt\ufffd4o"]
