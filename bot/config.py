@@ -297,6 +297,18 @@ def _reference_problems(data: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
                 f"workflows.{name}.escalation_policy",
                 _undefined(policy, "escalation_policies", list(policies)),
             )
+    aliases: dict[str, str] = {}
+    for name, wf in workflows.items():
+        watched = _mapping(_mapping(wf).get("watch"))
+        for i, alias in enumerate(_sequence(watched.get("alias"))):
+            if not isinstance(alias, str):
+                continue
+            where = f"workflows.{name}.watch.alias.{i}"
+            if alias in workflows and alias != name:
+                yield where, f"{alias!r} is the name of another workflow"
+            elif alias in aliases and aliases[alias] != name:
+                yield where, f"{alias!r} is already an alias of workflow {aliases[alias]!r}"
+            aliases.setdefault(alias, name)
     default_policy = data.get("default_escalation_policy")
     if isinstance(default_policy, str) and default_policy and default_policy not in policies:
         yield (

@@ -112,7 +112,7 @@ def test_check_config_accepts_the_example(tmp_path: Path, sqlite_url: str) -> No
     )
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith(f"{EXAMPLE}: OK")
-    assert "6 workflow(s)" in r.stdout and "3 people" in r.stdout and "4 source(s)" in r.stdout
+    assert "6 workflow(s)" in r.stdout and "3 people" in r.stdout and "5 source(s)" in r.stdout
     assert r.stderr == ""
 
 

@@ -22,6 +22,7 @@ EXAMPLE_ENV = {
     "GRAFANA_WEBHOOK_SECRET": "grafana-secret",
     "LLM_OBS_WEBHOOK_TOKEN": "llm-secret",
     "AGENT_WEBHOOK_SECRET": "agent-secret",
+    "OTEL_WEBHOOK_TOKEN": "otel-secret",
     "PAGERDUTY_ROUTING_KEY": "R0UTINGKEY",
     "OPSGENIE_API_KEY": "og-key",
     "PAGING_WEBHOOK_URL": "http://127.0.0.1:9/page",
@@ -99,6 +100,7 @@ def test_example_has_every_section_of_the_spec_and_none_is_left_at_its_default(
         "handoffs",
         "digest",
         "redaction",
+        "watch",
     }
     assert sections <= set(raw)
     defaults = Policy()
@@ -111,6 +113,8 @@ def test_example_has_every_section_of_the_spec_and_none_is_left_at_its_default(
         ("severity", example.severity),
         ("digest", example.digest),
         ("redaction", example.redaction),
+        ("watch", example.watch),
+        ("watch.retention", example.watch.retention),
     ]:
         assert model.model_fields_set == set(type(model).model_fields), section
 
@@ -160,13 +164,20 @@ def test_example_workflows_cover_every_category(example: Policy) -> None:
 
 def test_example_sources_and_their_auth_come_from_the_environment(example: Policy) -> None:
     sources = example.sources
-    assert {s.kind for s in sources.values()} == {"alertmanager", "grafana", "generic", "agent"}
+    assert {s.kind for s in sources.values()} == {
+        "alertmanager",
+        "grafana",
+        "generic",
+        "agent",
+        "telemetry",
+    }
     assert sources["alertmanager"].token == "am-secret"
     assert sources["grafana"].hmac_secret == "grafana-secret"
     assert sources["grafana"].require_timestamp is True
     assert sources["llm-observability"].token == "llm-secret"
     assert sources["llm-observability"].trusted_severity_hint is True
     assert sources["agents"].hmac_secret == "agent-secret"
+    assert sources["otel"].token == "otel-secret"
     assert sources["alertmanager"].workflow_labels == ["workflow", "ai_workflow"]
     # without the environment the documented placeholders apply
     bare = load_policy(EXAMPLE, {})
@@ -830,3 +841,28 @@ def test_require_timestamp_is_for_grafana_signatures(source: str, says: str) -> 
     )
     fine = "sources:\n  s:\n    kind: grafana\n    hmac_secret: s\n    require_timestamp: true\n"
     assert parse_policy(fine, file=FILE, env={}).sources["s"].require_timestamp is True
+
+
+def test_a_watch_alias_names_one_workflow_only() -> None:
+    text = doc(
+        """
+        workflows:
+          support-bot:
+            watch:
+              alias: [chat-prod]
+          billing:
+            watch:
+              alias: [chat-prod]
+        """
+    )
+    assert_problem(
+        only_problem(text),
+        path="workflows.billing.watch.alias.0",
+        line=line_of(text, "alias: [chat-prod]") + 3,
+        says=("'chat-prod' is already an alias of workflow 'support-bot'",),
+    )
+    policy = parse_policy(
+        doc("workflows:\n  support-bot:\n    watch:\n      alias: chat-prod\n"), file=FILE, env={}
+    )
+    assert policy.watched_workflow("chat-prod") == "support-bot"
+    assert policy.watched_workflow("something-else") == "something-else"

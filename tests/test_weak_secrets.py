@@ -20,6 +20,7 @@ EXAMPLE_SECRET_FIELDS = {
     "sources.grafana.hmac_secret": "GRAFANA_WEBHOOK_SECRET",
     "sources.llm-observability.token": "LLM_OBS_WEBHOOK_TOKEN",
     "sources.agents.hmac_secret": "AGENT_WEBHOOK_SECRET",
+    "sources.otel.token": "OTEL_WEBHOOK_TOKEN",
     "jira.webhook_secret": "JIRA_WEBHOOK_SECRET",
 }
 STRONG = "9f86d081884c7d659a2feaa0c55ad015"
@@ -137,8 +138,8 @@ def test_serve_checks_the_policy_file_and_the_environment(tmp_path: Path) -> Non
         "AI_INCIDENT_WEBHOOK_TOKEN",
         "SLACK_SIGNING_SECRET",
     ]
-    assert all(p.file == str(policy_file) for p in problems[:5])
-    assert str(problems[5]) == (
+    assert all(p.file == str(policy_file) for p in problems[:6])
+    assert str(problems[6]) == (
         "environment: AI_INCIDENT_WEBHOOK_TOKEN: is only 5 characters long; set "
         "AI_INCIDENT_WEBHOOK_TOKEN to a random value of at least 16 characters "
         "(e.g. `openssl rand -hex 32`)"
@@ -196,4 +197,4 @@ def test_check_config_reports_each_placeholder_as_a_problem(tmp_path: Path) -> N
         f"{EXAMPLE}:{line_of(text, v)}" for v in EXAMPLE_SECRET_FIELDS.values()
     ]
     assert [p.split(": ")[1] for p in problems] == list(EXAMPLE_SECRET_FIELDS)
-    assert summary == f"{EXAMPLE}: 5 problem(s)"
+    assert summary == f"{EXAMPLE}: 6 problem(s)"

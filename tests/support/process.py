@@ -22,6 +22,7 @@ EXAMPLE_SECRETS = {
     "GRAFANA_WEBHOOK_SECRET": "grafana-signing-key-for-tests-a41e",
     "LLM_OBS_WEBHOOK_TOKEN": "llm-obs-token-for-tests-9d03",
     "AGENT_WEBHOOK_SECRET": "agent-signing-key-for-tests-e7c2",
+    "OTEL_WEBHOOK_TOKEN": "otel-token-for-tests-4b8e",
     "JIRA_WEBHOOK_SECRET": "jira-webhook-key-for-tests-3f6a",
 }
 
