@@ -151,7 +151,7 @@ ENDPOINTS = {
 
 
 class WebhookMetrics:
-    """Count each alert webhook request by the status it was answered with, and time it.
+    """Count each ingest webhook request (alerts, runs) by the status it was answered with, and time it.
 
     Middleware, not part of the route: a refusal (401, 413, 422, 503) is answered by the app's
     exception handlers after the route has given up, and is counted all the same.
