@@ -53,6 +53,13 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.otlp_points = Counter(
+            "ai_incident_otlp_points",
+            "OTLP metric data points by outcome (kept, unknown_metric: not watched, rejected).",
+            ["outcome"],
+            registry=self.registry,
+        )
+
     def render(self) -> bytes:
         """Return the text exposition format."""
         return generate_latest(self.registry)

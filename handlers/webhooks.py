@@ -143,7 +143,11 @@ def build_router(deps: WebhookDeps) -> APIRouter:
     return router
 
 
-ENDPOINTS = {"/webhooks/alertmanager": "alertmanager", "/webhooks/alerts": "alerts"}
+ENDPOINTS = {
+    "/webhooks/alertmanager": "alertmanager",
+    "/webhooks/alerts": "alerts",
+    "/v1/metrics": "otlp_metrics",
+}
 
 
 class WebhookMetrics:

@@ -61,6 +61,8 @@ class PointKind(StrEnum):
     SUM = "sum"
     GAUGE = "gauge"
     HISTOGRAM = "histogram"
+    # a summary's quantiles cannot be added up: its points are accepted and not counted
+    SUMMARY = "summary"
 
 
 class Temporality(IntEnum):
@@ -299,6 +301,8 @@ def read(points: Iterable[Point], mapping: WatchMapping, now: datetime) -> Readi
         problem = _shape_problem(point, role)
         if problem is None and point.time_ns <= 0:
             problem = f"{point.metric} has no time"
+        if problem is None and not 0 <= point.start_ns <= point.time_ns:
+            problem = f"{point.metric} starts after its time"
         if problem is None:
             time_problem = admission_problem(_instant(point.time_ns), now, mapping.keep)
             if time_problem is not None:
@@ -401,7 +405,9 @@ def _add_histogram_confidences(tally: Tally, point: Point) -> None:
     for index, value in enumerate(counts):
         if value <= 0:
             continue
-        upper = bounds[index] if index < len(bounds) else (point.max if point.max is not None else 1.0)
+        upper = (
+            bounds[index] if index < len(bounds) else (point.max if point.max is not None else 1.0)
+        )
         tally.confidence_buckets[bisect.bisect_left(CONFIDENCE_BOUNDS, min(upper, 1.0))] += value
     tally.confidence_count += point.count
     tally.confidence_sum += point.total or 0.0
@@ -534,6 +540,6 @@ def count(
         if _add(tally, measure, added):
             _note(tally, point)
             batch.added += 1
-    for key in [key for key, tally in batch.tallies.items() if tally.last_at_ms is None]:
-        del batch.tallies[key]
+    for empty in [slot for slot, tally in batch.tallies.items() if tally.last_at_ms is None]:
+        del batch.tallies[empty]
     return batch
