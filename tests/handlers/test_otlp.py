@@ -95,7 +95,7 @@ def export(
 
 def stored(bot: Bot) -> dict[str, Tally]:
     with Session(bot.container.engine) as session:
-        return {s.workflow: s.tally for s in watch.slots(session, since=0, until=2**31)}
+        return {s.workflow: s.tally for s in watch.slots(session, since=0, until=2**31 - 1)}
 
 
 def status_of(r: Any) -> status_pb2.Status:

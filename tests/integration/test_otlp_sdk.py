@@ -108,7 +108,7 @@ def reader_of(url: str, *, delta: bool = False) -> PeriodicExportingMetricReader
 def totals(bot: Bot) -> dict[str, Tally]:
     found: dict[str, Tally] = {}
     with Session(bot.container.engine) as session:
-        for slot in watch.slots(session, since=0, until=2**31):
+        for slot in watch.slots(session, since=0, until=2**31 - 1):
             found.setdefault(slot.workflow, Tally()).merge(slot.tally)
     return found
 
