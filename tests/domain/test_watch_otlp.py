@@ -106,7 +106,7 @@ def test_a_delta_duration_histogram_counts_runs_latencies_and_failures() -> None
     assert tally.latency_count == 7
     assert tally.latency_sum_ms == pytest.approx((0.42 + 12.0 + 95.0) * 1000)
     assert tally.latency_max_ms == pytest.approx(95_000)
-    # the advised bounds (×1000) are bounds of the bot's own buckets: counts land exactly
+    # the advised bounds (in ms) are bounds of the bot's own buckets: counts land exactly
     assert tally.latency_buckets[LATENCY_BOUNDS_MS.index(80.0)] == 2
     assert tally.latency_buckets[LATENCY_BOUNDS_MS.index(320.0)] == 1
     assert tally.latency_buckets[LATENCY_BOUNDS_MS.index(5120.0)] == 3
