@@ -122,7 +122,7 @@ def _decoded(body: bytes, media_type: str) -> ExportMetricsServiceRequest:
         raise EdgeError(f"body is {problem}")
     try:
         json_format.Parse(body, export, ignore_unknown_fields=True)
-    except (json_format.ParseError, UnicodeDecodeError, RecursionError) as exc:
+    except (json_format.ParseError, ValueError, TypeError, RecursionError) as exc:
         raise EdgeError(f"body is not OTLP JSON: {exc}") from None
     return export
 
@@ -130,10 +130,15 @@ def _decoded(body: bytes, media_type: str) -> ExportMetricsServiceRequest:
 # -- protobuf messages to the domain's points --------------------------------------------------
 
 
+def _clean(text: str) -> str:
+    # text is stored: no NUL (PostgreSQL refuses it) and no lone surrogate (not UTF-8)
+    return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")
+
+
 def _text(value: AnyValue) -> str:
     kind = value.WhichOneof("value")
     if kind == "string_value":
-        return value.string_value
+        return _clean(value.string_value)
     if kind == "bool_value":
         return "true" if value.bool_value else "false"
     if kind == "int_value":
@@ -155,7 +160,7 @@ def _attributes(pairs: Any) -> tuple[tuple[str, str], ...]:
     seen: dict[str, str] = {}
     kv: KeyValue
     for kv in pairs:
-        seen[kv.key] = _text(kv.value)
+        seen[_clean(kv.key)] = _text(kv.value)
     return tuple(seen.items())
 
 

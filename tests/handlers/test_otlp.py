@@ -278,3 +278,33 @@ def test_an_exponential_histogram_counts_its_calls(bot: Bot) -> None:
     assert (tally.runs, tally.latency_count, tally.latency_max_ms) == (5, 5, 400.0)
     assert tally.last_at_ms == now // 1_000_000
     assert sum(tally.latency_buckets) == 5
+
+
+@pytest.mark.both_backends
+def test_hostile_text_and_figures_never_fail_the_export(db_url: str) -> None:
+    b = make_bot(db_url)
+    with b.client:
+        body = json_format.MessageToJson(export(b), use_integers_for_enums=True)
+        # a lone surrogate is not text: refused, in OTLP form
+        surrogate = body.replace('"support-bot"', '"support\\ud800"')
+        r = b.client.post("/v1/metrics", content=surrogate, headers=JSON)
+        assert r.status_code == 400 and "surrogate" in r.json()["message"]
+        hostile = body.replace('"support-bot"', '"sup\\u0000port"').replace(
+            '"gpt-4o-mini"', '"gpt\\u0000' + "m" * 300 + '"'
+        )
+        r = b.client.post("/v1/metrics", content=hostile, headers=JSON)
+        assert r.status_code == 200, r.text
+        assert set(stored(b)) == {"sup\ufffdport"}
+        with Session(b.container.engine) as session:
+            (model,) = {v.value for v in watch.versions(session, kinds=[VersionKind.MODEL])}
+        assert model.startswith("gpt\ufffdmmm") and len(model) == 200
+
+        too_long = body.replace('"support-bot"', '"' + "w" * 201 + '"')
+        huge = export(b, service="huge")
+        huge.resource_metrics[0].scope_metrics[0].metrics[0].histogram.data_points[0].count = 2**63
+        for request in (too_long, json_format.MessageToJson(huge, use_integers_for_enums=True)):
+            r = b.client.post("/v1/metrics", content=request, headers=JSON)
+            assert r.status_code == 200, r.text
+            assert int(r.json()["partialSuccess"]["rejectedDataPoints"]) >= 1
+        assert set(stored(b)) == {"sup\ufffdport", "huge"}
+    b.container.engine.dispose()

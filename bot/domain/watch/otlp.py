@@ -28,6 +28,7 @@ from bot.domain.watch.history import (
 __all__ = [
     "DURATION",
     "TOKEN_USAGE",
+    "WORKFLOW_CHARS",
     "Batch",
     "Counted",
     "Measure",
@@ -53,6 +54,11 @@ _ERROR_TYPE = "error.type"
 _TOKEN_TYPE = "gen_ai.token.type"
 _INPUT_TOKENS = frozenset({"input", "prompt"})
 _OUTPUT_TOKENS = frozenset({"output", "completion"})
+# the longest workflow name kept (the history's column), and the largest figures one point may
+# carry: a sender's bug, never a real minute of calls, and beyond what the columns hold
+WORKFLOW_CHARS = 200
+_MAX_COUNT = 10**9
+_MAX_TOTAL = 1e15
 # a duration's unit -> milliseconds per unit
 _DURATION_UNITS = {"s": 1000.0, "": 1000.0, "ms": 1.0}
 
@@ -254,6 +260,8 @@ def _shape_problem(point: Point, role: Role) -> str | None:
     if point.kind is PointKind.HISTOGRAM:
         if point.count < 0 or any(c < 0 for c in point.buckets):
             return f"{name} has a negative count"
+        if point.count > _MAX_COUNT or abs(point.total or 0.0) > _MAX_TOTAL:
+            return f"{name} has a count or sum too large to be real"
         if not (_finite(point.total) and _finite(point.max)):
             return f"{name} has a sum or max that is not a number"
         if point.buckets and len(point.buckets) != len(point.bounds) + 1:
@@ -273,6 +281,8 @@ def _shape_problem(point: Point, role: Role) -> str | None:
             return f"{name} has a confidence outside 0..1"
         if role is not Role.CONFIDENCE and point.value < 0:
             return f"{name} has a negative value"
+        if point.value > (_MAX_COUNT if role in (Role.REFUSALS, Role.HANDOFFS) else _MAX_TOTAL):
+            return f"{name} has a value too large to be real"
     if role is Role.DURATION and point.unit not in _DURATION_UNITS:
         return f"{name} has unit {point.unit!r}, not s or ms"
     return None
@@ -291,6 +301,12 @@ def read(points: Iterable[Point], mapping: WatchMapping, now: datetime) -> Readi
         workflow = mapping.workflow_of(point)
         if workflow is None:
             refused.append(f"{point.metric} has no {mapping.workflow_attribute} attribute")
+            continue
+        if len(workflow) > WORKFLOW_CHARS:
+            refused.append(
+                f"{point.metric} has a {mapping.workflow_attribute} longer than "
+                f"{WORKFLOW_CHARS} characters"
+            )
             continue
         role = _role(point, mapping.metrics.get(workflow))
         if role is None:
