@@ -30,7 +30,6 @@ __all__ = [
     "TOKEN_USAGE",
     "WORKFLOW_CHARS",
     "Batch",
-    "Counted",
     "Measure",
     "MetricNames",
     "Point",
@@ -509,16 +508,6 @@ class Batch:
         if found is None:
             found = self.tallies[(workflow, minute)] = Tally()
         return found
-
-
-@dataclass(frozen=True, slots=True)
-class Counted:
-    """The outcome of an export: points kept, unknown metrics, refusals and why."""
-
-    kept: int
-    unknown: int
-    rejected: int
-    message: str
 
 
 def count(
