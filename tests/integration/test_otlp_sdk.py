@@ -27,9 +27,10 @@ from opentelemetry.sdk.resources import Resource
 from sqlmodel import Session
 
 from bot.domain.watch.history import Tally, VersionKind
+from bot.domain.watch.policy import WatchMetrics, WorkflowWatch
 from handlers.http import create_app
 from storage import watch
-from tests.conftest import AUTH, TOKEN, Bot, FakeClock, make_bot
+from tests.conftest import AUTH, TOKEN, Bot, FakeClock, example_policy, make_bot
 from tests.support.databases import database
 from tests.support.live import serving
 
@@ -39,11 +40,26 @@ ADVISED = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20
 CHAT = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai"}
 
 
+CUSTOM = WatchMetrics(
+    cost="app.llm.cost",
+    confidence="app.answer.confidence",
+    refusals="app.refusals",
+    handoffs="app.handoffs",
+)
+
+
 @pytest.fixture
 def live(tmp_path: Path) -> Iterator[tuple[Bot, str]]:
+    policy = example_policy()
+    support = policy.workflows["support-chatbot"].model_copy(
+        update={"watch": WorkflowWatch(alias=["support-prod"], metrics=CUSTOM)}
+    )
+    policy = policy.model_copy(
+        update={"workflows": {**policy.workflows, "support-chatbot": support}}
+    )
     # the SDK stamps points with the real time: the bot's clock reads it too (it never waits)
     with database("sqlite", tmp_path) as url:
-        bot = make_bot(url, clock=FakeClock(datetime.now(UTC)))
+        bot = make_bot(url, policy=policy, clock=FakeClock(datetime.now(UTC)))
         with serving(create_app(bot.container)) as served:
             yield bot, served
         bot.container.engine.dispose()
@@ -190,3 +206,42 @@ def test_the_sdk_s_data_in_otlp_json_is_stored(live: tuple[Bot, str]) -> None:
     )
     assert r.status_code == 200
     assert_stored(bot, billing, "billing-bot")
+
+
+def test_a_workflow_s_own_metrics_from_the_sdk_are_stored(live: tuple[Bot, str]) -> None:
+    bot, url = live
+    provider = MeterProvider(
+        metric_readers=[reader_of(url)],
+        resource=Resource.create({"service.name": "support-prod"}),  # an alias
+    )
+    meter = provider.get_meter("support-app")
+    cost = meter.create_counter("app.llm.cost", unit="USD")
+    refusals = meter.create_counter("app.refusals")
+    handoffs = meter.create_counter("app.handoffs")
+    confidence = meter.create_histogram(
+        "app.answer.confidence",
+        explicit_bucket_boundaries_advisory=[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
+    )
+    expected = Tally()
+    try:
+        for batch in ([0.95, 0.42, 0.9], [0.1, 0.77]):
+            for value in batch:
+                confidence.record(value)
+                cost.add(0.0125)
+            refusals.add(1)
+            handoffs.add(len(batch) - 1)
+            expected.add_confidences(batch)
+            expected.cost_usd += 0.0125 * len(batch)
+            expected.refusals += 1
+            expected.handoffs += len(batch) - 1
+            assert provider.force_flush()
+    finally:
+        provider.shutdown()
+    got = totals(bot)
+    assert set(got) == {"support-chatbot"}
+    tally = got["support-chatbot"]
+    assert tally.cost_usd == pytest.approx(expected.cost_usd)
+    assert (tally.refusals, tally.handoffs) == (expected.refusals, expected.handoffs)
+    assert tally.confidence_count == expected.confidence_count
+    assert tally.confidence_sum == pytest.approx(expected.confidence_sum)
+    assert tally.confidence_buckets == expected.confidence_buckets
