@@ -7,6 +7,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bot.domain.watch.history import LATENCY_BOUNDS_MS, Tally, VersionKind, minute_of
 from bot.domain.watch.otlp import (
@@ -376,3 +378,62 @@ def test_points_count_in_the_minute_of_their_time() -> None:
         ("support-bot", minute_of(NOW - timedelta(seconds=90))),
         ("support-bot", minute_of(NOW)),
     ]
+
+
+def _bucket_counts(values: list[float]) -> list[int]:
+    counts = [0] * (len(ADVISED) + 1)
+    for value in values:
+        counts[sum(1 for bound in ADVISED if bound < value)] += 1
+    return counts
+
+
+@given(
+    batches=st.lists(st.lists(st.floats(0.001, 120.0), max_size=4), min_size=1, max_size=6),
+    retried=st.lists(st.booleans(), min_size=7, max_size=7),
+    cumulative=st.booleans(),
+)
+def test_any_run_of_exports_and_retries_counts_every_call_once(
+    batches: list[list[float]], retried: list[bool], cumulative: bool
+) -> None:
+    exports: list[Point] = []
+    everything: list[float] = []
+    previous = START
+    for index, batch in enumerate(batches):
+        everything += batch
+        sent = everything if cumulative else batch
+        time_ns = START + (index + 1) * NS
+        exports.append(
+            duration(
+                _bucket_counts(sent),
+                sum(sent),
+                start_ns=START if cumulative else previous,
+                time_ns=time_ns,
+                temporality=Temporality.CUMULATIVE if cumulative else Temporality.DELTA,
+                max_s=max(sent, default=None),
+            )
+        )
+        previous = time_ns
+    requests: list[list[Point]] = []
+    for index, point in enumerate(exports):
+        requests.append([point])
+        if retried[index]:
+            requests.append([point])  # the answer was lost: the exporter sends it again
+    if retried[-1]:
+        requests.append(exports[:2])  # a late retry of the first exports
+    seen: set[int] = set()
+    states: dict[int, StreamState] = {}
+    total = Tally()
+    for request in requests:
+        reading = read(request, MAPPING, NOW)
+        assert reading.refused == []
+        keys = {m.claim for m in reading.measures if m.claim is not None}
+        batch = count(reading.measures, states, keys - seen)
+        seen |= keys
+        states.update(batch.states)
+        for tally in batch.tallies.values():
+            total.merge(tally)
+    assert total.runs == total.latency_count == len(everything)
+    assert sum(total.latency_buckets) == len(everything)
+    assert total.latency_sum_ms == pytest.approx(sum(everything) * 1000)
+    if everything:
+        assert total.latency_max_ms == pytest.approx(max(everything) * 1000)
