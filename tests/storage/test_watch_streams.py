@@ -114,3 +114,35 @@ def test_two_writers_of_one_new_stream_count_its_first_point_once(engine: Engine
     assert not thread.is_alive() and errors == []
     # the first point once (4 runs), then the 2 the later point grew by
     assert runs(engine) == 6
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new", "existing"])
+def test_replicas_racing_on_one_stream_count_each_point_once(
+    engine: Engine, existing: bool
+) -> None:
+    # an exporter that retried while its request was still being written, to 4 replicas
+    if existing:
+        with Session(engine) as session:
+            apply(session, read([cumulative(4, 0.2)], WatchMapping(), NOW).measures, now=NOW)
+            session.commit()
+    point = cumulative(6, 0.3, time_ns=T + NS) if existing else cumulative(4, 0.2)
+    measures = read([point], WatchMapping(), NOW).measures
+    start = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def replica() -> None:
+        try:
+            start.wait(timeout=10)
+            with Session(engine) as session:
+                apply(session, measures, now=NOW)
+                session.commit()
+        except BaseException as exc:  # reported by the test thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=replica) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == [] and not any(t.is_alive() for t in threads)
+    assert runs(engine) == (6 if existing else 4)
