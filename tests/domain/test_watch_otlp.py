@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from bot.domain.watch.history import LATENCY_BOUNDS_MS, Tally, VersionKind, minute_of
 from bot.domain.watch.otlp import (
     DURATION,
+    SERVER_DURATION,
     TOKEN_USAGE,
     Batch,
     MetricNames,
@@ -119,6 +120,12 @@ def test_a_delta_duration_histogram_counts_runs_latencies_and_failures() -> None
     assert tally.last_at_ms == T // 1_000_000
     # one call: its latency is exact, and one of the minute's recent ones (not counted twice)
     assert tally.recent == [(T // 1_000_000, pytest.approx(95_000))]
+
+
+def test_a_model_server_s_request_duration_counts_like_the_client_s() -> None:
+    server = replace(duration(buckets(b4=2), 0.3, max_s=0.16), metric=SERVER_DURATION)
+    tally = only(counted([server]))
+    assert (tally.runs, tally.latency_count, tally.latency_max_ms) == (2, 2, pytest.approx(160))
 
 
 def test_many_calls_in_one_point_leave_no_recent_latencies() -> None:

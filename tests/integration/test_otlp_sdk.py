@@ -15,6 +15,7 @@ import httpx
 import pytest
 from google.protobuf import json_format
 from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
+from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.sdk.metrics import Histogram, MeterProvider
 from opentelemetry.sdk.metrics.export import (
@@ -111,6 +112,8 @@ def exporter(url: str, delta: bool = False) -> OTLPMetricExporter:
         headers={"Authorization": f"Bearer {TOKEN}"},
         timeout=10,
         preferred_temporality=temporality,
+        # one exporter of the two compresses, as a Collector does by default
+        compression=Compression.Gzip if delta else Compression.NoCompression,
     )
 
 

@@ -27,6 +27,7 @@ from bot.domain.watch.history import (
 
 __all__ = [
     "DURATION",
+    "SERVER_DURATION",
     "TOKEN_USAGE",
     "WORKFLOW_CHARS",
     "Batch",
@@ -47,6 +48,8 @@ __all__ = [
 # the GenAI semantic conventions' client metrics
 DURATION = "gen_ai.client.operation.duration"
 TOKEN_USAGE = "gen_ai.client.token.usage"
+# a model server's own view of the same calls (a workflow that is a model server sends it)
+SERVER_DURATION = "gen_ai.server.request.duration"
 _MODEL_ATTRIBUTES = ("gen_ai.response.model", "gen_ai.request.model")
 _PROMPT_ATTRIBUTES = ("gen_ai.prompt.version", "prompt_version")
 _ERROR_TYPE = "error.type"
@@ -233,7 +236,7 @@ class Reading:
 
 def _role(point: Point, names: MetricNames | None) -> Role | None:
     histogram = point.kind is PointKind.HISTOGRAM
-    if point.metric == DURATION:
+    if point.metric in (DURATION, SERVER_DURATION):
         return Role.DURATION if histogram else None
     if point.metric == TOKEN_USAGE:
         return Role.TOKENS if histogram else None
