@@ -35,8 +35,8 @@ from handlers.handoffs import HandoffDeps, build_handoff_router
 from handlers.jira_webhook import build_jira_router
 from handlers.ofrep import OfrepDeps, build_ofrep_router
 from handlers.openapi import install as install_openapi
-from handlers.runs import RunsDeps, build_runs_router
 from handlers.otlp import OtlpDeps, build_otlp_router
+from handlers.runs import RunsDeps, build_runs_router
 from handlers.slack.app import dispatch
 from handlers.webhooks import WebhookDeps, WebhookMetrics, build_router
 from storage.db import StorageUnavailable, migration_status, readonly
