@@ -18,6 +18,7 @@ from bot.config import Policy, load_policy
 from bot.delivery.chat import ChatDelivery
 from bot.delivery.digest import DigestDelivery
 from bot.delivery.tickets import TicketDelivery
+from bot.delivery.watch import WatchChartDelivery
 from bot.delivery.worker import DeliveryWorker, Handler
 from bot.domain.redaction import Redactor, SafeText
 from bot.handoffs import service as handoff_outbox
@@ -55,6 +56,8 @@ from bot.services.incidents import IncidentService
 from bot.services.ingest import IngestPipeline
 from bot.services.killswitch import KillSwitchService
 from bot.services.tickets import TICKET_CREATE, TICKET_UPDATE, TicketEvents, TicketListener
+from bot.services.watch import WatchService
+from bot.services.watch_commands import WATCH_CHART, WatchCommands
 from bot.settings import Settings, environment
 from storage import journal
 from storage.db import create_db_engine
@@ -200,6 +203,7 @@ class Services:
     incidents: IncidentService
     digests: DigestService
     handoffs: HandoffService
+    watch: WatchService
 
 
 @dataclass(frozen=True)
@@ -300,6 +304,7 @@ def build_services(base: Base) -> Services:
         incidents=incidents,
         digests=DigestService(policy=policy, clock=clock, handoffs=StoredHandoffs()),
         handoffs=handoffs,
+        watch=WatchService(policy=policy, clock=clock),
     )
 
 
@@ -316,7 +321,7 @@ def _lane(base: Base, name: str, handlers: Mapping[str, Handler]) -> DeliveryWor
 def build_chat_lane(
     base: Base, adapters: Adapters, services: Services, tickets: TicketDelivery
 ) -> DeliveryWorker:
-    """Cards, journal lines, reports, digests and handoff review cards, in one Slack lane."""
+    """Cards, journal lines, reports, digests, watch charts and handoff review cards, one lane."""
     engine, clock, safe = base.engine, base.clock, base.safe
     slack = not base.settings.local_mode
     chat = ChatDelivery(
@@ -329,6 +334,14 @@ def build_chat_lane(
         paused=services.killswitch.is_paused,
         tickets=base.policy.jira.enabled,
         on_first_post=tickets.card_posted,
+        watched=services.watch,
+    )
+    watch_chart = WatchChartDelivery(
+        engine=engine,
+        chat=adapters.notifier,
+        weeks=services.watch,
+        zone=services.digests.zone,
+        clock=clock,
     )
     digest = DigestDelivery(
         engine=engine,
@@ -355,6 +368,7 @@ def build_chat_lane(
             journal.JOURNAL: chat.journal,
             journal.REPORT: chat.report,
             DIGEST: digest.post,
+            WATCH_CHART: watch_chart.post,
             handoff_outbox.CARD: handoff_chat.card,
             handoff_outbox.THREAD: handoff_chat.thread,
         },
@@ -480,6 +494,14 @@ def build_runners(base: Base, adapters: Adapters, services: Services, lanes: Lan
             engine=engine, policy=policy, paging=services.paging, clock=clock, after_commit=poke
         ),
         handoffs=handoffs,
+        watch=WatchCommands(
+            engine=engine,
+            policy=policy,
+            watch=services.watch,
+            safe=base.safe,
+            clock=clock,
+            after_commit=poke,
+        ),
     )
     return Runners(
         pipeline=IngestPipeline(
