@@ -57,7 +57,7 @@ from bot.services.ingest import IngestPipeline
 from bot.services.killswitch import KillSwitchService
 from bot.services.tickets import TICKET_CREATE, TICKET_UPDATE, TicketEvents, TicketListener
 from bot.services.watch import WatchService
-from bot.services.watch_commands import WATCH_CHART, WatchCommands
+from bot.services.watch_commands import WATCH_CHART, SeenOnly, WatchCommands
 from bot.settings import Settings, environment
 from storage import journal
 from storage.db import create_db_engine
@@ -324,6 +324,8 @@ def build_chat_lane(
     """Cards, journal lines, reports, digests, watch charts and handoff review cards, one lane."""
     engine, clock, safe = base.engine, base.clock, base.safe
     slack = not base.settings.local_mode
+    # a lane asking about a workflow watch has never heard of gets nothing, not a refusal
+    seen = SeenOnly(services.watch)
     chat = ChatDelivery(
         engine=engine,
         chat=adapters.notifier,
@@ -334,12 +336,12 @@ def build_chat_lane(
         paused=services.killswitch.is_paused,
         tickets=base.policy.jira.enabled,
         on_first_post=tickets.card_posted,
-        watched=services.watch,
+        watched=seen,
     )
     watch_chart = WatchChartDelivery(
         engine=engine,
         chat=adapters.notifier,
-        weeks=services.watch,
+        weeks=seen,
         zone=services.digests.zone,
         clock=clock,
     )

@@ -24,7 +24,7 @@ from bot.services.errors import UnknownWorkflow
 from storage.db import readonly, session_scope
 from storage.outbox import enqueue
 
-__all__ = ["WATCH_CHART", "Answer", "WatchCommands", "WatchReads"]
+__all__ = ["WATCH_CHART", "Answer", "SeenOnly", "WatchCommands", "WatchReads"]
 
 WATCH_CHART = "chat.watch_chart"
 _KNOWN_SHOWN = 20  # workflow names listed when a name is not known
@@ -54,6 +54,29 @@ class WatchReads(Protocol):
     ) -> Sequence[WorkflowFigures]: ...
 
     def week(self, session: Session, workflow: str) -> Sequence[HourPoint]: ...
+
+
+class SeenOnly:
+    """The watch reads the delivery lanes make: nothing, not a refusal, for an unknown workflow.
+
+    A card whose incident names a workflow watch has never heard of is posted without figures,
+    and a chart row whose workflow has since gone is done with, instead of retried for hours.
+    """
+
+    def __init__(self, watch: WatchReads) -> None:
+        self._watch = watch
+
+    def figures(self, session: Session, workflow: str | None = None) -> list[WorkflowFigures]:
+        try:
+            return list(self._watch.figures(session, workflow))
+        except UnknownWorkflow:
+            return []
+
+    def week(self, session: Session, workflow: str) -> list[HourPoint]:
+        try:
+            return list(self._watch.week(session, workflow))
+        except UnknownWorkflow:
+            return []
 
 
 class WatchCommands:

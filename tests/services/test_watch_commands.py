@@ -10,7 +10,9 @@ from sqlmodel import Session, select
 
 from bot.domain.watch.history import Run, RunStatus
 from bot.services.commands import Invocation
-from bot.services.watch_commands import WATCH_CHART
+from bot.services.errors import UnknownWorkflow
+from bot.services.watch import WatchService
+from bot.services.watch_commands import WATCH_CHART, SeenOnly
 from storage.db import session_scope
 from storage.models import OutboxRow
 from storage.watch import record_runs
@@ -101,3 +103,17 @@ def test_an_alias_names_its_workflow(db_url: str) -> None:
         assert ask(bot, "watch summarizer-svc").startswith("email-summarizer\n  Runs last hour: 4")
     finally:
         bot.container.engine.dispose()
+
+
+def test_the_lanes_get_nothing_for_a_workflow_never_seen(quiet_bot: Bot) -> None:
+    record(quiet_bot, "email-summarizer", 4)
+    service = WatchService(policy=quiet_bot.container.policy, clock=quiet_bot.clock)
+    lanes = SeenOnly(service)
+    with Session(quiet_bot.container.engine) as session:
+        with pytest.raises(UnknownWorkflow):
+            service.figures(session, "mystery-flow")
+        assert lanes.figures(session, "mystery-flow") == []
+        assert lanes.week(session, "mystery-flow") == []
+        [figures] = lanes.figures(session, "email-summarizer")
+        assert figures.runs_last_hour == 4
+        assert sum(p.runs for p in lanes.week(session, "email-summarizer")) == 4
