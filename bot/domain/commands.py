@@ -92,7 +92,7 @@ _SUMMARY: Mapping[str, str] = {
     "pause": "pause a workflow (kill switch)",
     "resume": "resume a paused workflow",
     "digest": "preview the weekly digest",
-    "watch": "each workflow's runs, errors, latency and spend; `chart`: its last 7 days",
+    "watch": "workflows' runs, errors, latency, spend; `chart`: last 7 days",
     "timeline": "an incident's timeline",
     "postmortem": "a postmortem draft",
 }
