@@ -119,7 +119,12 @@ def test_a_workflow_without_runs_says_so_and_unknown_figures_are_left_out() -> N
     sparse = WatchFigures(workflow="w", runs_last_hour=3, last_run_at=NOW, history_days=0)
     [only] = watch_blocks([sparse], SAFE.slack, BERLIN)
     assert "None" not in only["text"]["text"]
-    assert only["text"]["text"].splitlines()[1] == "Runs last hour: 3"
+    assert only["text"]["text"].splitlines()[1:] == [
+        "Runs last hour: 3",
+        "last run 2026-12-06 22:00 CET · under a day of history",
+    ]
+    [one_day] = watch_blocks([busy(history_days=1)], SAFE.slack, BERLIN)
+    assert "· 1 day of history" in one_day["text"]["text"]
 
 
 def test_many_workflows_stay_within_slacks_limits() -> None:

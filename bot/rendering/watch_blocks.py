@@ -107,6 +107,12 @@ def _when(at: datetime, zone: ZoneInfo) -> str:
     return at.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
 
 
+def _history(days: float) -> str:
+    if days < 1:
+        return "under a day of history"
+    return f"{days:.0f} day{'s' if round(days) != 1 else ''} of history"
+
+
 def _against(value: str, baseline: str | None) -> str:
     return f"{value} (baseline {baseline})" if baseline is not None else value
 
@@ -194,7 +200,7 @@ def _lines(figures: WorkflowFigures, esc: Escape, zone: ZoneInfo) -> list[str]:
     if f.last_run_at is not None:
         about.append(f"last run {_when(f.last_run_at, zone)}")
     if f.history_days is not None:
-        about.append(f"{f.history_days:.0f} days of history")
+        about.append(_history(f.history_days))
     if about:
         lines.append(_SEP.join(about))
     if f.baseline_note:
