@@ -55,6 +55,7 @@ from bot.services.incidents import IncidentService
 from bot.services.ingest import IngestPipeline
 from bot.services.killswitch import KillSwitchService
 from bot.services.tickets import TICKET_CREATE, TICKET_UPDATE, TicketEvents, TicketListener
+from bot.services.watch import WatchService
 from bot.settings import Settings, environment
 from storage import journal
 from storage.db import create_db_engine
@@ -97,6 +98,7 @@ class Container:
     digests: DigestService
     ticket_events: TicketEvents
     callback_guard: CallbackGuard  # where handoff callbacks may go
+    watch: WatchService
     slack_app: App | None = None
     socket_mode: SocketModeHandler | None = None
     # further delivery lanes (tickets, pages, callbacks), each on its own thread
@@ -200,6 +202,7 @@ class Services:
     incidents: IncidentService
     digests: DigestService
     handoffs: HandoffService
+    watch: WatchService
 
 
 @dataclass(frozen=True)
@@ -300,6 +303,7 @@ def build_services(base: Base) -> Services:
         incidents=incidents,
         digests=DigestService(policy=policy, clock=clock, handoffs=StoredHandoffs()),
         handoffs=handoffs,
+        watch=WatchService(policy=policy, clock=clock),
     )
 
 
@@ -591,6 +595,7 @@ def bootstrap(
         lanes=lanes.others,
         handoffs=runners.handoffs,
         callback_guard=adapters.callback_guard,
+        watch=services.watch,
     )
 
 
