@@ -100,6 +100,7 @@ class Container:
     digests: DigestService
     ticket_events: TicketEvents
     callback_guard: CallbackGuard  # where handoff callbacks may go
+    watch: WatchService
     slack_app: App | None = None
     socket_mode: SocketModeHandler | None = None
     # further delivery lanes (tickets, pages, callbacks), each on its own thread
@@ -615,6 +616,7 @@ def bootstrap(
         lanes=lanes.others,
         handoffs=runners.handoffs,
         callback_guard=adapters.callback_guard,
+        watch=services.watch,
     )
 
 

@@ -25,6 +25,7 @@ from bot.services.incidents import IncidentService
 from bot.services.ingest import IngestPipeline
 from bot.services.killswitch import KillSwitchService
 from bot.services.tickets import TicketEvents
+from bot.services.watch import WatchService
 from bot.settings import Settings
 from handlers.errors import install as install_errors
 from handlers.gate import Gate
@@ -79,6 +80,8 @@ class Served(Protocol):
     def slack_app(self) -> App | None: ...
     @property
     def workers(self) -> Sequence[Lane]: ...
+    @property
+    def watch(self) -> WatchService: ...
 
     def start(self) -> None: ...
     def stop(self) -> None: ...
@@ -199,6 +202,7 @@ def create_app(container: Served, *, manage_lifecycle: bool = True) -> FastAPI:
             )
             with Session(readonly(container.engine)) as session:
                 container.metrics.open_incidents.set(container.incidents.count_open(session))
+                container.metrics.workflows.update(container.watch.figures(session))
         except (SQLAlchemyError, StorageUnavailable) as exc:
             # metrics must answer even when the database does not
             log.warning("metrics gauges not refreshed: %s", exc)
