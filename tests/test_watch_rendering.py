@@ -102,7 +102,7 @@ def test_the_summary_has_one_section_per_workflow_with_every_figure() -> None:
         "*email-summarizer*",
         "Runs last hour: 142 · errors 10 min 1.4 %, 2 h 1.1 %, today 0.9 %",
         "Latency (1 h): p50 850 ms · p95 2.9 s · max 4.1 s · latest 900 ms, 1.2 s, 640 ms",
-        "Per run (1 h): 1,240 tokens (baseline 1,100) · $0.012 (baseline $0.01)",
+        "Per run (1 h): 1,240 tokens (baseline 1,100) · $0.012 (baseline $0.010)",
         "Spend: $14.20 today · $12.10 a day over 7 days",
         "Refusals 0.5 % (30 min) · confidence 0.82 (1 h) · handoffs 3.1 % (1 h)",
         "model gpt-4o · prompt v12 · last run 2026-12-06 21:59 CET · 9 days of history",

@@ -16,10 +16,10 @@ from sqlmodel import Session
 from bot.delivery.worker import Attempt
 from bot.domain.redaction import SafeText
 from bot.domain.views import JournalView
+from bot.domain.watch.figures import WatchFigures
 from bot.integrations.ports import ChatNotifier, GiveUp, RetryLater, post_once
 from bot.rendering.cards import card_blocks, card_text, journal_text
 from bot.rendering.reports import Section, postmortem_sections, render_slack, timeline_lines
-from bot.rendering.watch_blocks import LastHour
 from storage.db import readonly, session_scope
 from storage.models import IncidentRow, JournalRow
 from storage.repositories import incident_view, journal_views
@@ -35,7 +35,7 @@ MAX_CHARS_PER_POST = 12_000
 class WatchedFigures(Protocol):
     """What the card asks of the watch use case: a workflow's figures, empty without history."""
 
-    def figures(self, session: Session, workflow: str | None = None) -> Sequence[LastHour]: ...
+    def figures(self, session: Session, workflow: str | None = None) -> Sequence[WatchFigures]: ...
 
 
 class ChatDelivery:
@@ -114,7 +114,7 @@ class ChatDelivery:
                 self._on_first_post(session, row, self._clock())
         return {"channel": channel, "ts": ts}
 
-    def _last_hour(self, session: Session, workflow: str) -> LastHour | None:
+    def _last_hour(self, session: Session, workflow: str) -> WatchFigures | None:
         """Return the workflow's figures; a card is posted without them rather than held up."""
         if self._watched is None:
             return None

@@ -12,8 +12,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from bot.delivery.worker import Attempt
+from bot.domain.watch.figures import HourPoint
 from bot.integrations.ports import ChatNotifier
-from bot.rendering.charts import HourPoint, watch_chart
+from bot.rendering.charts import watch_chart
 from storage.db import readonly
 
 __all__ = ["WatchChartDelivery", "WeekOfRuns"]

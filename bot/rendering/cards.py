@@ -16,7 +16,8 @@ from zoneinfo import ZoneInfo
 
 from bot.domain.redaction import SafeText
 from bot.domain.views import IncidentView, JournalView
-from bot.rendering.watch_blocks import LastHour, last_hour_line
+from bot.domain.watch.figures import WatchFigures
+from bot.rendering.watch_blocks import last_hour_line
 
 __all__ = [
     "AI_CONTEXT_LABELS",
@@ -86,7 +87,7 @@ def card_text(
     *,
     tickets: bool = True,
     slack: bool = False,
-    last_hour: LastHour | None = None,
+    last_hour: WatchFigures | None = None,
 ) -> str:
     """Return the card as readable text: Slack's notification text (`slack`) or the console.
 
@@ -212,7 +213,7 @@ def card_blocks(
     safe: SafeText,
     *,
     tickets: bool = True,
-    last_hour: LastHour | None = None,
+    last_hour: WatchFigures | None = None,
 ) -> list[dict[str, Any]]:
     """Return the incident card as Block Kit blocks.
 

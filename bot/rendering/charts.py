@@ -5,26 +5,13 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Sequence
-from datetime import date, datetime
-from typing import Protocol
+from datetime import date
 from zoneinfo import ZoneInfo
 
 from bot.domain.digest import Digest
+from bot.domain.watch.figures import HourPoint
 
-__all__ = ["HourPoint", "watch_chart", "week_chart"]
-
-
-class HourPoint(Protocol):
-    """One hour of a workflow's history: when it starts, its runs, error rate and cost."""
-
-    @property
-    def start(self) -> datetime: ...
-    @property
-    def runs(self) -> int: ...
-    @property
-    def error_rate(self) -> float | None: ...
-    @property
-    def cost_usd(self) -> float | None: ...
+__all__ = ["watch_chart", "week_chart"]
 
 
 def week_chart(digest: Digest, zone: ZoneInfo) -> bytes | None:

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 from zoneinfo import ZoneInfo
+
+from bot.domain.watch.figures import WatchFigures
+from bot.rendering.watch import cost_text, latency_text, percent_text
 
 __all__ = [
     "MAX_BLOCKS",
     "MAX_TEXT",
-    "LastHour",
-    "WorkflowFigures",
     "last_hour_line",
     "watch_blocks",
     "watch_text",
@@ -26,77 +27,7 @@ MAX_TEXT = 3000  # Slack's limit for a section's text
 _SEP = " · "
 
 
-class LastHour(Protocol):
-    """The figures the incident card shows: the workflow's last hour."""
-
-    @property
-    def runs_last_hour(self) -> int | None: ...
-    @property
-    def error_rate_10m(self) -> float | None: ...
-    @property
-    def latency_p95_ms_1h(self) -> float | None: ...
-    @property
-    def cost_per_run_1h(self) -> float | None: ...
-    @property
-    def model(self) -> str | None: ...
-    @property
-    def last_run_at(self) -> datetime | None: ...
-
-
-class WorkflowFigures(LastHour, Protocol):
-    """Everything `/ai-incident watch` shows of one workflow."""
-
-    @property
-    def workflow(self) -> str: ...
-    @property
-    def error_rate_2h(self) -> float | None: ...
-    @property
-    def error_rate_today(self) -> float | None: ...
-    @property
-    def latency_p50_ms_1h(self) -> float | None: ...
-    @property
-    def latency_max_ms_1h(self) -> float | None: ...
-    @property
-    def last_latencies_ms(self) -> Sequence[float]: ...
-    @property
-    def tokens_per_run_1h(self) -> float | None: ...
-    @property
-    def tokens_per_run_baseline(self) -> float | None: ...
-    @property
-    def cost_per_run_baseline(self) -> float | None: ...
-    @property
-    def spend_today_usd(self) -> float | None: ...
-    @property
-    def spend_7d_daily_avg_usd(self) -> float | None: ...
-    @property
-    def refusal_rate_30m(self) -> float | None: ...
-    @property
-    def confidence_mean_1h(self) -> float | None: ...
-    @property
-    def handoff_rate_1h(self) -> float | None: ...
-    @property
-    def prompt_version(self) -> str | None: ...
-    @property
-    def history_days(self) -> float | None: ...
-    @property
-    def baseline_note(self) -> str | None: ...
-
-
 Escape = Callable[[str], str]
-
-
-def _pct(rate: float) -> str:
-    return f"{rate * 100:.1f} %"
-
-
-def _seconds(ms: float) -> str:
-    return f"{ms:.0f} ms" if ms < 1000 else f"{ms / 1000:.1f} s"
-
-
-def _usd(value: float) -> str:
-    if value >= 100:
-        return f"${value:,.0f}"
-    return f"${value:.2f}" if value >= 1 else f"${value:.4f}".rstrip("0").rstrip(".")
 
 
 def _count(value: float) -> str:
@@ -117,7 +48,7 @@ def _against(value: str, baseline: str | None) -> str:
     return f"{value} (baseline {baseline})" if baseline is not None else value
 
 
-def last_hour_line(figures: LastHour, esc: Escape, zone: ZoneInfo) -> str:
+def last_hour_line(figures: WatchFigures, esc: Escape, zone: ZoneInfo) -> str:
     """Return "Last hour: 142 runs · errors 1.4 % (10 min) · p95 2.9 s · $0.012 a run · gpt-4o"."""
     if not figures.runs_last_hour:
         line = "Last hour: no runs"
@@ -126,23 +57,23 @@ def last_hour_line(figures: LastHour, esc: Escape, zone: ZoneInfo) -> str:
         return line
     parts = [f"{figures.runs_last_hour:,} run{'s' if figures.runs_last_hour != 1 else ''}"]
     if figures.error_rate_10m is not None:
-        parts.append(f"errors {_pct(figures.error_rate_10m)} (10 min)")
+        parts.append(f"errors {percent_text(figures.error_rate_10m)} (10 min)")
     if figures.latency_p95_ms_1h is not None:
-        parts.append(f"p95 {_seconds(figures.latency_p95_ms_1h)}")
+        parts.append(f"p95 {latency_text(figures.latency_p95_ms_1h)}")
     if figures.cost_per_run_1h is not None:
-        parts.append(f"{_usd(figures.cost_per_run_1h)} a run")
+        parts.append(f"{cost_text(figures.cost_per_run_1h)} a run")
     if figures.model:
         parts.append(esc(figures.model))
     return "Last hour: " + _SEP.join(parts)
 
 
-def _lines(figures: WorkflowFigures, esc: Escape, zone: ZoneInfo) -> list[str]:
+def _lines(figures: WatchFigures, esc: Escape, zone: ZoneInfo) -> list[str]:
     f = figures
     lines: list[str] = []
     if f.last_run_at is None and f.history_days is None:
         return ["No runs seen yet."]
     rates = [
-        f"{label} {_pct(rate)}"
+        f"{label} {percent_text(rate)}"
         for label, rate in (
             ("10 min", f.error_rate_10m),
             ("2 h", f.error_rate_2h),
@@ -155,7 +86,7 @@ def _lines(figures: WorkflowFigures, esc: Escape, zone: ZoneInfo) -> list[str]:
         + (f"{_SEP}errors {', '.join(rates)}" if rates else "")
     )
     latency = [
-        f"{label} {_seconds(ms)}"
+        f"{label} {latency_text(ms)}"
         for label, ms in (
             ("p50", f.latency_p50_ms_1h),
             ("p95", f.latency_p95_ms_1h),
@@ -164,7 +95,7 @@ def _lines(figures: WorkflowFigures, esc: Escape, zone: ZoneInfo) -> list[str]:
         if ms is not None
     ]
     if f.last_latencies_ms:
-        latency.append("latest " + ", ".join(_seconds(ms) for ms in f.last_latencies_ms))
+        latency.append("latest " + ", ".join(latency_text(ms) for ms in f.last_latencies_ms))
     if latency:
         lines.append("Latency (1 h): " + _SEP.join(latency))
     per_run: list[str] = []
@@ -172,24 +103,24 @@ def _lines(figures: WorkflowFigures, esc: Escape, zone: ZoneInfo) -> list[str]:
         baseline = None if f.tokens_per_run_baseline is None else _count(f.tokens_per_run_baseline)
         per_run.append(_against(f"{_count(f.tokens_per_run_1h)} tokens", baseline))
     if f.cost_per_run_1h is not None:
-        baseline = None if f.cost_per_run_baseline is None else _usd(f.cost_per_run_baseline)
-        per_run.append(_against(_usd(f.cost_per_run_1h), baseline))
+        baseline = None if f.cost_per_run_baseline is None else cost_text(f.cost_per_run_baseline)
+        per_run.append(_against(cost_text(f.cost_per_run_1h), baseline))
     if per_run:
         lines.append("Per run (1 h): " + _SEP.join(per_run))
     spend: list[str] = []
     if f.spend_today_usd is not None:
-        spend.append(f"{_usd(f.spend_today_usd)} today")
+        spend.append(f"{cost_text(f.spend_today_usd)} today")
     if f.spend_7d_daily_avg_usd is not None:
-        spend.append(f"{_usd(f.spend_7d_daily_avg_usd)} a day over 7 days")
+        spend.append(f"{cost_text(f.spend_7d_daily_avg_usd)} a day over 7 days")
     if spend:
         lines.append("Spend: " + _SEP.join(spend))
     quality: list[str] = []
     if f.refusal_rate_30m is not None:
-        quality.append(f"refusals {_pct(f.refusal_rate_30m)} (30 min)")
+        quality.append(f"refusals {percent_text(f.refusal_rate_30m)} (30 min)")
     if f.confidence_mean_1h is not None:
         quality.append(f"confidence {f.confidence_mean_1h:.2f} (1 h)")
     if f.handoff_rate_1h is not None:
-        quality.append(f"handoffs {_pct(f.handoff_rate_1h)} (1 h)")
+        quality.append(f"handoffs {percent_text(f.handoff_rate_1h)} (1 h)")
     if quality:
         lines.append(_SEP.join(quality).capitalize())
     about: list[str] = []
@@ -208,7 +139,7 @@ def _lines(figures: WorkflowFigures, esc: Escape, zone: ZoneInfo) -> list[str]:
     return lines
 
 
-def watch_text(figures: Sequence[WorkflowFigures], esc: Escape, zone: ZoneInfo) -> str:
+def watch_text(figures: Sequence[WatchFigures], esc: Escape, zone: ZoneInfo) -> str:
     """Return the summary as text: the notification text, and the answer outside Slack."""
     return "\n\n".join(
         "\n".join([esc(f.workflow), *(f"  {line}" for line in _lines(f, esc, zone))])
@@ -217,7 +148,7 @@ def watch_text(figures: Sequence[WorkflowFigures], esc: Escape, zone: ZoneInfo) 
 
 
 def watch_blocks(
-    figures: Sequence[WorkflowFigures], esc: Escape, zone: ZoneInfo
+    figures: Sequence[WatchFigures], esc: Escape, zone: ZoneInfo
 ) -> list[dict[str, Any]]:
     """Return one mrkdwn section per workflow, within Slack's limits of blocks and text."""
     blocks: list[dict[str, Any]] = []

@@ -18,8 +18,8 @@ from sqlmodel import Session
 
 from bot.config import Policy
 from bot.domain.redaction import SafeText
-from bot.rendering.charts import HourPoint
-from bot.rendering.watch_blocks import WorkflowFigures, watch_blocks, watch_text
+from bot.domain.watch.figures import HourPoint, WatchFigures
+from bot.rendering.watch_blocks import watch_blocks, watch_text
 from bot.services.errors import UnknownWorkflow
 from storage.db import readonly, session_scope
 from storage.outbox import enqueue
@@ -49,9 +49,7 @@ class WatchReads(Protocol):
         """Return the workflow a name or alias means; raise UnknownWorkflow if none."""
         ...
 
-    def figures(
-        self, session: Session, workflow: str | None = None
-    ) -> Sequence[WorkflowFigures]: ...
+    def figures(self, session: Session, workflow: str | None = None) -> Sequence[WatchFigures]: ...
 
     def week(self, session: Session, workflow: str) -> Sequence[HourPoint]: ...
 
@@ -66,7 +64,7 @@ class SeenOnly:
     def __init__(self, watch: WatchReads) -> None:
         self._watch = watch
 
-    def figures(self, session: Session, workflow: str | None = None) -> list[WorkflowFigures]:
+    def figures(self, session: Session, workflow: str | None = None) -> list[WatchFigures]:
         try:
             return list(self._watch.figures(session, workflow))
         except UnknownWorkflow:
