@@ -18,6 +18,7 @@ from bot.config import Policy, load_policy
 from bot.delivery.chat import ChatDelivery
 from bot.delivery.digest import DigestDelivery
 from bot.delivery.tickets import TicketDelivery
+from bot.delivery.watch import WatchChartDelivery
 from bot.delivery.worker import DeliveryWorker, Handler
 from bot.domain.redaction import Redactor, SafeText
 from bot.handoffs import service as handoff_outbox
@@ -55,6 +56,8 @@ from bot.services.incidents import IncidentService
 from bot.services.ingest import IngestPipeline
 from bot.services.killswitch import KillSwitchService
 from bot.services.tickets import TICKET_CREATE, TICKET_UPDATE, TicketEvents, TicketListener
+from bot.services.watch import WatchService
+from bot.services.watch_commands import WATCH_CHART, SeenOnly, WatchCommands
 from bot.services.watch_intake import HistoryPruner, RunIntake
 from bot.services.watch_metrics import MetricIntake
 from bot.settings import Settings, environment
@@ -101,6 +104,7 @@ class Container:
     callback_guard: CallbackGuard  # where handoff callbacks may go
     runs: RunIntake
     metric_intake: MetricIntake  # OTLP metrics into the watched history
+    watch: WatchService
     slack_app: App | None = None
     socket_mode: SocketModeHandler | None = None
     # further delivery lanes (tickets, pages, callbacks), each on its own thread
@@ -204,6 +208,7 @@ class Services:
     incidents: IncidentService
     digests: DigestService
     handoffs: HandoffService
+    watch: WatchService
 
 
 @dataclass(frozen=True)
@@ -305,6 +310,7 @@ def build_services(base: Base) -> Services:
         incidents=incidents,
         digests=DigestService(policy=policy, clock=clock, handoffs=StoredHandoffs()),
         handoffs=handoffs,
+        watch=WatchService(policy=policy, clock=clock),
     )
 
 
@@ -321,9 +327,11 @@ def _lane(base: Base, name: str, handlers: Mapping[str, Handler]) -> DeliveryWor
 def build_chat_lane(
     base: Base, adapters: Adapters, services: Services, tickets: TicketDelivery
 ) -> DeliveryWorker:
-    """Cards, journal lines, reports, digests and handoff review cards, in one Slack lane."""
+    """Cards, journal lines, reports, digests, watch charts and handoff review cards, one lane."""
     engine, clock, safe = base.engine, base.clock, base.safe
     slack = not base.settings.local_mode
+    # a lane asking about a workflow watch has never heard of gets nothing, not a refusal
+    seen = SeenOnly(services.watch)
     chat = ChatDelivery(
         engine=engine,
         chat=adapters.notifier,
@@ -334,6 +342,14 @@ def build_chat_lane(
         paused=services.killswitch.is_paused,
         tickets=base.policy.jira.enabled,
         on_first_post=tickets.card_posted,
+        watched=seen,
+    )
+    watch_chart = WatchChartDelivery(
+        engine=engine,
+        chat=adapters.notifier,
+        weeks=seen,
+        zone=services.digests.zone,
+        clock=clock,
     )
     digest = DigestDelivery(
         engine=engine,
@@ -360,6 +376,7 @@ def build_chat_lane(
             journal.JOURNAL: chat.journal,
             journal.REPORT: chat.report,
             DIGEST: digest.post,
+            WATCH_CHART: watch_chart.post,
             handoff_outbox.CARD: handoff_chat.card,
             handoff_outbox.THREAD: handoff_chat.thread,
         },
@@ -485,6 +502,14 @@ def build_runners(base: Base, adapters: Adapters, services: Services, lanes: Lan
             engine=engine, policy=policy, paging=services.paging, clock=clock, after_commit=poke
         ),
         handoffs=handoffs,
+        watch=WatchCommands(
+            engine=engine,
+            policy=policy,
+            watch=services.watch,
+            safe=base.safe,
+            clock=clock,
+            after_commit=poke,
+        ),
     )
     pipeline = IngestPipeline(
         engine=engine, service=services.incidents, metrics=base.metrics, on_commit=poke
@@ -601,6 +626,7 @@ def bootstrap(
         handoffs=runners.handoffs,
         callback_guard=adapters.callback_guard,
         metric_intake=MetricIntake(pipeline=runners.pipeline, policy=base.policy, clock=clock),
+        watch=services.watch,
     )
 
 

@@ -26,6 +26,7 @@ from bot.services.incidents import IncidentService
 from bot.services.ingest import IngestPipeline
 from bot.services.killswitch import KillSwitchService
 from bot.services.tickets import TicketEvents
+from bot.services.watch import WatchService
 from bot.services.watch_intake import RunIntake
 from bot.services.watch_metrics import MetricIntake
 from bot.settings import Settings
@@ -90,6 +91,8 @@ class Served(Protocol):
     def slack_app(self) -> App | None: ...
     @property
     def workers(self) -> Sequence[Lane]: ...
+    @property
+    def watch(self) -> WatchService: ...
 
     def start(self) -> None: ...
     def stop(self) -> None: ...
@@ -233,6 +236,7 @@ def create_app(container: Served, *, manage_lifecycle: bool = True) -> FastAPI:
             )
             with Session(readonly(container.engine)) as session:
                 container.metrics.open_incidents.set(container.incidents.count_open(session))
+                container.metrics.workflows.update(container.watch.figures(session))
         except (SQLAlchemyError, StorageUnavailable) as exc:
             # metrics must answer even when the database does not
             log.warning("metrics gauges not refreshed: %s", exc)

@@ -34,9 +34,11 @@ import bot.rendering.handoffs
 import bot.rendering.pages
 import bot.rendering.reports
 import bot.rendering.tickets
+import bot.rendering.watch_blocks
 from bot.domain.digest import BandRate, Digest, IncidentFact, SeverityFigures, Week, WorkflowFigures
 from bot.domain.redaction import Redactor, SafeText
 from bot.domain.views import AlertView, IncidentView, JournalView, PageView
+from bot.domain.watch.figures import WatchFigures
 from bot.handoffs.domain import Decision, HandoffStatus, HandoffView, Tier
 from bot.rendering.reports import Section
 from storage.models import IncidentRow
@@ -52,6 +54,7 @@ RENDERER_MODULES: list[ModuleType] = [
     bot.rendering.handoff_tickets,
     bot.rendering.pages,
     bot.rendering.reports,
+    bot.rendering.watch_blocks,
     bot.paging.delivery,
     bot.paging.providers.pagerduty,
     bot.paging.providers.opsgenie,
@@ -88,6 +91,7 @@ class World:
     row: IncidentRow
     digest: Digest
     texts: list[str]
+    watch: WatchFigures
 
 
 @st.composite
@@ -208,7 +212,19 @@ def worlds(draw: st.DrawFn, leaks: Leaks) -> World:
         bands=[BandRate(0.6, 0.65, 1, 0, 0, 1)],
         recommendations=[t[9]],
     )
-    return World(incident, handoff, row, digest, t)
+    watch = WatchFigures(
+        workflow=t[10],
+        runs_last_hour=12,
+        error_rate_10m=0.1,
+        latency_p95_ms_1h=900.0,
+        cost_per_run_1h=0.01,
+        model=t[11],
+        prompt_version=t[12],
+        last_run_at=NOW,
+        history_days=3,
+        baseline_note=t[13],
+    )
+    return World(incident, handoff, row, digest, t, watch)
 
 
 # -- the walk ------------------------------------------------------------------------------------
@@ -279,11 +295,28 @@ PERMALINK = "https://example.slack.com/archives/C0REVIEWS01/p1700000000000100"
 # name -> [(check, run)]: each run returns one payload of the kind its check reads
 RENDERERS: dict[str, list[tuple[Check, Callable[[World], Any]]]] = {
     "bot.rendering.cards.card_blocks": [
-        (blocks, lambda w: bot.rendering.cards.card_blocks(w.incident, SAFE))
+        (blocks, lambda w: bot.rendering.cards.card_blocks(w.incident, SAFE)),
+        (blocks, lambda w: bot.rendering.cards.card_blocks(w.incident, SAFE, last_hour=w.watch)),
     ],
     "bot.rendering.cards.card_text": [
         (slack, lambda w: bot.rendering.cards.card_text(w.incident, SAFE, slack=True)),
         (plain, lambda w: bot.rendering.cards.card_text(w.incident, SAFE)),
+        (
+            slack,
+            lambda w: bot.rendering.cards.card_text(
+                w.incident, SAFE, slack=True, last_hour=w.watch
+            ),
+        ),
+    ],
+    "bot.rendering.watch_blocks.watch_blocks": [
+        (blocks, lambda w: bot.rendering.watch_blocks.watch_blocks([w.watch], SAFE.slack, ZONE))
+    ],
+    "bot.rendering.watch_blocks.watch_text": [
+        (slack, lambda w: bot.rendering.watch_blocks.watch_text([w.watch], SAFE.slack, ZONE)),
+        (plain, lambda w: bot.rendering.watch_blocks.watch_text([w.watch], SAFE.plain, ZONE)),
+    ],
+    "bot.rendering.watch_blocks.last_hour_line": [
+        (slack, lambda w: bot.rendering.watch_blocks.last_hour_line(w.watch, SAFE.slack, ZONE)),
     ],
     "bot.rendering.cards.journal_text": [
         (

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from bot.delivery.worker import Attempt
 from bot.domain.redaction import SafeText
 from bot.domain.views import JournalView
+from bot.domain.watch.figures import WatchFigures
 from bot.integrations.ports import ChatNotifier, GiveUp, RetryLater, post_once
 from bot.rendering.cards import card_blocks, card_text, journal_text
 from bot.rendering.reports import Section, postmortem_sections, render_slack, timeline_lines
@@ -21,10 +24,18 @@ from storage.db import readonly, session_scope
 from storage.models import IncidentRow, JournalRow
 from storage.repositories import incident_view, journal_views
 
-__all__ = ["ChatDelivery"]
+__all__ = ["ChatDelivery", "WatchedFigures"]
+
+log = logging.getLogger(__name__)
 
 MAX_LINES_PER_POST = 40
 MAX_CHARS_PER_POST = 12_000
+
+
+class WatchedFigures(Protocol):
+    """What the card asks of the watch use case: a workflow's figures, empty without history."""
+
+    def figures(self, session: Session, workflow: str | None = None) -> Sequence[WatchFigures]: ...
 
 
 class ChatDelivery:
@@ -42,9 +53,14 @@ class ChatDelivery:
         paused: Callable[[Session, str], bool] | None = None,
         tickets: bool = True,
         on_first_post: Callable[[Session, IncidentRow, datetime], None] | None = None,
+        watched: WatchedFigures | None = None,
     ) -> None:
-        """`on_first_post` runs in the transaction that records the card's first post."""
+        """`on_first_post` runs in the transaction that records the card's first post.
+
+        `watched` gives the card its workflow's last-hour figures.
+        """
         self._paused = paused
+        self._watched = watched
         self._tickets = tickets
         self._on_first_post = on_first_post
         self._engine = engine
@@ -63,10 +79,17 @@ class ChatDelivery:
             )
             if view is not None and self._paused is not None:
                 view = replace(view, workflow_paused=self._paused(session, view.workflow))
+            last_hour = self._last_hour(session, view.workflow) if view is not None else None
         if view is None:
             raise GiveUp(f"incident {attempt.incident_id} does not exist")
-        text = card_text(view, self._safe, tickets=self._tickets, slack=self._slack)
-        blocks = card_blocks(view, self._safe, tickets=self._tickets) if self._slack else None
+        text = card_text(
+            view, self._safe, tickets=self._tickets, slack=self._slack, last_hour=last_hour
+        )
+        blocks = (
+            card_blocks(view, self._safe, tickets=self._tickets, last_hour=last_hour)
+            if self._slack
+            else None
+        )
         channel = view.slack_channel or self._default_channel
         if view.slack_ts is not None:
             self._chat.update(channel=channel, ts=view.slack_ts, text=text, blocks=blocks)
@@ -90,6 +113,18 @@ class ChatDelivery:
             if self._on_first_post is not None:
                 self._on_first_post(session, row, self._clock())
         return {"channel": channel, "ts": ts}
+
+    def _last_hour(self, session: Session, workflow: str) -> WatchFigures | None:
+        """Return the workflow's figures; a card is posted without them rather than held up."""
+        if self._watched is None:
+            return None
+        try:
+            found = self._watched.figures(session, workflow)
+        except SQLAlchemyError:
+            log.warning("the watched figures of %s could not be read", workflow, exc_info=True)
+            return None
+        # a workflow with no run yet has no line on its card
+        return found[0] if found and found[0].last_run_at is not None else None
 
     def journal(self, attempt: Attempt) -> dict[str, Any]:
         """Post journal entries as one reply in the incident thread."""

@@ -43,6 +43,7 @@ __all__ = [
     "SetSeverity",
     "Status",
     "Timeline",
+    "Watch",
     "parse_command",
 ]
 
@@ -67,6 +68,7 @@ USAGE: dict[str, str] = {
     "pause": f"{_P} pause <workflow> [reason]",
     "resume": f"{_P} resume <workflow>",
     "digest": f"{_P} digest",
+    "watch": f"{_P} watch [workflow] [chart]",
     "timeline": f"{_P} timeline [INC-7]",
     "postmortem": f"{_P} postmortem [INC-7]",
 }
@@ -90,6 +92,7 @@ _SUMMARY: Mapping[str, str] = {
     "pause": "pause a workflow (kill switch)",
     "resume": "resume a paused workflow",
     "digest": "preview the weekly digest",
+    "watch": "workflows' runs, errors, latency, spend; `chart`: last 7 days",
     "timeline": "an incident's timeline",
     "postmortem": "a postmortem draft",
 }
@@ -251,6 +254,15 @@ class Digest:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Watch:
+    """Summarise watched workflows (all, or `workflow`); `chart` posts its last 7 days."""
+
+    subcommand: ClassVar[str] = "watch"
+    workflow: str | None = None
+    chart: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Timeline:
     subcommand: ClassVar[str] = "timeline"
     incident: int | None = None
@@ -282,6 +294,7 @@ Command = (
     | Pause
     | Resume
     | Digest
+    | Watch
     | Timeline
     | Postmortem
 )
@@ -602,6 +615,18 @@ def _resume(args: _Args, known: Collection[str]) -> Resume:
     return Resume(workflow=_workflow(words[0], known) or words[0])
 
 
+def _watch(args: _Args, known: Collection[str]) -> Watch:
+    words = args.left
+    example = f"{_P} watch support-chatbot, or {_P} watch support-chatbot chart"
+    if not words:
+        return Watch()
+    if words[0].lower() == "chart":
+        raise _fail("watch", f"`watch chart` needs a workflow: {_P} watch support-chatbot chart")
+    if len(words) > 2 or (len(words) == 2 and words[1].lower() != "chart"):
+        raise _fail("watch", f"`watch` takes a workflow and, after it, `chart`: {example}")
+    return Watch(workflow=_workflow(words[0], known) or words[0], chart=len(words) == 2)
+
+
 def _help(args: _Args) -> Help:
     word = args.peek()
     if word is None:
@@ -630,6 +655,7 @@ _PARSERS: Mapping[str, _Parser] = {
     "pause": _pause,
     "resume": _resume,
     "digest": _bare("digest", Digest),
+    "watch": _watch,
     "timeline": lambda a, k: Timeline(incident=_only_incident("timeline", a)),
     "postmortem": lambda a, k: Postmortem(incident=_only_incident("postmortem", a)),
 }

@@ -12,9 +12,12 @@ import re
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from bot.domain.redaction import SafeText
 from bot.domain.views import IncidentView, JournalView
+from bot.domain.watch.figures import WatchFigures
+from bot.rendering.watch_blocks import last_hour_line
 
 __all__ = [
     "AI_CONTEXT_LABELS",
@@ -75,13 +78,21 @@ def _ticket(view: IncidentView, tickets: bool) -> str:
     return "ticket pending" if tickets else "no tickets (Jira is off)"
 
 
+_UTC = ZoneInfo("UTC")
+
+
 def card_text(
-    view: IncidentView, safe: SafeText, *, tickets: bool = True, slack: bool = False
+    view: IncidentView,
+    safe: SafeText,
+    *,
+    tickets: bool = True,
+    slack: bool = False,
+    last_hour: WatchFigures | None = None,
 ) -> str:
     """Return the card as readable text: Slack's notification text (`slack`) or the console.
 
     Slack reads mentions and links in a message's top-level text too, so there it is escaped
-    like the blocks.
+    like the blocks. `last_hour` is the workflow's watched figures, when it has history.
     """
     out = safe.slack if slack else safe.plain
     lines = [
@@ -95,6 +106,8 @@ def card_text(
     pairs = _ai_context_pairs(view)
     if pairs:
         lines.append("  AI context: " + ", ".join(f"{k} {out(v)}" for k, v in pairs))
+    if last_hour is not None:
+        lines.append("  " + last_hour_line(last_hour, out, _UTC))
     lines.append(f"  alerts: {view.alerts_firing} firing of {view.alerts_total}")
     return "\n".join(lines)
 
@@ -196,9 +209,17 @@ def _ticket_mrkdwn(view: IncidentView, safe: SafeText, tickets: bool) -> str:
 
 
 def card_blocks(
-    view: IncidentView, safe: SafeText, *, tickets: bool = True
+    view: IncidentView,
+    safe: SafeText,
+    *,
+    tickets: bool = True,
+    last_hour: WatchFigures | None = None,
 ) -> list[dict[str, Any]]:
-    """Return the incident card as Block Kit blocks."""
+    """Return the incident card as Block Kit blocks.
+
+    `last_hour` (the workflow's watched figures, when it has history) adds a context line
+    beside the AI context.
+    """
     mark = SEVERITY_MARK.get(view.severity, "")
     reasons = "\n".join(f"• {safe.slack(r['text'])}" for r in view.severity_reasons) or "• —"
     title = safe.slack_plain(view.title, limit=HEADER_MAX - len(view.public_id) - 1)
@@ -251,6 +272,9 @@ def card_blocks(
                 ],
             }
         )
+    if last_hour is not None:
+        line = last_hour_line(last_hour, safe.slack, _UTC)
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": line[:3000]}]})
     if view.state != "resolved":
         blocks.append(_card_actions(view))
     return blocks

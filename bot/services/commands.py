@@ -28,9 +28,10 @@ from bot.services.incident_commands import IncidentCommands
 from bot.services.incidents import IncidentService
 from bot.services.killswitch import KillSwitchService
 from bot.services.switch_commands import SwitchCommands
+from bot.services.watch_commands import Answer, WatchCommands
 from storage.db import readonly
 
-__all__ = ["DECLARE_FALLBACK", "CommandRunner", "Invocation"]
+__all__ = ["DECLARE_FALLBACK", "Answer", "CommandRunner", "Invocation"]
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +64,10 @@ class CommandRunner:
         group_members: Callable[[Collection[str]], Mapping[str, Collection[str]]] | None = None,
         paging: PagingCommands | None = None,
         handoffs: HandoffRunner | None = None,
+        watch: WatchCommands | None = None,
     ) -> None:
         self._engine = engine
+        self._watch = watch
         self._policy = policy
         self._safe = safe
         self._digests = digests
@@ -79,18 +82,32 @@ class CommandRunner:
         )
 
     def run(self, inv: Invocation) -> str:
-        """Return the ephemeral answer to an invocation."""
+        """Return the ephemeral answer to an invocation, as text."""
+        return self.answer(inv).text
+
+    def answer(self, inv: Invocation) -> Answer:
+        """Return the ephemeral answer to an invocation, with blocks where it has them."""
         try:
             command = cmd.parse_command(inv.text, known_workflows=self._policy.workflows)
         except cmd.CommandError as exc:
-            return f"{exc.message}\nUsage: `{exc.usage}`"
+            return Answer(f"{exc.message}\nUsage: `{exc.usage}`")
         try:
-            return self._dispatch(command, inv)
+            if isinstance(command, cmd.Watch) and self._watch is not None:
+                return self._watched(command, inv)
+            return Answer(self._dispatch(command, inv))
         except DomainError as exc:
-            return str(exc)
+            return Answer(str(exc))
         except OperationalError:
             log.exception("database unavailable for /ai-incident %s", command.subcommand)
-            return "The incident database is unavailable right now; try again in a minute."
+            return Answer("The incident database is unavailable right now; try again in a minute.")
+
+    def _watched(self, command: cmd.Watch, inv: Invocation) -> Answer:
+        assert self._watch is not None
+        if command.chart and command.workflow is not None:
+            return Answer(
+                self._watch.chart(workflow=command.workflow, channel=inv.channel, user=inv.user)
+            )
+        return self._watch.summary(workflow=command.workflow)
 
     @property
     def workflows(self) -> list[str]:

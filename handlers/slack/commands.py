@@ -70,4 +70,5 @@ def handle_slash_command(
     ):
         return
     # what goes wrong from here is answered by the app's error handler
-    respond(text=runner.run(invocation), response_type="ephemeral")
+    answer = runner.answer(invocation)
+    respond(text=answer.text, blocks=answer.blocks, response_type="ephemeral")

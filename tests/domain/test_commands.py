@@ -34,6 +34,7 @@ from bot.domain.commands import (
     SetSeverity,
     Status,
     Timeline,
+    Watch,
     parse_command,
 )
 from bot.domain.severity import Severity
@@ -97,6 +98,13 @@ PARSED: list[tuple[str, Command]] = [
     ("oncall", OnCall()),
     ("handoffs", Handoffs()),
     ("digest", Digest()),
+    # watch: every workflow, one (configured spelling when known), or one's chart
+    ("watch", Watch()),
+    ("watch support-chatbot", Watch(workflow="support-chatbot")),
+    ("WATCH Invoice-agent", Watch(workflow="Invoice-Agent")),
+    ("watch ticket-triage", Watch(workflow="ticket-triage")),
+    ("watch support-chatbot chart", Watch(workflow="support-chatbot", chart=True)),
+    ("watch support-chatbot CHART", Watch(workflow="support-chatbot", chart=True)),
     # commands whose only argument is an incident id
     ("status", Status()),
     ("status INC-7", Status(incident=7)),
@@ -215,6 +223,23 @@ ERRORS: list[tuple[str, str, str]] = [
     ("list all", "list", "`list` takes no arguments: /ai-incident list"),
     ("handoffs mine", "handoffs", "`handoffs` takes no arguments: /ai-incident handoffs"),
     ("digest --preview", "digest", "`digest` takes no arguments: /ai-incident digest"),
+    (
+        "watch chart",
+        "watch",
+        "`watch chart` needs a workflow: /ai-incident watch support-chatbot chart",
+    ),
+    (
+        "watch support-chatbot graph",
+        "watch",
+        "`watch` takes a workflow and, after it, `chart`: /ai-incident watch support-chatbot, "
+        "or /ai-incident watch support-chatbot chart",
+    ),
+    (
+        "watch a b chart",
+        "watch",
+        "`watch` takes a workflow and, after it, `chart`: /ai-incident watch support-chatbot, "
+        "or /ai-incident watch support-chatbot chart",
+    ),
     (
         "status foo",
         "status",
@@ -361,7 +386,7 @@ def test_every_subcommand_has_a_usage_line_in_the_help() -> None:
     subcommands = {
         "help", "declare", "list", "status", "ack", "sev", "note", "rootcause", "mitigate",
         "resolve", "page", "oncall", "oncall override", "handoffs", "claim", "pause", "resume",
-        "digest", "timeline", "postmortem",
+        "digest", "watch", "timeline", "postmortem",
     }  # fmt: skip
     assert set(USAGE) == subcommands
     for key, usage in USAGE.items():
@@ -389,7 +414,7 @@ _WORDS = st.sampled_from(
     [
         "help", "declare", "list", "status", "ack", "sev", "note", "rootcause", "mitigate",
         "resolve", "page", "oncall", "override", "handoffs", "claim", "pause", "resume", "digest",
-        "timeline", "postmortem", "INC-7", "inc-0", "INC-", "INC-99999999999", "#3", "7", "P1",
+        "watch", "chart", "timeline", "postmortem", "INC-7", "inc-0", "INC-", "INC-99999999999", "#3", "7", "P1",
         "p2", "P4", "HO-3", "ho-", "<@U1>", "<@U1|alex>", "<@>", "@", "@alex", "oncall", "2h",
         "0", "1h30m", "99999999999999999999w", "2025-03-01T09:00", "2025-03-01T09:00Z",
         "2025-02-30", '"', "'", "\u201c", "&amp;", "&lt;", "support-chatbot", "", " ", "\n",

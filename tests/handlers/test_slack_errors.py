@@ -43,6 +43,10 @@ class RaisingRunner:
         self.calls.append(inv.text)
         raise self.error
 
+    def answer(self, inv: Invocation) -> Any:
+        self.calls.append(inv.text)
+        raise self.error
+
     def press(self, **kwargs: Any) -> str | None:
         self.calls.append(str(kwargs["action"]))
         raise self.error
