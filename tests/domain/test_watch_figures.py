@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta, tzinfo
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -451,3 +452,45 @@ def test_latency_text(ms: float | None, text: str) -> None:
 )
 def test_cost_text(usd: float, text: str) -> None:
     assert cost_text(usd) == text
+
+
+@pytest.mark.parametrize(
+    "zone",
+    ["UTC", "Asia/Kolkata", "Asia/Kathmandu", "America/St_Johns", "Europe/Berlin"],
+)
+@pytest.mark.parametrize(
+    "now",
+    [
+        NOW,
+        datetime(2026, 10, 25, 0, 59, 59, tzinfo=UTC),  # Berlin's clocks went back at 01:00 UTC
+        datetime(2026, 3, 29, 22, 0, tzinfo=UTC),  # the night after Berlin's clocks went forward
+        datetime(2026, 12, 6, 18, 29, tzinfo=UTC),  # a minute before Kolkata's midnight
+        datetime(2026, 12, 6, 18, 59, tzinfo=UTC),
+    ],
+)
+def test_each_window_is_cut_into_parts_that_tile_it_exactly(now: datetime, zone: str) -> None:
+    tz = ZoneInfo(zone)
+    plan = reads(now, tz, minutes_kept=timedelta(days=35))
+    end = minute_of(now) + 1
+    today = now.astimezone(tz).date()
+    midnights = [local_midnight(today - timedelta(days=k), tz) for k in range(8)]
+    expected = {
+        "10m": (end - 10, end),
+        "30m": (end - 30, end),
+        "1h": (end - 60, end),
+        "2h": (end - 120, end),
+        "today": (midnights[0], end),
+        **{f"day{k}": (midnights[k], midnights[k - 1]) for k in range(1, 8)},
+    }
+    for name, (since, until) in expected.items():
+        parts = plan.windows[name]
+        assert parts[0].since == since and parts[-1].until == until, name
+        for before, after in pairwise(parts):
+            assert before.until == after.since, name
+        for part in parts:
+            assert part.since < part.until
+            if part.hourly:
+                assert part.since % 60 == 0 and part.until % 60 == 0
+                assert part.until <= hour_of(minute_of(now))  # never the current hour's row
+            else:
+                assert hour_of(part.since) == hour_of(part.until - 1)  # within one hour
