@@ -3,8 +3,8 @@
 A handful of queries answer for every workflow at once: the workflows seen, the totals of the
 spans the figures need (added up by the database: whole hours from the hourly history, the
 partial hours at the edges of the last two hours and of each local day from the minutes), the
-latest latencies of the last two hours, the models and prompts seen, and each workflow's first
-hour and latest run.
+latest latencies (of the last two hours; of the days they are kept for a workflow with fewer
+than three there), the models and prompts seen, and each workflow's first hour and latest run.
 """
 
 from __future__ import annotations
