@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta, tzinfo
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot.domain.watch.figures import (
+    Part,
+    Reads,
     WatchFigures,
     WatchHistory,
     compute_figures,
@@ -23,6 +28,7 @@ from bot.domain.watch.history import (
     Slot,
     Tally,
     Version,
+    VersionKind,
     fold,
     hour_of,
     minute_of,
@@ -40,27 +46,37 @@ def history(
     zone: tzinfo = UTC,
     minutes_kept: timedelta = timedelta(days=35),
     workflow: str = WORKFLOW,
-) -> WatchHistory:
-    """Return what the store would hand the figures at `now`: the ranges `reads` asks for."""
+) -> tuple[WatchHistory, Reads]:
+    """Return what the store would hand the figures at `now`: the parts `reads` asks for, added
+    up from the runs' minute and hour tallies (minutes older than `minutes_kept` pruned)."""
     plan = reads(now, zone, minutes_kept=minutes_kept)
+    kept_since = minute_of(now - minutes_kept)
     tallies = fold(runs)
-    minutes = [
-        Slot(wf, minute, 1, tally)
-        for (wf, minute), tally in sorted(tallies.items(), key=lambda item: item[0][1])
-        if any(since <= minute < until for since, until in plan.minute_ranges)
-    ]
+    minutes = {minute: tally for (_wf, minute), tally in tallies.items() if minute >= kept_since}
     hours: dict[int, Tally] = {}
-    seen: dict[tuple[object, str], tuple[int, int]] = {}
+    seen: dict[tuple[VersionKind, str], tuple[int, int]] = {}
     for (_wf, minute), tally in tallies.items():
         hours.setdefault(hour_of(minute), Tally()).merge(tally)
         for key, (first, last) in tally.versions.items():
             was = seen.get(key, (first, last))
             seen[key] = (min(was[0], first), max(was[1], last))
-    hour_slots = [
-        Slot(workflow, start, 60, tally)
-        for start, tally in sorted(hours.items())
-        if plan.hours_since <= start < plan.hours_until
-    ]
+    sums: dict[Part, Tally] = {}
+    for part in plan.parts:
+        inside = [
+            tally
+            for start, tally in (hours if part.hourly else minutes).items()
+            if part.since <= start < part.until
+        ]
+        if inside:
+            total = sums[part] = Tally()
+            for tally in inside:
+                total.merge(tally)
+    recent = sorted(
+        entry
+        for minute, tally in minutes.items()
+        if plan.recent_since <= minute < plan.recent_until
+        for entry in tally.recent
+    )
     versions = [
         Version(
             workflow,
@@ -71,20 +87,35 @@ def history(
         )
         for (kind, value), (first, last) in seen.items()
     ]
-    return WatchHistory(
+    last_at = [tally.last_at_ms for tally in hours.values() if tally.last_at_ms is not None]
+    found = WatchHistory(
         workflow=workflow,
-        minutes=minutes,
-        hours=hour_slots,
-        minute_hours=plan.minute_hours,
+        sums=sums,
+        recent=recent,
         versions=versions,
         first_minute=min(hours) if hours else None,
+        last_at_ms=max(last_at) if last_at else None,
     )
+    return found, plan
 
 
 def figures_at(
-    runs: Iterable[Run], now: datetime, zone: tzinfo = UTC, **kw: float | None
+    runs: Iterable[Run],
+    now: datetime,
+    zone: tzinfo = UTC,
+    *,
+    minutes_kept: timedelta = timedelta(days=35),
+    pinned_cost_per_run: float | None = None,
 ) -> WatchFigures:
-    return compute_figures(history(runs, now=now, zone=zone), now=now, zone=zone, **kw)
+    found, plan = history(runs, now=now, zone=zone, minutes_kept=minutes_kept)
+    return compute_figures(found, plan, zone=zone, pinned_cost_per_run=pinned_cost_per_run)
+
+
+def hour_slots(runs: Iterable[Run]) -> list[Slot]:
+    hours: dict[int, Tally] = {}
+    for (_wf, minute), tally in fold(runs).items():
+        hours.setdefault(hour_of(minute), Tally()).merge(tally)
+    return [Slot(WORKFLOW, start, 60, tally) for start, tally in sorted(hours.items())]
 
 
 # -- the synthetic week (see tests/support/watch_week.py for the runs) --------------------------
@@ -115,8 +146,8 @@ def test_a_synthetic_week_gives_the_hand_checked_figures() -> None:
     # $0.01 + ... + $0.08 = $0.36 over 8 runs; days D-1..D-7 cost $0.01..$0.07 a run -> $0.04
     assert f.cost_per_run_1h == pytest.approx(0.045)
     assert f.cost_per_run_baseline == pytest.approx(0.04)
-    # today 13 x $0.005 + $0.36; the 7 days 24 runs x ($0.01 + ... + $0.07) = $6.72 -> $0.96/day
-    assert f.spend_today_usd == pytest.approx(0.425)
+    # today 13 x $0.004 + $0.36 = $0.412; the 7 days 24 runs x ($0.01 + ... + $0.07) = $6.72 -> $0.96/day
+    assert f.spend_today_usd == pytest.approx(0.412)
     assert f.spend_7d_daily_avg_usd == pytest.approx(0.96)
     # 13:33 .. 14:02: the 13:35 refusal among 5 runs (the 13:25 one is older)
     assert f.refusal_rate_30m == pytest.approx(0.2)
@@ -148,7 +179,7 @@ def test_the_synthetic_week_reads_as_one_line() -> None:
     assert line == (
         "support-bot — 8 runs in the last hour · errors 66.7 % (10 min), 30.0 % (2 h), "
         "26.1 % today · p50 480 ms, p95 984 ms; last 3: 700 ms, 900 ms, 1.0 s · tokens/run "
-        "3,000 (baseline 2,000) · cost/run $0.045 (baseline $0.040) · spend today $0.42 "
+        "3,000 (baseline 2,000) · cost/run $0.045 (baseline $0.040) · spend today $0.41 "
         "(7-day average $0.96/day) · refusals 20.0 % · confidence 0.75 · handoffs 12.5 % · "
         "gpt-4o-2024-08-06, prompt v12 · last run 14:01 UTC"
     )
@@ -177,7 +208,7 @@ def test_baselines_need_seven_days_of_history() -> None:
     assert f.spend_7d_daily_avg_usd is None
     # the figures of now do not need history
     assert f.tokens_per_run_1h == pytest.approx(3000)
-    assert f.spend_today_usd == pytest.approx(0.425)
+    assert f.spend_today_usd == pytest.approx(0.412)
     assert "baselines: not enough history (3 days)" in figures_line(f, now=NOW)
 
 
@@ -207,7 +238,8 @@ def test_a_pinned_cost_baseline_needs_no_history() -> None:
 
 
 def test_a_workflow_without_history_has_only_null_figures() -> None:
-    f = compute_figures(WatchHistory("never-ran"), now=NOW, zone=UTC)
+    plan = reads(NOW, UTC, minutes_kept=timedelta(days=35))
+    f = compute_figures(WatchHistory("never-ran"), plan, zone=UTC)
     assert f == WatchFigures(workflow="never-ran", baseline_note="no history yet")
     data = f.as_json()
     assert {key for key, value in data.items() if value not in (None, [])} == {
@@ -283,19 +315,51 @@ def test_today_starts_at_local_midnight_in_kolkata() -> None:
     assert figures_at(runs, NOW, UTC).spend_today_usd == pytest.approx(0.2)
 
 
-def test_the_hours_holding_a_local_midnight_are_read_minute_by_minute() -> None:
+def at(day: int, hour: int, minute: int = 0) -> int:
+    return minute_of(datetime(2026, 12, day, hour, minute, tzinfo=UTC))
+
+
+def test_a_local_day_is_whole_hours_and_the_partial_hours_at_its_edges() -> None:
     plan = reads(NOW, KOLKATA, minutes_kept=timedelta(days=35))
-    edges = {hour for hour in plan.minute_hours if hour < minute_of(NOW) - 180}
-    first = datetime(2026, 12, 5, 18, tzinfo=UTC)
-    assert edges == {minute_of(first - timedelta(days=k)) for k in range(8)}
-    # the last two hours, 12:03 .. 14:02, touch the hours 12:00, 13:00 and 14:00
-    noon, three = (minute_of(datetime(2026, 12, 6, h, tzinfo=UTC)) for h in (12, 15))
-    assert (noon, three) in plan.minute_ranges
-    # a zone whose midnight is on a UTC hour needs no edge hours
-    assert len(reads(NOW, UTC, minutes_kept=timedelta(days=35)).minute_ranges) == 1
-    # and edges older than the minutes kept are not asked for
+    # yesterday in Kolkata: Dec 4 18:30 .. Dec 5 18:30 UTC
+    assert plan.windows["day1"] == (
+        Part(at(4, 18, 30), at(4, 19), hourly=False),
+        Part(at(4, 19), at(5, 18), hourly=True),
+        Part(at(5, 18), at(5, 18, 30), hourly=False),
+    )
+    # today: from Dec 5 18:30 to now's minute, the current hour from its minutes
+    assert plan.windows["today"] == (
+        Part(at(5, 18, 30), at(5, 19), hourly=False),
+        Part(at(5, 19), at(6, 14), hourly=True),
+        Part(at(6, 14), at(6, 14, 3), hourly=False),
+    )
+    # the last hour, 13:03 .. 14:02, and the same clock hours a week ago
+    assert plan.windows["1h"] == (
+        Part(at(6, 13, 3), at(6, 14), hourly=False),
+        Part(at(6, 14), at(6, 14, 3), hourly=False),
+    )
+    assert plan.windows["same_hours"][-1] == Part(
+        minute_of(datetime(2026, 11, 29, 13, tzinfo=UTC)),
+        minute_of(datetime(2026, 11, 29, 15, tzinfo=UTC)),
+        hourly=True,
+    )
+    # a zone whose midnight is on a UTC hour needs whole hours only
+    utc = reads(NOW, UTC, minutes_kept=timedelta(days=35))
+    assert utc.windows["day1"] == (Part(at(5, 0), at(6, 0), hourly=True),)
+    # where the minutes are no longer kept, an edge hour counts whole in the day it starts in
     short = reads(NOW, KOLKATA, minutes_kept=timedelta(days=2))
-    assert len(short.minute_hours) == 3 + 2
+    assert short.windows["day7"] == (
+        Part(
+            minute_of(datetime(2026, 11, 28, 19, tzinfo=UTC)),
+            minute_of(datetime(2026, 11, 29, 18, tzinfo=UTC)),
+            hourly=True,
+        ),
+        Part(
+            minute_of(datetime(2026, 11, 29, 18, tzinfo=UTC)),
+            minute_of(datetime(2026, 11, 29, 19, tzinfo=UTC)),
+            hourly=True,
+        ),
+    )
 
 
 def test_an_edge_hour_whose_minutes_are_gone_counts_in_the_day_it_starts() -> None:
@@ -304,12 +368,12 @@ def test_an_edge_hour_whose_minutes_are_gone_counts_in_the_day_it_starts() -> No
         _costly(datetime(2026, 11, 28, 18, 30, tzinfo=UTC), 8.0),  # D-7
         _costly(datetime(2026, 12, 5, 18, 0, tzinfo=UTC), 2.0),  # D-1
     ]
-    kept = timedelta(days=2)
-    f = compute_figures(
-        history(runs, now=NOW, zone=KOLKATA, minutes_kept=kept), now=NOW, zone=KOLKATA
-    )
+    f = figures_at(runs, NOW, KOLKATA, minutes_kept=timedelta(days=2))
     # the hour Nov 28 18:00 UTC starts at 23:30 local on D-8: both its runs count there
     assert f.spend_7d_daily_avg_usd == pytest.approx(2.0 / 7)
+    # with the minutes kept, each run counts on its own local day
+    kept = figures_at(runs, NOW, KOLKATA)
+    assert kept.spend_7d_daily_avg_usd == pytest.approx(10.0 / 7)
 
 
 # -- percentiles --------------------------------------------------------------------------------
@@ -358,8 +422,7 @@ def test_no_latencies_no_percentile() -> None:
 
 
 def test_the_week_is_168_hourly_points_ending_with_now() -> None:
-    f_history = history(week_runs(), now=NOW)
-    points = week_points(f_history.hours, now=NOW)
+    points = week_points(hour_slots(week_runs()), now=NOW)
     assert len(points) == 168
     assert points[-1].start == datetime(2026, 12, 6, 14, tzinfo=UTC)
     assert points[0].start == datetime(2026, 11, 29, 15, tzinfo=UTC)
@@ -391,3 +454,106 @@ def test_latency_text(ms: float | None, text: str) -> None:
 )
 def test_cost_text(usd: float, text: str) -> None:
     assert cost_text(usd) == text
+
+
+@pytest.mark.parametrize(
+    "zone",
+    ["UTC", "Asia/Kolkata", "Asia/Kathmandu", "America/St_Johns", "Europe/Berlin"],
+)
+@pytest.mark.parametrize(
+    "now",
+    [
+        NOW,
+        datetime(2026, 10, 25, 0, 59, 59, tzinfo=UTC),  # Berlin's clocks went back at 01:00 UTC
+        datetime(2026, 3, 29, 22, 0, tzinfo=UTC),  # the night after Berlin's clocks went forward
+        datetime(2026, 12, 6, 18, 29, tzinfo=UTC),  # a minute before Kolkata's midnight
+        datetime(2026, 12, 6, 18, 59, tzinfo=UTC),
+    ],
+)
+def test_each_window_is_cut_into_parts_that_tile_it_exactly(now: datetime, zone: str) -> None:
+    tz = ZoneInfo(zone)
+    plan = reads(now, tz, minutes_kept=timedelta(days=35))
+    end = minute_of(now) + 1
+    today = now.astimezone(tz).date()
+    midnights = [local_midnight(today - timedelta(days=k), tz) for k in range(8)]
+    expected = {
+        "10m": (end - 10, end),
+        "30m": (end - 30, end),
+        "1h": (end - 60, end),
+        "2h": (end - 120, end),
+        "today": (midnights[0], end),
+        **{f"day{k}": (midnights[k], midnights[k - 1]) for k in range(1, 8)},
+    }
+    for name, (since, until) in expected.items():
+        parts = plan.windows[name]
+        assert parts[0].since == since and parts[-1].until == until, name
+        for before, after in pairwise(parts):
+            assert before.until == after.since, name
+        for part in parts:
+            assert part.since < part.until
+            if part.hourly:
+                assert part.since % 60 == 0 and part.until % 60 == 0
+                assert part.until <= hour_of(minute_of(now))  # never the current hour's row
+            else:
+                assert hour_of(part.since) == hour_of(part.until - 1)  # within one hour
+
+
+# -- against counting the runs one by one -------------------------------------------------------
+
+_ZONES = ["UTC", "Asia/Kolkata", "Asia/Kathmandu", "America/St_Johns", "Europe/Berlin"]
+_START = datetime(2026, 10, 20, tzinfo=UTC)  # Berlin's clocks go back on Oct 25
+
+
+@st.composite
+def _scenario(draw: st.DrawFn) -> tuple[list[Run], datetime, str]:
+    now = _START + timedelta(minutes=draw(st.integers(9 * _DAY_MINUTES, 11 * _DAY_MINUTES)))
+    offsets = draw(st.lists(st.integers(0, 10 * _DAY_MINUTES * 60), min_size=1, max_size=40))
+    runs = [
+        Run(
+            WORKFLOW,
+            f"r{index}",
+            now - timedelta(seconds=offset),
+            status=draw(st.sampled_from(list(RunStatus))),
+            cost_usd=draw(st.sampled_from([0.0, 0.01, 0.25])),
+        )
+        for index, offset in enumerate(offsets)
+    ]
+    return runs, now, draw(st.sampled_from(_ZONES))
+
+
+_DAY_MINUTES = 1440
+
+
+@settings(max_examples=150, deadline=None, database=None)
+@given(_scenario())
+def test_the_figures_agree_with_counting_each_run(
+    scenario: tuple[list[Run], datetime, str],
+) -> None:
+    runs, now, zone_name = scenario
+    zone = ZoneInfo(zone_name)
+    f = figures_at(runs, now, zone)
+    end = minute_of(now) + 1
+
+    def within(since: int, until: int) -> list[Run]:
+        return [run for run in runs if since <= minute_of(run.at) < until]
+
+    def error_rate(found: list[Run]) -> float | None:
+        failed = [r for r in found if r.status in (RunStatus.ERROR, RunStatus.TIMEOUT)]
+        return len(failed) / len(found) if found else None
+
+    assert f.runs_last_hour == len(within(end - 60, end))
+    assert f.error_rate_10m == pytest.approx(error_rate(within(end - 10, end)))
+    assert f.error_rate_2h == pytest.approx(error_rate(within(end - 120, end)))
+    today = now.astimezone(zone).date()
+    midnights = [local_midnight(today - timedelta(days=k), zone) for k in range(8)]
+    assert f.error_rate_today == pytest.approx(error_rate(within(midnights[0], end)))
+    assert f.spend_today_usd == pytest.approx(
+        sum(r.cost_usd or 0.0 for r in within(midnights[0], end))
+    )
+    first_hour = hour_of(min(minute_of(r.at) for r in runs))
+    assert f.history_days == (minute_of(now) - first_hour) // _DAY_MINUTES
+    if f.history_days is not None and f.history_days >= 7:
+        week = within(midnights[7], midnights[0])
+        assert f.spend_7d_daily_avg_usd == pytest.approx(sum(r.cost_usd or 0.0 for r in week) / 7)
+    else:
+        assert f.spend_7d_daily_avg_usd is None

@@ -7,7 +7,7 @@ History starts Saturday Nov 28 00:30 (8 days 14 hours before NOW: `history_days`
   7 full days before today, D-k (k = 1..7, Dec 5 back to Nov 29) every run costs k x $0.01; Nov 28
   (D-8) costs $1.00 a run and 9,000 tokens in, so any baseline that reaches it is visibly wrong.
   Tokens: 1,000 in + 500 out, except the 14:30 runs (1,000 + 1,500). Today's background runs cost
-  $0.005; the 00:30 and 01:30 ones are errors. Model gpt-4o-2024-05-13, prompt v11.
+  $0.004; the 00:30 and 01:30 ones are errors. Model gpt-4o-2024-05-13, prompt v11.
 - 12:02 today: an error (just outside the last 2 hours, which start at 12:03).
 - 13:02 today: an error (inside the 2 hours, just outside the last hour, which starts at 13:03).
 - The last hour, 8 runs with model gpt-4o-2024-08-06 and prompt v12, 2,000 + 1,000 tokens each:
@@ -67,7 +67,7 @@ def week_runs() -> list[Run]:
                 latency_ms=50.0,
                 tokens_in=1000,
                 tokens_out=500,
-                cost_usd=0.005,
+                cost_usd=0.004,
                 model=OLD_MODEL,
                 prompt_version="v11",
             )
