@@ -47,6 +47,7 @@ __all__ = [
     "claim",
     "first_minute",
     "prune",
+    "reach",
     "record_runs",
     "slots",
     "versions",
@@ -346,6 +347,23 @@ def first_minute(session: Session, workflows: Collection[str] | None = None) -> 
     if workflows is not None:
         query = query.where(hour_table.c.workflow.in_(sorted(workflows)))
     return {workflow: minute for workflow, minute in session.execute(query)}
+
+
+def reach(
+    session: Session, workflows: Collection[str] | None = None
+) -> dict[str, tuple[int, int | None]]:
+    """Return, per workflow, the first minute of its hourly history and its latest run (epoch ms).
+
+    One pass over the hourly history: `first_minute` and the time of the last run together.
+    """
+    query = sa.select(
+        hour_table.c.workflow,
+        sa.func.min(hour_table.c.minute),
+        sa.func.max(hour_table.c.last_at_ms),
+    ).group_by(hour_table.c.workflow)
+    if workflows is not None:
+        query = query.where(hour_table.c.workflow.in_(sorted(workflows)))
+    return {workflow: (first, last) for workflow, first, last in session.execute(query)}
 
 
 # -- pruning ------------------------------------------------------------------------------------

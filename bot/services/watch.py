@@ -1,0 +1,121 @@
+"""The watched workflows' figures and weekly chart points, read from the stored history.
+
+A handful of ranged reads answer for every workflow at once: minute slots of the last two hours
+(and of the hours holding a local midnight that is not on a UTC hour), hourly slots of the
+previous eight days, the versions seen, and each workflow's first hour and latest run.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Collection
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlmodel import Session
+
+from bot.config import Policy
+from bot.domain.watch.figures import (
+    HourPoint,
+    WatchFigures,
+    WatchHistory,
+    compute_figures,
+    reads,
+    week_points,
+)
+from bot.domain.watch.history import Slot, Version, hour_of, minute_of
+from bot.services.errors import UnknownWorkflow
+from storage import watch as store
+
+__all__ = ["UnwatchedWorkflow", "WatchService"]
+
+
+class UnwatchedWorkflow(UnknownWorkflow):
+    """Neither the policy file nor the recent history knows a workflow of that name."""
+
+    def __init__(self, workflow: str, known: list[str]) -> None:
+        super().__init__(workflow, known)
+        names = ", ".join(sorted(known)) or "none"
+        self.args = (
+            f"No workflow {workflow!r} is in the policy file or has sent runs lately "
+            f"(workflows: {names}).",
+        )
+
+
+class WatchService:
+    """Figures of the watched workflows at the bot's clock."""
+
+    def __init__(self, *, policy: Policy, clock: Callable[[], datetime]) -> None:
+        self._policy = policy
+        self._clock = clock
+        self._zone = ZoneInfo(policy.timezone)
+
+    def workflows(self, session: Session) -> list[str]:
+        """Return the policy's workflows and every workflow with history in the minutes kept."""
+        keep = self._policy.watch.retention.minutes
+        since = minute_of(self._clock() - keep)
+        return sorted({*self._policy.workflows, *store.workflows_seen(session, since)})
+
+    def resolve(self, session: Session, workflow: str) -> str:
+        """Return the workflow a name or alias means; UnwatchedWorkflow if none."""
+        name = self._policy.watched_workflow(workflow)
+        known = self.workflows(session)
+        if name in known:
+            return name
+        raise UnwatchedWorkflow(workflow, known)
+
+    def figures(self, session: Session, workflow: str | None = None) -> list[WatchFigures]:
+        """Return the figures of every watched workflow (or the named one), sorted by name."""
+        names = [self.resolve(session, workflow)] if workflow is not None else None
+        if names is None:
+            names = self.workflows(session)
+        if not names:
+            return []
+        now = self._clock()
+        plan = reads(now, self._zone, minutes_kept=self._policy.watch.retention.minutes)
+        only: Collection[str] | None = names if workflow is not None else None
+        minutes: dict[str, list[Slot]] = defaultdict(list)
+        for since, until in plan.minute_ranges:
+            for slot in store.slots(session, since=since, until=until, workflows=only):
+                minutes[slot.workflow].append(slot)
+        hours: dict[str, list[Slot]] = defaultdict(list)
+        for slot in store.slots(
+            session, since=plan.hours_since, until=plan.hours_until, hourly=True, workflows=only
+        ):
+            hours[slot.workflow].append(slot)
+        versions: dict[str, list[Version]] = defaultdict(list)
+        for version in store.versions(session, only):
+            versions[version.workflow].append(version)
+        reach = store.reach(session, only)
+        minute_hours = plan.minute_hours
+        found = []
+        for name in names:
+            first, last_ms = reach.get(name, (None, None))
+            history = WatchHistory(
+                workflow=name,
+                minutes=minutes.get(name, []),
+                hours=hours.get(name, []),
+                minute_hours=minute_hours,
+                versions=versions.get(name, []),
+                first_minute=first,
+                last_at_ms=last_ms,
+            )
+            found.append(
+                compute_figures(
+                    history,
+                    now=now,
+                    zone=self._zone,
+                    pinned_cost_per_run=self._policy.workflow(name).watch.cost_per_run_usd,
+                )
+            )
+        return found
+
+    def week(self, session: Session, workflow: str) -> list[HourPoint]:
+        """Return the workflow's last seven days as hourly points, oldest first."""
+        name = self.resolve(session, workflow)
+        now = self._clock()
+        current = hour_of(minute_of(now))
+        hours = store.slots(
+            session, since=current - 167 * 60, until=current + 60, hourly=True, workflows=[name]
+        )
+        return week_points(hours, now=now)
