@@ -7,7 +7,7 @@ touch the same rows cannot deadlock.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -54,8 +54,6 @@ __all__ = [
     "workflows_seen",
 ]
 
-# rows per INSERT statement: SQLite allows 32,766 bound values, a tally row binds about 50
-_CHUNK = 300
 _RECENT_WIDTH = 12
 _RECENT_CHARS = RECENT * _RECENT_WIDTH
 
@@ -70,11 +68,6 @@ def _dialect(session: Session) -> str:
     return session.get_bind().dialect.name
 
 
-def _chunks(rows: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(rows), size):
-        yield rows[start : start + size]
-
-
 # -- what is new --------------------------------------------------------------------------------
 
 
@@ -85,17 +78,14 @@ def claim(session: Session, keys: Mapping[int, int]) -> set[int]:
     """
     if not keys:
         return set()
-    new: set[int] = set()
-    ordered = sorted(keys.items())
-    for chunk in _chunks(ordered, 2000):
-        statement = (
-            _insert(session, seen_table)
-            .values([{"key": key, "minute": minute} for key, minute in chunk])
-            .on_conflict_do_nothing(index_elements=["key"])
-            .returning(seen_table.c.key)
-        )
-        new.update(session.execute(statement).scalars())
-    return new
+    statement = (
+        _insert(session, seen_table)
+        .on_conflict_do_nothing(index_elements=["key"])
+        .returning(seen_table.c.key)
+    )
+    rows = [{"key": key, "minute": minute} for key, minute in sorted(keys.items())]
+    # one statement for every row: compiled once, sent in batches of many VALUES
+    return set(session.execute(statement, rows).scalars())
 
 
 @dataclass(frozen=True)
@@ -169,8 +159,8 @@ def _lesser(session: Session, a: Any, b: Any) -> Any:
 
 def _upsert_tallies(session: Session, table: sa.Table, rows: list[dict[str, Any]]) -> None:
     recent = "recent" in table.c
-    for chunk in _chunks(rows):
-        statement = _insert(session, table).values(list(chunk))
+    if rows:
+        statement = _insert(session, table)
         new = statement.excluded
         changes: dict[str, Any] = {
             name: sa.func.nullif(
@@ -187,8 +177,10 @@ def _upsert_tallies(session: Session, table: sa.Table, rows: list[dict[str, Any]
                 if _dialect(session) == "postgresql"
                 else sa.func.substr(joined, -_RECENT_CHARS)
             )
+        # one statement for every row: compiled once (and cached), not once per row's values
         session.execute(
-            statement.on_conflict_do_update(index_elements=["minute", "workflow"], set_=changes)
+            statement.on_conflict_do_update(index_elements=["minute", "workflow"], set_=changes),
+            rows,
         )
 
 
@@ -225,20 +217,18 @@ def add_tallies(session: Session, tallies: Mapping[tuple[str, int], Tally]) -> N
             {"workflow": w, "kind": k, "value": v, "first_at_ms": f, "last_at_ms": la}
             for (w, k, v), (f, la) in sorted(seen.items())
         ]
-        for chunk in _chunks(rows):
-            statement = _insert(session, version_table).values(list(chunk))
-            new = statement.excluded
-            session.execute(
-                statement.on_conflict_do_update(
-                    index_elements=["workflow", "kind", "value"],
-                    set_={
-                        "first_at_ms": _lesser(
-                            session, version_table.c.first_at_ms, new.first_at_ms
-                        ),
-                        "last_at_ms": _greater(session, version_table.c.last_at_ms, new.last_at_ms),
-                    },
-                )
-            )
+        statement = _insert(session, version_table)
+        new = statement.excluded
+        session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["workflow", "kind", "value"],
+                set_={
+                    "first_at_ms": _lesser(session, version_table.c.first_at_ms, new.first_at_ms),
+                    "last_at_ms": _greater(session, version_table.c.last_at_ms, new.last_at_ms),
+                },
+            ),
+            rows,
+        )
 
 
 # -- reading ------------------------------------------------------------------------------------
