@@ -165,9 +165,8 @@ class RunsTemplate:
         return cls(parts=tuple(pieces[0::2]), slots=slots)
 
     def render(self, uid_base: int, now: float) -> bytes:
-        at = (
-            time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)).encode()
-            + b".%03dZ" % int(now % 1 * 1000)
+        at = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)).encode() + b".%03dZ" % int(
+            now % 1 * 1000
         )
         out = [self.parts[0]]
         for slot, part in zip(self.slots, self.parts[1:], strict=True):
@@ -347,7 +346,9 @@ def _accepted(mode: str, body: bytes) -> tuple[int, int]:
     return RUNS_PER_REQUEST, rejected
 
 
-async def _sender(cfg: LoadConfig, sender: int, render: Callable[[int, int], bytes], st: LoadStats, start: float) -> None:
+async def _sender(
+    cfg: LoadConfig, sender: int, render: Callable[[int, int], bytes], st: LoadStats, start: float
+) -> None:
     path = RUNS_PATH if cfg.mode == "runs" else OTLP_PATH
     kind = "application/json" if cfg.mode == "runs" else "application/x-protobuf"
     head = (
@@ -511,11 +512,20 @@ def throughput(args: argparse.Namespace) -> int:
             }
             argv = [sys.executable, "-m", "bot.cli", "serve"]
             if args.profile:
-                argv = [sys.executable, "-m", "cProfile", "-o", str(workdir / "bot.prof"), *argv[1:]]
+                argv = [
+                    sys.executable,
+                    "-m",
+                    "cProfile",
+                    "-o",
+                    str(workdir / "bot.prof"),
+                    *argv[1:],
+                ]
             bot = ingest.Server("bot", argv, bot_env, workdir)
             with bot:
                 print(f"bot ready on :{bot.port} (pid {bot.pid}); loading ...", flush=True)
-                backends = (lambda: ingest.pg_backends(url)) if args.database == "postgres" else None
+                backends = (
+                    (lambda: ingest.pg_backends(url)) if args.database == "postgres" else None
+                )
                 result = _run_load(args, bot, token, backends)
                 if args.profile:
                     bot.stop()  # SIGTERM so cProfile writes its file; no durability check
@@ -556,7 +566,9 @@ def throughput(args: argparse.Namespace) -> int:
     )
     slices = r["runs_per_s_by_second"]
     step = max(1, len(slices) // 10)
-    shown = [sum(slices[i : i + step]) / len(slices[i : i + step]) for i in range(0, len(slices), step)]
+    shown = [
+        sum(slices[i : i + step]) / len(slices[i : i + step]) for i in range(0, len(slices), step)
+    ]
     print(f"\nruns/s per {step} s: " + " ".join(f"{v:,.0f}" for v in shown))
     print(f"client: {r['render_us_per_request']:.0f} µs of CPU to render a body")
     if r["error_kinds"]:
@@ -587,7 +599,9 @@ def throughput(args: argparse.Namespace) -> int:
         checks["durability: sum(runs) == runs accepted in 2xx answers"] = d["ok"]
     else:
         print(f"\nprofile: {workdir / 'bot.prof'} (python -m pstats)")
-    return _verdict(args, checks, {"result": r, "durability": durability}, workdir, keep=args.profile)
+    return _verdict(
+        args, checks, {"result": r, "durability": durability}, workdir, keep=args.profile
+    )
 
 
 def _run_load(
