@@ -157,31 +157,43 @@ def _lesser(session: Session, a: Any, b: Any) -> Any:
     return sa.func.min(sa.func.coalesce(a, b), sa.func.coalesce(b, a))
 
 
-def _upsert_tallies(session: Session, table: sa.Table, rows: list[dict[str, Any]]) -> None:
-    recent = "recent" in table.c
-    if rows:
-        statement = _insert(session, table)
-        new = statement.excluded
-        changes: dict[str, Any] = {
-            name: sa.func.nullif(
-                sa.func.coalesce(table.c[name], 0) + sa.func.coalesce(new[name], 0), 0
-            )
-            for name in ADDED
-        }
-        for name in MAXED:
-            changes[name] = _greater(session, table.c[name], new[name])
-        if recent:
-            joined = sa.func.coalesce(table.c.recent, "") + sa.func.coalesce(new.recent, "")
-            changes["recent"] = (
-                sa.func.right(joined, _RECENT_CHARS)
-                if _dialect(session) == "postgresql"
-                else sa.func.substr(joined, -_RECENT_CHARS)
-            )
-        # one statement for every row: compiled once (and cached), not once per row's values
-        session.execute(
-            statement.on_conflict_do_update(index_elements=["minute", "workflow"], set_=changes),
-            rows,
+# the upsert of each (dialect, table), built once: SQLAlchemy then finds its compiled form in
+# its cache without walking a fresh statement of some 50 columns' expressions per call
+_UPSERTS: dict[tuple[str, str], Any] = {}
+_ZERO = sa.literal_column("0")
+
+
+def _upsert(session: Session, table: sa.Table) -> Any:
+    found = _UPSERTS.get((_dialect(session), table.name))
+    if found is not None:
+        return found
+    statement = _insert(session, table)
+    new = statement.excluded
+    changes: dict[str, Any] = {
+        name: sa.func.nullif(
+            sa.func.coalesce(table.c[name], _ZERO) + sa.func.coalesce(new[name], _ZERO), _ZERO
         )
+        for name in ADDED
+    }
+    for name in MAXED:
+        changes[name] = _greater(session, table.c[name], new[name])
+    if "recent" in table.c:
+        empty = sa.literal_column("''")
+        joined = sa.func.coalesce(table.c.recent, empty) + sa.func.coalesce(new.recent, empty)
+        changes["recent"] = (
+            sa.func.right(joined, sa.literal_column(str(_RECENT_CHARS)))
+            if _dialect(session) == "postgresql"
+            else sa.func.substr(joined, sa.literal_column(str(-_RECENT_CHARS)))
+        )
+    found = statement.on_conflict_do_update(index_elements=["minute", "workflow"], set_=changes)
+    _UPSERTS[(_dialect(session), table.name)] = found
+    return found
+
+
+def _upsert_tallies(session: Session, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        # one statement for every row, sent in batches of many VALUES
+        session.execute(_upsert(session, table), rows)
 
 
 def add_tallies(session: Session, tallies: Mapping[tuple[str, int], Tally]) -> None:
