@@ -59,6 +59,12 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.otlp_points = Counter(
+            "ai_incident_otlp_points",
+            "OTLP metric data points by outcome (kept, unknown_metric: not watched, rejected).",
+            ["outcome"],
+            registry=self.registry,
+        )
 
     def render(self) -> bytes:
         """Return the text exposition format."""

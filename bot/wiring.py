@@ -56,6 +56,7 @@ from bot.services.ingest import IngestPipeline
 from bot.services.killswitch import KillSwitchService
 from bot.services.tickets import TICKET_CREATE, TICKET_UPDATE, TicketEvents, TicketListener
 from bot.services.watch_intake import HistoryPruner, RunIntake
+from bot.services.watch_metrics import MetricIntake
 from bot.settings import Settings, environment
 from storage import journal
 from storage.db import create_db_engine
@@ -99,6 +100,7 @@ class Container:
     ticket_events: TicketEvents
     callback_guard: CallbackGuard  # where handoff callbacks may go
     runs: RunIntake
+    metric_intake: MetricIntake  # OTLP metrics into the watched history
     slack_app: App | None = None
     socket_mode: SocketModeHandler | None = None
     # further delivery lanes (tickets, pages, callbacks), each on its own thread
@@ -598,6 +600,7 @@ def bootstrap(
         lanes=lanes.others,
         handoffs=runners.handoffs,
         callback_guard=adapters.callback_guard,
+        metric_intake=MetricIntake(pipeline=runners.pipeline, policy=base.policy, clock=clock),
     )
 
 

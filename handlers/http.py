@@ -27,6 +27,8 @@ from bot.services.ingest import IngestPipeline
 from bot.services.killswitch import KillSwitchService
 from bot.services.tickets import TicketEvents
 from bot.services.watch_intake import RunIntake
+    app.include_router(
+from bot.services.watch_metrics import MetricIntake
 from bot.settings import Settings
 from handlers.errors import install as install_errors
 from handlers.gate import Gate
@@ -35,6 +37,8 @@ from handlers.jira_webhook import build_jira_router
 from handlers.ofrep import OfrepDeps, build_ofrep_router
 from handlers.openapi import install as install_openapi
 from handlers.runs import RunsDeps, build_runs_router
+    app.include_router(
+from handlers.otlp import OtlpDeps, build_otlp_router
 from handlers.slack.app import dispatch
 from handlers.webhooks import WebhookDeps, WebhookMetrics, build_router
 from storage.db import StorageUnavailable, migration_status, readonly
@@ -68,6 +72,8 @@ class Served(Protocol):
     def incidents(self) -> IncidentService: ...
     @property
     def pipeline(self) -> IngestPipeline: ...
+    @property
+    def metric_intake(self) -> MetricIntake: ...
     @property
     def killswitch(self) -> KillSwitchService: ...
     @property
@@ -141,6 +147,17 @@ def create_app(container: Served, *, manage_lifecycle: bool = True) -> FastAPI:
         )
     )
 
+    app.include_router(
+        build_otlp_router(
+            OtlpDeps(
+                policy=container.policy,
+                global_token=container.webhook_token,
+                intake=container.metric_intake,
+                metrics=container.metrics,
+                max_body_bytes=max_body_bytes,
+            )
+        )
+    )
     app.include_router(
         build_ofrep_router(
             OfrepDeps(

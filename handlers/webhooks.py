@@ -147,6 +147,7 @@ ENDPOINTS = {
     "/webhooks/alertmanager": "alertmanager",
     "/webhooks/alerts": "alerts",
     "/webhooks/runs": "runs",
+    "/v1/metrics": "otlp_metrics",
 }
 
 
