@@ -1,4 +1,4 @@
-"""The `ai-incident` command: serve, migrate, check-config, export, digest."""
+"""The `ai-incident` command: serve, migrate, check-config, export, digest, watch."""
 
 from __future__ import annotations
 
@@ -292,6 +292,45 @@ def _digest(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _watch(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.config import load_policy
+    from bot.rendering.watch import figures_text
+    from bot.services.errors import UnknownWorkflow
+    from bot.services.watch import WatchService
+    from bot.wiring import utc_now
+
+    try:
+        policy = load_policy(settings.ai_incident_config, environment())
+    except ConfigError as exc:
+        print(f"ai-incident: the policy file has problems:\n{exc}", file=sys.stderr)
+        return 2
+    service = WatchService(policy=policy, clock=utc_now)
+    engine = create_db_engine(settings.database_url)
+    try:
+        with Session(readonly(engine)) as session:
+            figures = service.figures(session, args.workflow)
+    except UnknownWorkflow as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    except DBAPIError as exc:
+        reason = str(exc.orig).strip().splitlines()[0]
+        print(
+            f"cannot read the watched history from {_shown(settings.database_url)}: {reason} "
+            "(is DATABASE_URL right, and has `ai-incident migrate` run?)",
+            file=sys.stderr,
+        )
+        return 1
+    finally:
+        engine.dispose()
+    if args.format == "json":
+        print(json.dumps([f.as_json() for f in figures], indent=2, ensure_ascii=False))
+    elif not figures:
+        print("no workflows: none in the policy file, and none has sent runs")
+    else:
+        print(figures_text(figures, now=utc_now()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser (every subcommand has --help)."""
     parser = argparse.ArgumentParser(
@@ -332,6 +371,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     digest.add_argument("--week", help="a past ISO week instead, e.g. 2026-W47")
     digest.set_defaults(func=_digest)
+    watch = sub.add_parser(
+        "watch", help="print the watched AI workflows' figures: runs, errors, latency, cost"
+    )
+    watch.add_argument("--workflow", help="one workflow (by name or alias) instead of all")
+    watch.add_argument("--format", choices=["text", "json"], default="text")
+    watch.set_defaults(func=_watch)
     return parser
 
 

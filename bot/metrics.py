@@ -2,9 +2,57 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
-__all__ = ["Metrics"]
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from bot.domain.watch.figures import WatchFigures
+
+__all__ = ["Metrics", "WorkflowGauges"]
+
+
+class WorkflowGauges(Collector):
+    """Per-workflow gauges of the watched figures, from the latest figures handed to `update`.
+
+    The figures are computed where the database may be read (the /metrics route does it before
+    rendering); a scrape only reads the snapshot. A workflow without a figure has no sample.
+    """
+
+    def __init__(self) -> None:
+        self._figures: Sequence[WatchFigures] = ()
+
+    def update(self, figures: Iterable[WatchFigures]) -> None:
+        """Replace the snapshot with these figures."""
+        self._figures = tuple(figures)
+
+    def collect(self) -> Iterator[Metric]:
+        figures = self._figures
+        families: tuple[tuple[str, str, Callable[[WatchFigures], float | None]], ...] = (
+            (
+                "ai_incident_workflow_runs_last_hour",
+                "Runs of each watched workflow in the last hour.",
+                lambda f: f.runs_last_hour,
+            ),
+            (
+                "ai_incident_workflow_error_rate_10m",
+                "Failed runs (errors and timeouts) over runs of the last 10 minutes, 0..1.",
+                lambda f: f.error_rate_10m,
+            ),
+            (
+                "ai_incident_workflow_spend_today_usd",
+                "Cost in US dollars of each watched workflow's runs since local midnight.",
+                lambda f: f.spend_today_usd,
+            ),
+        )
+        for name, documentation, value_of in families:
+            family = GaugeMetricFamily(name, documentation, labels=["workflow"])
+            for f in figures:
+                value = value_of(f)
+                if value is not None:
+                    family.add_metric([f.workflow], float(value))
+            yield family
 
 
 class Metrics:
@@ -65,6 +113,8 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.workflows = WorkflowGauges()
+        self.registry.register(self.workflows)
 
     def render(self) -> bytes:
         """Return the text exposition format."""

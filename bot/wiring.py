@@ -55,6 +55,7 @@ from bot.services.incidents import IncidentService
 from bot.services.ingest import IngestPipeline
 from bot.services.killswitch import KillSwitchService
 from bot.services.tickets import TICKET_CREATE, TICKET_UPDATE, TicketEvents, TicketListener
+from bot.services.watch import WatchService
 from bot.services.watch_intake import HistoryPruner, RunIntake
 from bot.services.watch_metrics import MetricIntake
 from bot.settings import Settings, environment
@@ -101,6 +102,7 @@ class Container:
     callback_guard: CallbackGuard  # where handoff callbacks may go
     runs: RunIntake
     metric_intake: MetricIntake  # OTLP metrics into the watched history
+    watch: WatchService
     slack_app: App | None = None
     socket_mode: SocketModeHandler | None = None
     # further delivery lanes (tickets, pages, callbacks), each on its own thread
@@ -204,6 +206,7 @@ class Services:
     incidents: IncidentService
     digests: DigestService
     handoffs: HandoffService
+    watch: WatchService
 
 
 @dataclass(frozen=True)
@@ -305,6 +308,7 @@ def build_services(base: Base) -> Services:
         incidents=incidents,
         digests=DigestService(policy=policy, clock=clock, handoffs=StoredHandoffs()),
         handoffs=handoffs,
+        watch=WatchService(policy=policy, clock=clock),
     )
 
 
@@ -601,6 +605,7 @@ def bootstrap(
         handoffs=runners.handoffs,
         callback_guard=adapters.callback_guard,
         metric_intake=MetricIntake(pipeline=runners.pipeline, policy=base.policy, clock=clock),
+        watch=services.watch,
     )
 
 

@@ -26,8 +26,8 @@ from bot.services.incidents import IncidentService
 from bot.services.ingest import IngestPipeline
 from bot.services.killswitch import KillSwitchService
 from bot.services.tickets import TicketEvents
+from bot.services.watch import WatchService
 from bot.services.watch_intake import RunIntake
-    app.include_router(
 from bot.services.watch_metrics import MetricIntake
 from bot.settings import Settings
 from handlers.errors import install as install_errors
@@ -36,9 +36,8 @@ from handlers.handoffs import HandoffDeps, build_handoff_router
 from handlers.jira_webhook import build_jira_router
 from handlers.ofrep import OfrepDeps, build_ofrep_router
 from handlers.openapi import install as install_openapi
-from handlers.runs import RunsDeps, build_runs_router
-    app.include_router(
 from handlers.otlp import OtlpDeps, build_otlp_router
+from handlers.runs import RunsDeps, build_runs_router
 from handlers.slack.app import dispatch
 from handlers.webhooks import WebhookDeps, WebhookMetrics, build_router
 from storage.db import StorageUnavailable, migration_status, readonly
@@ -92,6 +91,8 @@ class Served(Protocol):
     def slack_app(self) -> App | None: ...
     @property
     def workers(self) -> Sequence[Lane]: ...
+    @property
+    def watch(self) -> WatchService: ...
 
     def start(self) -> None: ...
     def stop(self) -> None: ...
@@ -235,6 +236,7 @@ def create_app(container: Served, *, manage_lifecycle: bool = True) -> FastAPI:
             )
             with Session(readonly(container.engine)) as session:
                 container.metrics.open_incidents.set(container.incidents.count_open(session))
+                container.metrics.workflows.update(container.watch.figures(session))
         except (SQLAlchemyError, StorageUnavailable) as exc:
             # metrics must answer even when the database does not
             log.warning("metrics gauges not refreshed: %s", exc)

@@ -7,6 +7,7 @@ touch the same rows cannot deadlock.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -48,8 +49,10 @@ __all__ = [
     "first_minute",
     "prune",
     "reach",
+    "recent_latencies",
     "record_runs",
     "slots",
+    "sums",
     "versions",
     "workflows_seen",
 ]
@@ -267,13 +270,16 @@ def _tally(row: sa.Row[Any], minute: int, recent: str | None) -> Tally:
         last_at_ms=values["last_at_ms"],
     )
     if recent:
-        base = minute * 60_000
-        entries = [
-            (base + int(recent[i : i + 5]), float(int(recent[i + 5 : i + _RECENT_WIDTH])))
-            for i in range(0, len(recent) - _RECENT_WIDTH + 1, _RECENT_WIDTH)
-        ]
-        tally.recent = sorted(entries)[-RECENT:]
+        tally.recent = sorted(_recent_entries(minute, recent))[-RECENT:]
     return tally
+
+
+def _recent_entries(minute: int, recent: str) -> list[tuple[int, float]]:
+    base = minute * 60_000
+    return [
+        (base + int(recent[i : i + 5]), float(int(recent[i + 5 : i + _RECENT_WIDTH])))
+        for i in range(0, len(recent) - _RECENT_WIDTH + 1, _RECENT_WIDTH)
+    ]
 
 
 def slots(
@@ -299,6 +305,76 @@ def slots(
         found.append(
             Slot(row.workflow, row.minute, 60 if hourly else 1, _tally(row, row.minute, recent))
         )
+    return found
+
+
+def _summed(column: sa.Column[Any]) -> Any:
+    # PostgreSQL's sum of a bigint is a numeric (a Decimal in Python): cast back to an integer
+    kind = sa.BigInteger() if isinstance(column.type, sa.Integer) else sa.Float()
+    return sa.cast(sa.func.sum(column), kind)
+
+
+@functools.cache
+def _sum_columns(table: sa.Table) -> tuple[Any, ...]:
+    # built once: constructing some fifty expressions per span costs more than the query
+    return (
+        *(_summed(table.c[name]).label(name) for name in ADDED),
+        *(sa.func.max(table.c[name]).label(name) for name in MAXED),
+    )
+
+
+def sums(
+    session: Session,
+    parts: Collection[tuple[int, int, bool]],
+    workflows: Collection[str] | None = None,
+) -> dict[tuple[str, int, int, bool], Tally]:
+    """Return each workflow's totals over some spans: (workflow, since, until, hourly) -> tally.
+
+    A part (since, until, hourly) adds up the minutes (or the hours, by their first minute)
+    `since` <= minute < `until`; the database does the adding, one query per table, so a week
+    of hours and the edges of a day cost a few rows per workflow. A workflow with nothing in a
+    part has no entry for it. The recent latencies are not summed (see `recent_latencies`).
+    """
+    found: dict[tuple[str, int, int, bool], Tally] = {}
+    ordered = sorted(set(parts))
+    for hourly in (False, True):
+        mine = [part for part in ordered if part[2] is hourly]
+        if not mine:
+            continue
+        table = hour_table if hourly else minute_table
+        selects = []
+        for index, (since, until, _hourly) in enumerate(mine):
+            query = sa.select(
+                table.c.workflow, sa.literal(index).label("part"), *_sum_columns(table)
+            ).where(table.c.minute >= since, table.c.minute < until)
+            if workflows is not None:
+                query = query.where(table.c.workflow.in_(sorted(workflows)))
+            selects.append(query.group_by(table.c.workflow))
+        for row in session.execute(sa.union_all(*selects)):
+            since, until, _hourly = mine[row.part]
+            found[(row.workflow, since, until, hourly)] = _tally(row, since, None)
+    return found
+
+
+def recent_latencies(
+    session: Session, *, since: int, until: int, workflows: Collection[str] | None = None
+) -> dict[str, list[tuple[int, float]]]:
+    """Return each workflow's latest latencies kept in minutes `since` <= minute < `until`.
+
+    (epoch ms, latency ms) pairs in time order, the latest RECENT of each minute.
+    """
+    query = sa.select(minute_table.c.workflow, minute_table.c.minute, minute_table.c.recent).where(
+        minute_table.c.minute >= since,
+        minute_table.c.minute < until,
+        minute_table.c.recent.is_not(None),
+    )
+    if workflows is not None:
+        query = query.where(minute_table.c.workflow.in_(sorted(workflows)))
+    found: dict[str, list[tuple[int, float]]] = {}
+    for workflow, minute, recent in session.execute(query):
+        found.setdefault(workflow, []).extend(_recent_entries(minute, recent))
+    for entries in found.values():
+        entries.sort()
     return found
 
 

@@ -1,8 +1,10 @@
 """The watched workflows' figures and weekly chart points, read from the stored history.
 
-A handful of ranged reads answer for every workflow at once: minute slots of the last two hours
-(and of the hours holding a local midnight that is not on a UTC hour), hourly slots of the
-previous eight days, the versions seen, and each workflow's first hour and latest run.
+A handful of queries answer for every workflow at once: the workflows seen, the totals of the
+spans the figures need (added up by the database: whole hours from the hourly history, the
+partial hours at the edges of the last two hours and of each local day from the minutes), the
+latest latencies of the last two hours, the models and prompts seen, and each workflow's first
+hour and latest run.
 """
 
 from __future__ import annotations
@@ -17,17 +19,21 @@ from sqlmodel import Session
 from bot.config import Policy
 from bot.domain.watch.figures import (
     HourPoint,
+    Part,
     WatchFigures,
     WatchHistory,
     compute_figures,
     reads,
     week_points,
 )
-from bot.domain.watch.history import Slot, Version, hour_of, minute_of
+from bot.domain.watch.history import Tally, Version, VersionKind, hour_of, minute_of
 from bot.services.errors import UnknownWorkflow
 from storage import watch as store
 
 __all__ = ["UnwatchedWorkflow", "WatchService"]
+
+# the versions the figures show (error texts are not read)
+_SHOWN = (VersionKind.MODEL, VersionKind.PROMPT)
 
 
 class UnwatchedWorkflow(UnknownWorkflow):
@@ -74,28 +80,23 @@ class WatchService:
         now = self._clock()
         plan = reads(now, self._zone, minutes_kept=self._policy.watch.retention.minutes)
         only: Collection[str] | None = names if workflow is not None else None
-        minutes: dict[str, list[Slot]] = defaultdict(list)
-        for since, until in plan.minute_ranges:
-            for slot in store.slots(session, since=since, until=until, workflows=only):
-                minutes[slot.workflow].append(slot)
-        hours: dict[str, list[Slot]] = defaultdict(list)
-        for slot in store.slots(
-            session, since=plan.hours_since, until=plan.hours_until, hourly=True, workflows=only
-        ):
-            hours[slot.workflow].append(slot)
+        sums: dict[str, dict[Part, Tally]] = defaultdict(dict)
+        for (name, since, until, hourly), tally in store.sums(session, plan.parts, only).items():
+            sums[name][Part(since, until, hourly)] = tally
+        recent = store.recent_latencies(
+            session, since=plan.recent_since, until=plan.recent_until, workflows=only
+        )
         versions: dict[str, list[Version]] = defaultdict(list)
-        for version in store.versions(session, only):
+        for version in store.versions(session, only, kinds=_SHOWN):
             versions[version.workflow].append(version)
         reach = store.reach(session, only)
-        minute_hours = plan.minute_hours
         found = []
         for name in names:
             first, last_ms = reach.get(name, (None, None))
             history = WatchHistory(
                 workflow=name,
-                minutes=minutes.get(name, []),
-                hours=hours.get(name, []),
-                minute_hours=minute_hours,
+                sums=sums.get(name, {}),
+                recent=recent.get(name, []),
                 versions=versions.get(name, []),
                 first_minute=first,
                 last_at_ms=last_ms,
@@ -103,7 +104,7 @@ class WatchService:
             found.append(
                 compute_figures(
                     history,
-                    now=now,
+                    plan,
                     zone=self._zone,
                     pinned_cost_per_run=self._policy.workflow(name).watch.cost_per_run_usd,
                 )

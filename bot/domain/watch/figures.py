@@ -1,9 +1,11 @@
 """The figures an on-call engineer reads about a watched workflow, from its stored history.
 
-Everything here is computed from tallies (`Slot`s) and `now`, never from single runs: the last
-two hours minute by minute, the previous eight days hour by hour, and, where the team's midnight
-is not on a UTC hour boundary (Asia/Kolkata's is at 18:30 UTC), the hours holding each midnight
-minute by minute, so "today" and each past local day start exactly at midnight.
+Everything here is computed from tallies and `now`, never from single runs. `reads` says which
+spans of the history the figures need: each window (the last 10, 30, 60 and 120 minutes, today,
+each of the previous seven local days, the same clock hours on each of them) is cut into
+`Part`s: whole hours from the hourly history, and the partial hours at its ends from the minute
+history, so "today" starts exactly at local midnight even where that is not on a UTC hour
+(Asia/Kolkata's is at 18:30 UTC). The store adds up each part; `compute_figures` adds the parts.
 
 A figure is None where there is no data for it (no runs, no latencies, no cost reported, not
 enough history for a baseline), never a made-up number. Rates are fractions 0..1.
@@ -12,10 +14,10 @@ enough history for a baseline), never a made-up number. Rates are fractions 0..1
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from typing import Any
+from typing import Any, NamedTuple
 
 from bot.domain.watch.history import (
     LATENCY_BOUNDS_MS,
@@ -31,6 +33,7 @@ from bot.domain.watch.history import (
 __all__ = [
     "BASELINE_DAYS",
     "HourPoint",
+    "Part",
     "Reads",
     "WatchFigures",
     "WatchHistory",
@@ -56,126 +59,111 @@ def _today(now: datetime, zone: tzinfo) -> date:
     return now.astimezone(zone).date()
 
 
+class Part(NamedTuple):
+    """A span the store adds up: minutes (or hours, by their first minute) since <= m < until."""
+
+    since: int
+    until: int
+    hourly: bool
+
+
+def _parts(since: int, until: int, *, current_hour: int, kept_since: int) -> tuple[Part, ...]:
+    """Cut minutes [since, until) into whole hours and the partial hours at the ends.
+
+    The current hour always comes from the minutes (its hourly tally may hold runs sent from a
+    few minutes ahead). A partial hour whose minutes are no longer kept counts whole in the
+    span it starts in.
+    """
+    if since >= until:
+        return ()
+    head_end = min(-(-since // 60) * 60, until)
+    tail_start = max(min(hour_of(until), current_hour), head_end)
+    parts = []
+    if since < head_end and since >= kept_since:
+        parts.append(Part(since, head_end, hourly=False))
+    if head_end < tail_start:
+        parts.append(Part(head_end, tail_start, hourly=True))
+    if tail_start < until:
+        if tail_start >= kept_since or tail_start >= current_hour:
+            parts.append(Part(tail_start, until, hourly=False))
+        else:
+            parts.append(Part(tail_start, tail_start + 60, hourly=True))
+    return tuple(parts)
+
+
 @dataclass(frozen=True, slots=True)
 class Reads:
-    """What the figures at `now` read: minute slots of some hours, hourly slots of a range.
+    """What the figures at one instant read: the parts of each window, and where recent
+    latencies are looked for."""
 
-    `minute_ranges` are [since, until) minute ranges, each a run of whole hours; `hours_since`
-    to `hours_until` is the [since, until) range of hourly slots.
-    """
-
-    minute_ranges: tuple[tuple[int, int], ...]
-    hours_since: int
-    hours_until: int
+    now_minute: int
+    # window name -> its parts: "10m", "30m", "1h", "2h", "today", "day1".."day7" (local days
+    # before today), "same_hours" (the clock hours the last hour touches, on each of those days)
+    windows: Mapping[str, tuple[Part, ...]]
+    recent_since: int
+    recent_until: int
 
     @property
-    def minute_hours(self) -> frozenset[int]:
-        """The first minutes of the hours read minute by minute."""
-        return frozenset(
-            hour for since, until in self.minute_ranges for hour in range(since, until, 60)
-        )
+    def parts(self) -> frozenset[Part]:
+        """Every distinct part, for the store to add up."""
+        return frozenset(part for parts in self.windows.values() for part in parts)
 
 
 def reads(now: datetime, zone: tzinfo, *, minutes_kept: timedelta) -> Reads:
-    """Return the ranges of history the figures at `now` need (and the week's chart too).
-
-    Minutes: the hours the last two hours touch, and the hours holding each of the last eight
-    local midnights that fall inside a UTC hour (while minutes are still kept). Hours: from the
-    earlier of eight local days ago and the same clock hour seven days ago, to the end of now's
-    hour.
-    """
+    """Return the spans of history the figures at `now` need (today starts at midnight in
+    `zone`; minutes older than `minutes_kept` are taken to be gone)."""
     now_minute = minute_of(now)
+    end = now_minute + 1
     current = hour_of(now_minute)
-    hours = set(range(hour_of(now_minute - 119), current + 60, 60))
     kept_since = now_minute - int(minutes_kept.total_seconds() // 60)
+
+    def cut(since: int, until: int) -> tuple[Part, ...]:
+        return _parts(since, until, current_hour=current, kept_since=kept_since)
+
     today = _today(now, zone)
     midnights = [local_midnight(today - timedelta(days=k), zone) for k in range(BASELINE_DAYS + 1)]
-    for midnight in midnights:
-        if midnight % 60 and hour_of(midnight) >= hour_of(kept_since):
-            hours.add(hour_of(midnight))
-    ranges: list[tuple[int, int]] = []
-    for hour in sorted(hours):
-        if ranges and ranges[-1][1] == hour:
-            ranges[-1] = (ranges[-1][0], hour + 60)
-        else:
-            ranges.append((hour, hour + 60))
-    since = min(
-        hour_of(midnights[-1]),
-        hour_of(now_minute - 59) - BASELINE_DAYS * _DAY,
-        current - (_WEEK_HOURS - 1) * 60,
+    windows: dict[str, tuple[Part, ...]] = {
+        "10m": cut(end - 10, end),
+        "30m": cut(end - 30, end),
+        "1h": cut(end - 60, end),
+        "2h": cut(end - 120, end),
+        "today": cut(midnights[0], end),
+    }
+    for k in range(1, BASELINE_DAYS + 1):
+        windows[f"day{k}"] = cut(midnights[k], midnights[k - 1])
+    first, last = hour_of(end - 60), hour_of(now_minute)
+    windows["same_hours"] = tuple(
+        Part(first - k * _DAY, last + 60 - k * _DAY, hourly=True)
+        for k in range(1, BASELINE_DAYS + 1)
     )
-    return Reads(tuple(ranges), since, current + 60)
+    return Reads(now_minute, windows, recent_since=end - 120, recent_until=end)
 
 
 @dataclass(frozen=True)
 class WatchHistory:
     """What the store holds of one workflow for the figures at one instant.
 
-    `minutes` are minute slots of the hours in `minute_hours` (read whole), `hours` the hourly
-    slots; `first_minute` is the first minute of its first hour of history (None: none at all);
-    `last_at_ms` the latest run the store knows of, when known beyond the slots.
+    `sums` are the totals of the parts `reads` asked for (a part with nothing in it may be
+    missing); `recent` the latest latencies kept in `Reads.recent_since`..`recent_until`, as
+    (epoch ms, latency ms) in time order; `first_minute` the first minute of its first hour of
+    history (None: none at all); `last_at_ms` its latest run.
     """
 
     workflow: str
-    minutes: Sequence[Slot] = ()
-    hours: Sequence[Slot] = ()
-    minute_hours: frozenset[int] = frozenset()
+    sums: Mapping[Part, Tally] = field(default_factory=dict)
+    recent: Sequence[tuple[int, float]] = ()
     versions: Sequence[Version] = ()
     first_minute: int | None = None
     last_at_ms: int | None = None
-    _by_minute: dict[int, Tally] = field(init=False, repr=False, compare=False)
-    _by_hour: dict[int, Tally] = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        by_minute: dict[int, Tally] = {}
-        for slot in self.minutes:
-            _add(by_minute, slot.start, slot.tally)
-        by_hour: dict[int, Tally] = {}
-        for slot in self.hours:
-            _add(by_hour, slot.start, slot.tally)
-        object.__setattr__(self, "_by_minute", by_minute)
-        object.__setattr__(self, "_by_hour", by_hour)
-
-    def span(self, since: int, until: int) -> Tally:
-        """Return the tally of minutes `since` <= minute < `until`.
-
-        An hour read minute by minute counts exactly the minutes in range; any other hour counts
-        whole when it starts in range (an hour at the edge of a range whose minutes are no
-        longer kept counts in the range it starts in).
-        """
+    def total(self, parts: Iterable[Part]) -> Tally:
+        """Return the tally of some parts added up."""
         total = Tally()
-        for hour in range(hour_of(since), until, 60):
-            if hour in self.minute_hours:
-                for minute in range(max(since, hour), min(until, hour + 60)):
-                    tally = self._by_minute.get(minute)
-                    if tally is not None:
-                        total.merge(tally)
-            elif hour >= since:
-                tally = self._by_hour.get(hour)
-                if tally is not None:
-                    total.merge(tally)
+        for part in parts:
+            tally = self.sums.get(part)
+            if tally is not None:
+                total.merge(tally)
         return total
-
-    def hour(self, start: int) -> Tally | None:
-        """Return the hourly slot starting at minute `start`, if any."""
-        return self._by_hour.get(start)
-
-    def latest_at_ms(self) -> int | None:
-        """Return the latest run's time known from the slots or the store."""
-        found = [self.last_at_ms] if self.last_at_ms is not None else []
-        found.extend(
-            slot.tally.last_at_ms
-            for slot in (*self.minutes, *self.hours)
-            if slot.tally.last_at_ms is not None
-        )
-        return max(found) if found else None
-
-
-def _add(into: dict[int, Tally], start: int, tally: Tally) -> None:
-    mine = into.get(start)
-    if mine is None:
-        into[start] = mine = Tally()
-    mine.merge(tally)
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,31 +275,24 @@ def _latest(versions: Iterable[Version], kind: VersionKind) -> str | None:
 
 def compute_figures(
     history: WatchHistory,
+    plan: Reads,
     *,
-    now: datetime,
     zone: tzinfo,
     pinned_cost_per_run: float | None = None,
 ) -> WatchFigures:
-    """Return a workflow's figures at `now` ("today" starts at local midnight in `zone`).
+    """Return a workflow's figures at the instant `plan` was made for (see `reads`).
 
     The last hour is the 60 minutes ending with now's minute (inclusive), so are the 10 minutes,
     30 minutes and 2 hours. Baselines need BASELINE_DAYS of history (the first hour at least
     that long before now); a pinned cost per run is the baseline with no history at all.
     """
-    now_minute = minute_of(now)
-    end = now_minute + 1
-
-    def last(minutes: int) -> Tally:
-        return history.span(end - minutes, end)
-
-    hour, ten, half, two = last(60), last(10), last(30), last(120)
-    today = _today(now, zone)
-    midnight = local_midnight(today, zone)
-    today_tally = history.span(midnight, end)
-    latest_ms = history.latest_at_ms()
-    seen = history.first_minute is not None or latest_ms is not None
+    windows = plan.windows
+    hour, ten, half, two, today = (
+        history.total(windows[name]) for name in ("1h", "10m", "30m", "2h", "today")
+    )
+    seen = history.first_minute is not None or history.last_at_ms is not None
     history_days = (
-        max(now_minute - history.first_minute, 0) // _DAY
+        max(plan.now_minute - history.first_minute, 0) // _DAY
         if history.first_minute is not None
         else None
     )
@@ -321,22 +302,8 @@ def compute_figures(
     spend_average: float | None = None
     cost_baseline: float | None = pinned_cost_per_run
     if enough:
-        # the clock hours the last hour touches, on each of the previous days
-        touched = sorted({hour_of(end - 60), hour_of(now_minute)})
-        same_hours = Tally()
-        for days_back in range(1, BASELINE_DAYS + 1):
-            for start in touched:
-                tally = history.hour(start - days_back * _DAY)
-                if tally is not None:
-                    same_hours.merge(tally)
-        tokens_baseline = _tokens_per_run(same_hours)
-        days = [
-            history.span(
-                local_midnight(today - timedelta(days=k), zone),
-                local_midnight(today - timedelta(days=k - 1), zone),
-            )
-            for k in range(1, BASELINE_DAYS + 1)
-        ]
+        tokens_baseline = _tokens_per_run(history.total(windows["same_hours"]))
+        days = [history.total(windows[f"day{k}"]) for k in range(1, BASELINE_DAYS + 1)]
         spend_average = sum(day.cost_usd for day in days) / BASELINE_DAYS
         if cost_baseline is None:
             per_day = [value for value in map(_cost_per_run, days) if value is not None]
@@ -347,22 +314,22 @@ def compute_figures(
         note = f"not enough history ({history_days} day{'' if history_days == 1 else 's'})"
     else:
         note = None
-    recent = [latency for _at, latency in two.recent]
+    latest = history.last_at_ms
     return WatchFigures(
         workflow=history.workflow,
         runs_last_hour=hour.runs if seen else None,
         error_rate_10m=_rate(ten.failed, ten.runs),
         error_rate_2h=_rate(two.failed, two.runs),
-        error_rate_today=_rate(today_tally.failed, today_tally.runs),
+        error_rate_today=_rate(today.failed, today.runs),
         latency_p50_ms_1h=percentile(hour, 0.5),
         latency_p95_ms_1h=percentile(hour, 0.95),
         latency_max_ms_1h=hour.latency_max_ms if hour.latency_count > 0 else None,
-        last_latencies_ms=tuple(recent[-3:]),
+        last_latencies_ms=tuple(latency for _at, latency in history.recent[-3:]),
         tokens_per_run_1h=_tokens_per_run(hour),
         tokens_per_run_baseline=tokens_baseline,
         cost_per_run_1h=_cost_per_run(hour),
         cost_per_run_baseline=cost_baseline,
-        spend_today_usd=today_tally.cost_usd if seen else None,
+        spend_today_usd=today.cost_usd if seen else None,
         spend_7d_daily_avg_usd=spend_average,
         refusal_rate_30m=_rate(half.refusals, half.runs),
         confidence_mean_1h=(
@@ -371,9 +338,7 @@ def compute_figures(
         handoff_rate_1h=_rate(hour.handoffs, hour.runs),
         model=_latest(history.versions, VersionKind.MODEL),
         prompt_version=_latest(history.versions, VersionKind.PROMPT),
-        last_run_at=(
-            datetime.fromtimestamp(latest_ms / 1000, tz=UTC) if latest_ms is not None else None
-        ),
+        last_run_at=(datetime.fromtimestamp(latest / 1000, tz=UTC) if latest is not None else None),
         history_days=history_days,
         baseline_note=note,
     )
@@ -383,7 +348,7 @@ def week_points(hours: Iterable[Slot], *, now: datetime) -> list[HourPoint]:
     """Return the last seven days as hourly points, oldest first, ending with now's hour."""
     by_hour: dict[int, Tally] = {}
     for slot in hours:
-        _add(by_hour, slot.start, slot.tally)
+        by_hour.setdefault(slot.start, Tally()).merge(slot.tally)
     current = hour_of(minute_of(now))
     points = []
     for start in range(current - (_WEEK_HOURS - 1) * 60, current + 60, 60):
