@@ -163,7 +163,7 @@ def _lesser(session: Session, a: Any, b: Any) -> Any:
 # the upsert of each (dialect, table), built once: SQLAlchemy then finds its compiled form in
 # its cache without walking a fresh statement of some 50 columns' expressions per call
 _UPSERTS: dict[tuple[str, str], Any] = {}
-_ZERO = sa.literal_column("0")
+_ZERO: sa.ColumnClause[Any] = sa.literal_column("0")
 
 
 def _upsert(session: Session, table: sa.Table) -> Any:
@@ -181,7 +181,7 @@ def _upsert(session: Session, table: sa.Table) -> Any:
     for name in MAXED:
         changes[name] = _greater(session, table.c[name], new[name])
     if "recent" in table.c:
-        empty = sa.literal_column("''")
+        empty: sa.ColumnClause[Any] = sa.literal_column("''")
         joined = sa.func.coalesce(table.c.recent, empty) + sa.func.coalesce(new.recent, empty)
         changes["recent"] = (
             sa.func.right(joined, sa.literal_column(str(_RECENT_CHARS)))
