@@ -729,7 +729,7 @@ def _verdict(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Watch ingest throughput, watch latency and disk.")
-    parser.add_argument("--mode", choices=["runs", "otlp", "watch"], default="runs")
+    parser.add_argument("--mode", choices=["runs", "otlp", "watch", "sections"], default="runs")
     parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--senders", type=int, default=6, help="closed-loop senders")
     parser.add_argument("--seconds", type=float, default=20.0, help="measured seconds")
@@ -746,6 +746,11 @@ def main(argv: list[str] | None = None) -> int:
         import watch_fill
 
         return watch_fill.run(args)
+    if args.mode == "sections":
+        import watch_sections
+
+        watch_sections.run(args)
+        return 0
     return throughput(args)
 
 
