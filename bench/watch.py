@@ -28,6 +28,7 @@ import random
 import re
 import secrets
 import shutil
+import signal
 import socket
 import sqlite3
 import struct
@@ -513,11 +514,9 @@ def throughput(args: argparse.Namespace) -> int:
             if args.profile:
                 argv = [
                     sys.executable,
-                    "-m",
-                    "cProfile",
-                    "-o",
+                    str(ROOT / "bench" / "profiled_serve.py"),
                     str(workdir / "bot.prof"),
-                    *argv[1:],
+                    "serve",
                 ]
             bot = ingest.Server("bot", argv, bot_env, workdir)
             with bot:
@@ -527,7 +526,11 @@ def throughput(args: argparse.Namespace) -> int:
                 )
                 result = _run_load(args, bot, token, backends)
                 if args.profile:
-                    bot.stop()  # SIGTERM so cProfile writes its file; no durability check
+                    # SIGINT: uvicorn stops, then raises it again as KeyboardInterrupt, and
+                    # the profiler writes its file (that takes a while); no durability check
+                    assert bot.proc is not None
+                    bot.proc.send_signal(signal.SIGINT)
+                    bot.proc.wait(300)
                 else:
                     bot.kill()  # like a crash: what a 2xx acknowledged must be stored
                 stored = stored_runs(url)
@@ -738,7 +741,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, default=35, help="watch: days of minute history")
     parser.add_argument("--repeats", type=int, default=20, help="watch: timed figure builds")
     parser.add_argument(
-        "--profile", action="store_true", help="runs/otlp: run the bot under cProfile"
+        "--profile", action="store_true", help="runs/otlp: run the bot under yappi"
     )
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args(argv)
