@@ -71,6 +71,10 @@ def _dialect(session: Session) -> str:
     return session.get_bind().dialect.name
 
 
+# keys per INSERT of claim: SQLite binds at most 32,766 values
+_CLAIM_ROWS = 2000
+
+
 # -- what is new --------------------------------------------------------------------------------
 
 
@@ -81,14 +85,21 @@ def claim(session: Session, keys: Mapping[int, int]) -> set[int]:
     """
     if not keys:
         return set()
-    statement = (
-        _insert(session, seen_table)
-        .on_conflict_do_nothing(index_elements=["key"])
-        .returning(seen_table.c.key)
-    )
-    rows = [{"key": key, "minute": minute} for key, minute in sorted(keys.items())]
-    # one statement for every row: compiled once, sent in batches of many VALUES
-    return set(session.execute(statement, rows).scalars())
+    dialect = session.get_bind().dialect
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    quote = dialect.identifier_preparer.quote
+    head = f"INSERT INTO {quote(seen_table.name)} ({quote('key')}, {quote('minute')}) VALUES "
+    tail = f" ON CONFLICT ({quote('key')}) DO NOTHING RETURNING {quote('key')}"
+    ordered = sorted(keys.items())
+    connection = session.connection()
+    new: set[int] = set()
+    # plain SQL to the driver: per key, two values bound and nothing else done
+    for start in range(0, len(ordered), _CLAIM_ROWS):
+        chunk = ordered[start : start + _CLAIM_ROWS]
+        sql = head + ",".join([f"({mark}, {mark})"] * len(chunk)) + tail
+        values = tuple(value for pair in chunk for value in pair)
+        new.update(key for (key,) in connection.exec_driver_sql(sql, values))
+    return new
 
 
 @dataclass(frozen=True)
@@ -193,10 +204,30 @@ def _upsert(session: Session, table: sa.Table) -> Any:
     return found
 
 
+# the upserts' SQL and, for a driver that binds by position, the order of its values
+_DRIVER_SQL: dict[tuple[str, str], tuple[str, tuple[str, ...] | None]] = {}
+
+
+def _upsert_sql(session: Session, table: sa.Table) -> tuple[str, tuple[str, ...] | None]:
+    dialect = session.get_bind().dialect
+    found = _DRIVER_SQL.get((dialect.name, table.name))
+    if found is None:
+        compiled = _upsert(session, table).compile(dialect=dialect)
+        names = tuple(compiled.positiontup or ()) if compiled.positional else None
+        found = _DRIVER_SQL[(dialect.name, table.name)] = (compiled.string, names)
+    return found
+
+
 def _upsert_tallies(session: Session, table: sa.Table, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        # one statement for every row, sent in batches of many VALUES
-        session.execute(_upsert(session, table), rows)
+    if not rows:
+        return
+    sql, names = _upsert_sql(session, table)
+    # the driver's executemany with the rows as they are: SQLAlchemy would process each of the
+    # some 50 values of every row, for types that need no processing
+    params: Sequence[Any] = (
+        rows if names is None else [tuple(row[name] for name in names) for row in rows]
+    )
+    session.connection().exec_driver_sql(sql, params)
 
 
 def add_tallies(session: Session, tallies: Mapping[tuple[str, int], Tally]) -> None:
