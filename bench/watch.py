@@ -572,7 +572,11 @@ def throughput(args: argparse.Namespace) -> int:
         sum(slices[i : i + step]) / len(slices[i : i + step]) for i in range(0, len(slices), step)
     ]
     print(f"\nruns/s per {step} s: " + " ".join(f"{v:,.0f}" for v in shown))
-    print(f"client: {r['render_us_per_request']:.0f} µs of CPU to render a body")
+    print(
+        f"bot: {r['server_cpu_ms_per_request']:.1f} ms of CPU per request, "
+        f"{r['runs_per_server_cpu_s']:,.0f} runs per CPU second of the bot's process; "
+        f"client: {r['render_us_per_request']:.0f} µs of CPU to render a body"
+    )
     if r["error_kinds"]:
         print(f"errors: {r['error_kinds']}")
     if r["other_cpu_cores"] > ingest.NOISY_CORES:
@@ -687,6 +691,13 @@ def _run_load(
         "machine_busy": machine,
         "runs_per_s_by_second": [n * RUNS_PER_REQUEST for n in st.slices],
         "render_us_per_request": st.render_s / sent * 1e6,
+        # what one core of the bot's process takes: comparable when other processes compete
+        "runs_per_server_cpu_s": st.ok * RUNS_PER_REQUEST / args.seconds / server_cpu
+        if server_cpu > 0
+        else math.nan,
+        "server_cpu_ms_per_request": server_cpu * args.seconds / st.ok * 1000
+        if st.ok
+        else math.nan,
         "body_bytes": st.body_bytes,
     }
 
@@ -740,9 +751,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=30.0, help="per-request timeout (s)")
     parser.add_argument("--days", type=int, default=35, help="watch: days of minute history")
     parser.add_argument("--repeats", type=int, default=20, help="watch: timed figure builds")
-    parser.add_argument(
-        "--profile", action="store_true", help="runs/otlp: run the bot under yappi"
-    )
+    parser.add_argument("--profile", action="store_true", help="runs/otlp: run the bot under yappi")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args(argv)
     if args.mode == "watch":
