@@ -294,6 +294,7 @@ def _digest(args: argparse.Namespace, settings: Settings) -> int:
 
 def _watch(args: argparse.Namespace, settings: Settings) -> int:
     from bot.config import load_policy
+    from bot.domain.numbers import finite_json
     from bot.rendering.watch import figures_text
     from bot.services.errors import UnknownWorkflow
     from bot.services.watch import WatchService
@@ -323,7 +324,8 @@ def _watch(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         engine.dispose()
     if args.format == "json":
-        print(json.dumps([f.as_json() for f in figures], indent=2, ensure_ascii=False))
+        rows = finite_json([f.as_json() for f in figures])
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
     elif not figures:
         print("no workflows: none in the policy file, and none has sent runs")
     else:

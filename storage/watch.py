@@ -388,24 +388,41 @@ def sums(
 
 
 def recent_latencies(
-    session: Session, *, since: int, until: int, workflows: Collection[str] | None = None
+    session: Session,
+    *,
+    since: int,
+    until: int,
+    count: int = 3,
+    workflows: Collection[str] | None = None,
 ) -> dict[str, list[tuple[int, float]]]:
-    """Return each workflow's latest latencies kept in minutes `since` <= minute < `until`.
+    """Return each workflow's latest `count` latencies kept in minutes since <= minute < until.
 
-    (epoch ms, latency ms) pairs in time order, the latest RECENT of each minute.
+    (epoch ms, latency ms) pairs, oldest first. Only the latest `count` minutes with latencies
+    are read (each keeps at least one), ranked by the database.
     """
-    query = sa.select(minute_table.c.workflow, minute_table.c.minute, minute_table.c.recent).where(
+    query = sa.select(
+        minute_table.c.workflow,
+        minute_table.c.minute,
+        minute_table.c.recent,
+        sa.func.row_number()
+        .over(partition_by=minute_table.c.workflow, order_by=minute_table.c.minute.desc())
+        .label("rank"),
+    ).where(
         minute_table.c.minute >= since,
         minute_table.c.minute < until,
         minute_table.c.recent.is_not(None),
     )
     if workflows is not None:
         query = query.where(minute_table.c.workflow.in_(sorted(workflows)))
+    ranked = query.subquery()
+    latest = sa.select(ranked.c.workflow, ranked.c.minute, ranked.c.recent).where(
+        ranked.c.rank <= count
+    )
     found: dict[str, list[tuple[int, float]]] = {}
-    for workflow, minute, recent in session.execute(query):
+    for workflow, minute, recent in session.execute(latest):
         found.setdefault(workflow, []).extend(_recent_entries(minute, recent))
-    for entries in found.values():
-        entries.sort()
+    for workflow, entries in found.items():
+        found[workflow] = sorted(entries)[-count:]
     return found
 
 

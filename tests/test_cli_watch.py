@@ -105,3 +105,31 @@ def test_watch_of_an_unknown_workflow_says_so(
         "No workflow 'nope' is in the policy file or has sent runs lately "
         "(workflows: quiet-bot, support-bot)."
     )
+
+
+def test_watch_of_a_database_without_the_schema_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "ai-incident.yml"
+    config.write_text("timezone: UTC\n", encoding="utf-8")
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'empty.db'}")
+    monkeypatch.setenv("AI_INCIDENT_CONFIG", str(config))
+    assert main(["watch"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("cannot read the watched history from sqlite:///")
+    assert "ai-incident migrate" in err and len(err.splitlines()) == 1
+
+
+def test_watch_without_any_workflow(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "ai-incident.yml"
+    config.write_text("timezone: UTC\n", encoding="utf-8")
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.setenv("AI_INCIDENT_CONFIG", str(config))
+    assert main(["watch"]) == 0
+    assert (
+        capsys.readouterr().out == "no workflows: none in the policy file, and none has sent runs\n"
+    )
+    assert main(["watch", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []

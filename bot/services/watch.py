@@ -3,8 +3,8 @@
 A handful of queries answer for every workflow at once: the workflows seen, the totals of the
 spans the figures need (added up by the database: whole hours from the hourly history, the
 partial hours at the edges of the last two hours and of each local day from the minutes), the
-latest latencies of the last two hours, the models and prompts seen, and each workflow's first
-hour and latest run.
+latest latencies (of the last two hours; of the days they are kept for a workflow with fewer
+than three there), the models and prompts seen, and each workflow's first hour and latest run.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from bot.config import Policy
 from bot.domain.watch.figures import (
     HourPoint,
     Part,
+    Reads,
     WatchFigures,
     WatchHistory,
     compute_figures,
@@ -83,9 +84,7 @@ class WatchService:
         sums: dict[str, dict[Part, Tally]] = defaultdict(dict)
         for (name, since, until, hourly), tally in store.sums(session, plan.parts, only).items():
             sums[name][Part(since, until, hourly)] = tally
-        recent = store.recent_latencies(
-            session, since=plan.recent_since, until=plan.recent_until, workflows=only
-        )
+        recent = self._latest_latencies(session, plan, names, only)
         versions: dict[str, list[Version]] = defaultdict(list)
         for version in store.versions(session, only, kinds=_SHOWN):
             versions[version.workflow].append(version)
@@ -109,6 +108,28 @@ class WatchService:
                     pinned_cost_per_run=self._policy.workflow(name).watch.cost_per_run_usd,
                 )
             )
+        return found
+
+    def _latest_latencies(
+        self, session: Session, plan: Reads, names: list[str], only: Collection[str] | None
+    ) -> dict[str, list[tuple[int, float]]]:
+        """The last three latencies of each workflow: from the last two hours, and for the
+        workflows with fewer there, from the rest of the minutes that keep them."""
+        found = store.recent_latencies(
+            session, since=plan.recent_since, until=plan.recent_until, count=3, workflows=only
+        )
+        short = [name for name in names if len(found.get(name, ())) < 3]
+        if short:
+            keep = self._policy.watch.retention.recent_latencies
+            older = store.recent_latencies(
+                session,
+                since=plan.now_minute - int(keep.total_seconds() // 60),
+                until=plan.recent_since,
+                count=3,
+                workflows=short,
+            )
+            for name, entries in older.items():
+                found[name] = (entries + found.get(name, []))[-3:]
         return found
 
     def week(self, session: Session, workflow: str) -> list[HourPoint]:

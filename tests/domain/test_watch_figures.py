@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta, tzinfo
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot.domain.watch.figures import (
     Part,
@@ -451,3 +454,106 @@ def test_latency_text(ms: float | None, text: str) -> None:
 )
 def test_cost_text(usd: float, text: str) -> None:
     assert cost_text(usd) == text
+
+
+@pytest.mark.parametrize(
+    "zone",
+    ["UTC", "Asia/Kolkata", "Asia/Kathmandu", "America/St_Johns", "Europe/Berlin"],
+)
+@pytest.mark.parametrize(
+    "now",
+    [
+        NOW,
+        datetime(2026, 10, 25, 0, 59, 59, tzinfo=UTC),  # Berlin's clocks went back at 01:00 UTC
+        datetime(2026, 3, 29, 22, 0, tzinfo=UTC),  # the night after Berlin's clocks went forward
+        datetime(2026, 12, 6, 18, 29, tzinfo=UTC),  # a minute before Kolkata's midnight
+        datetime(2026, 12, 6, 18, 59, tzinfo=UTC),
+    ],
+)
+def test_each_window_is_cut_into_parts_that_tile_it_exactly(now: datetime, zone: str) -> None:
+    tz = ZoneInfo(zone)
+    plan = reads(now, tz, minutes_kept=timedelta(days=35))
+    end = minute_of(now) + 1
+    today = now.astimezone(tz).date()
+    midnights = [local_midnight(today - timedelta(days=k), tz) for k in range(8)]
+    expected = {
+        "10m": (end - 10, end),
+        "30m": (end - 30, end),
+        "1h": (end - 60, end),
+        "2h": (end - 120, end),
+        "today": (midnights[0], end),
+        **{f"day{k}": (midnights[k], midnights[k - 1]) for k in range(1, 8)},
+    }
+    for name, (since, until) in expected.items():
+        parts = plan.windows[name]
+        assert parts[0].since == since and parts[-1].until == until, name
+        for before, after in pairwise(parts):
+            assert before.until == after.since, name
+        for part in parts:
+            assert part.since < part.until
+            if part.hourly:
+                assert part.since % 60 == 0 and part.until % 60 == 0
+                assert part.until <= hour_of(minute_of(now))  # never the current hour's row
+            else:
+                assert hour_of(part.since) == hour_of(part.until - 1)  # within one hour
+
+
+# -- against counting the runs one by one -------------------------------------------------------
+
+_ZONES = ["UTC", "Asia/Kolkata", "Asia/Kathmandu", "America/St_Johns", "Europe/Berlin"]
+_START = datetime(2026, 10, 20, tzinfo=UTC)  # Berlin's clocks go back on Oct 25
+
+
+@st.composite
+def _scenario(draw: st.DrawFn) -> tuple[list[Run], datetime, str]:
+    now = _START + timedelta(minutes=draw(st.integers(9 * _DAY_MINUTES, 11 * _DAY_MINUTES)))
+    offsets = draw(st.lists(st.integers(0, 10 * _DAY_MINUTES * 60), min_size=1, max_size=40))
+    runs = [
+        Run(
+            WORKFLOW,
+            f"r{index}",
+            now - timedelta(seconds=offset),
+            status=draw(st.sampled_from(list(RunStatus))),
+            cost_usd=draw(st.sampled_from([0.0, 0.01, 0.25])),
+        )
+        for index, offset in enumerate(offsets)
+    ]
+    return runs, now, draw(st.sampled_from(_ZONES))
+
+
+_DAY_MINUTES = 1440
+
+
+@settings(max_examples=150, deadline=None, database=None)
+@given(_scenario())
+def test_the_figures_agree_with_counting_each_run(
+    scenario: tuple[list[Run], datetime, str],
+) -> None:
+    runs, now, zone_name = scenario
+    zone = ZoneInfo(zone_name)
+    f = figures_at(runs, now, zone)
+    end = minute_of(now) + 1
+
+    def within(since: int, until: int) -> list[Run]:
+        return [run for run in runs if since <= minute_of(run.at) < until]
+
+    def error_rate(found: list[Run]) -> float | None:
+        failed = [r for r in found if r.status in (RunStatus.ERROR, RunStatus.TIMEOUT)]
+        return len(failed) / len(found) if found else None
+
+    assert f.runs_last_hour == len(within(end - 60, end))
+    assert f.error_rate_10m == pytest.approx(error_rate(within(end - 10, end)))
+    assert f.error_rate_2h == pytest.approx(error_rate(within(end - 120, end)))
+    today = now.astimezone(zone).date()
+    midnights = [local_midnight(today - timedelta(days=k), zone) for k in range(8)]
+    assert f.error_rate_today == pytest.approx(error_rate(within(midnights[0], end)))
+    assert f.spend_today_usd == pytest.approx(
+        sum(r.cost_usd or 0.0 for r in within(midnights[0], end))
+    )
+    first_hour = hour_of(min(minute_of(r.at) for r in runs))
+    assert f.history_days == (minute_of(now) - first_hour) // _DAY_MINUTES
+    if f.history_days is not None and f.history_days >= 7:
+        week = within(midnights[7], midnights[0])
+        assert f.spend_7d_daily_avg_usd == pytest.approx(sum(r.cost_usd or 0.0 for r in week) / 7)
+    else:
+        assert f.spend_7d_daily_avg_usd is None

@@ -153,7 +153,13 @@ def test_no_workflows_at_all_is_an_empty_list(engine: Engine) -> None:
 @pytest.mark.both_backends
 def test_all_workflows_take_a_few_ranged_queries(engine: Engine) -> None:
     runs = [
-        Run(f"wf-{n:02d}", f"r{i}", NOW - timedelta(hours=20 * i), cost_usd=0.01)
+        Run(
+            f"wf-{n:02d}",
+            f"r{i}",
+            NOW - timedelta(hours=20 * i),
+            cost_usd=0.01,
+            latency_ms=100.0 + i,
+        )
         for n in range(20)
         for i in range(10)
     ]
@@ -171,9 +177,12 @@ def test_all_workflows_take_a_few_ranged_queries(engine: Engine) -> None:
     finally:
         sa.event.remove(engine, "before_cursor_execute", count)
     assert len(found) == 20
-    # the workflows seen, the sums of minutes and of hours, the latest latencies, the versions,
-    # the first hour and latest run: no query per workflow, nor per day
-    assert len(statements) == 6
+    # the workflows seen, the sums of minutes and of hours, the latest latencies (of the last two
+    # hours, then of the two days they are kept for the workflows with fewer than three), the
+    # versions, the first hour and latest run: no query per workflow, nor per day
+    assert len(statements) == 7
+    # the runs 40 and 20 hours ago and now's (latencies are kept 2 days), oldest first
+    assert all(f.last_latencies_ms == (102.0, 101.0, 100.0) for f in found)
     # runs 20 h apart back from 14:02:30 UTC, the first 180 h ago
     assert all(f.history_days == 7 for f in found)
     # the 7 Kolkata days before today are Nov 28 18:30 .. Dec 5 18:30 UTC, 19.5 h to 187.5 h

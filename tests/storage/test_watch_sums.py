@@ -71,6 +71,11 @@ def test_recent_latencies_in_time_order(engine: Engine) -> None:
             (epoch_ms(T0 + timedelta(minutes=1, seconds=9)), 300.0),
         ]
     }
+    with Session(engine) as session:
+        latest = watch.recent_latencies(session, since=M0, until=M0 + 60, count=1)
+        assert latest == {"a": [(epoch_ms(T0 + timedelta(minutes=1, seconds=9)), 300.0)]}
+        # the minutes before `since` are not read
+        assert watch.recent_latencies(session, since=M0 + 2, until=M0 + 60) == {}
 
 
 def test_reach_is_the_first_hour_and_the_latest_run(engine: Engine) -> None:
