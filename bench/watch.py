@@ -1,6 +1,6 @@
 """Watch benchmark: runs and OTLP metrics ingest throughput, and `watch` over 35 days of history.
 
-    .venv/bin/python bench/watch.py --mode runs  [--database sqlite|postgres] [--senders 6]
+    .venv/bin/python bench/watch.py --mode runs  [--database sqlite|postgres] [--senders 16]
     .venv/bin/python bench/watch.py --mode otlp  [--database sqlite|postgres]
     .venv/bin/python bench/watch.py --mode watch [--database sqlite|postgres]
 
@@ -745,7 +745,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Watch ingest throughput, watch latency and disk.")
     parser.add_argument("--mode", choices=["runs", "otlp", "watch", "sections"], default="runs")
     parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
-    parser.add_argument("--senders", type=int, default=6, help="closed-loop senders")
+    parser.add_argument("--senders", type=int, default=16, help="closed-loop senders")
     parser.add_argument("--seconds", type=float, default=20.0, help="measured seconds")
     parser.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds first")
     parser.add_argument("--timeout", type=float, default=30.0, help="per-request timeout (s)")
