@@ -142,16 +142,20 @@ def _recent_text(minute: int, tally: Tally) -> str | None:
     )
 
 
+# the added columns that are a tally's own fields (the rest are its histograms' buckets)
+_FIELDS = tuple(name for name in ADDED if name not in (*LATENCY_COLUMNS, *CONFIDENCE_COLUMNS))
+
+
 def _row(workflow: str, minute: int, tally: Tally, *, recent: bool) -> dict[str, Any]:
     row: dict[str, Any] = {"workflow": workflow, "minute": minute}
-    for name in ADDED:
-        if name in LATENCY_COLUMNS:
-            value: Any = tally.latency_buckets[LATENCY_COLUMNS.index(name)]
-        elif name in CONFIDENCE_COLUMNS:
-            value = tally.confidence_buckets[CONFIDENCE_COLUMNS.index(name)]
-        else:
-            value = getattr(tally, name)
-        row[name] = value or None
+    for name in _FIELDS:
+        row[name] = getattr(tally, name) or None
+    row.update(
+        zip(LATENCY_COLUMNS, [count or None for count in tally.latency_buckets], strict=True)
+    )
+    row.update(
+        zip(CONFIDENCE_COLUMNS, [count or None for count in tally.confidence_buckets], strict=True)
+    )
     row["latency_max_ms"] = tally.latency_max_ms
     row["last_at_ms"] = tally.last_at_ms
     if recent:
