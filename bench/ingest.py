@@ -221,6 +221,12 @@ class WorkerStats:
 
 
 async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
+    status, close, _ = await read_answer(reader)
+    return status, close
+
+
+async def read_answer(reader: asyncio.StreamReader) -> tuple[int, bool, bytes]:
+    """Read one HTTP/1.1 answer: its status, whether the server closes, its body."""
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head[9:12])
     length: int | None = None
@@ -236,9 +242,8 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
             raise ValueError("chunked answers are not supported by this client")
     if length is None:
         raise ValueError("answer without content-length")
-    if length:
-        await reader.readexactly(length)
-    return status, close
+    body = await reader.readexactly(length) if length else b""
+    return status, close, body
 
 
 async def _raw_sender(

@@ -8,7 +8,7 @@ touch the same rows cannot deadlock.
 from __future__ import annotations
 
 import functools
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -57,8 +57,6 @@ __all__ = [
     "workflows_seen",
 ]
 
-# rows per INSERT statement: SQLite allows 32,766 bound values, a tally row binds about 50
-_CHUNK = 300
 _RECENT_WIDTH = 12
 _RECENT_CHARS = RECENT * _RECENT_WIDTH
 
@@ -73,9 +71,8 @@ def _dialect(session: Session) -> str:
     return session.get_bind().dialect.name
 
 
-def _chunks(rows: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(rows), size):
-        yield rows[start : start + size]
+# keys per INSERT of claim: SQLite binds at most 32,766 values
+_CLAIM_ROWS = 2000
 
 
 # -- what is new --------------------------------------------------------------------------------
@@ -88,16 +85,20 @@ def claim(session: Session, keys: Mapping[int, int]) -> set[int]:
     """
     if not keys:
         return set()
-    new: set[int] = set()
+    dialect = session.get_bind().dialect
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    quote = dialect.identifier_preparer.quote
+    head = f"INSERT INTO {quote(seen_table.name)} ({quote('key')}, {quote('minute')}) VALUES "
+    tail = f" ON CONFLICT ({quote('key')}) DO NOTHING RETURNING {quote('key')}"
     ordered = sorted(keys.items())
-    for chunk in _chunks(ordered, 2000):
-        statement = (
-            _insert(session, seen_table)
-            .values([{"key": key, "minute": minute} for key, minute in chunk])
-            .on_conflict_do_nothing(index_elements=["key"])
-            .returning(seen_table.c.key)
-        )
-        new.update(session.execute(statement).scalars())
+    connection = session.connection()
+    new: set[int] = set()
+    # plain SQL to the driver: per key, two values bound and nothing else done
+    for start in range(0, len(ordered), _CLAIM_ROWS):
+        chunk = ordered[start : start + _CLAIM_ROWS]
+        sql = head + ",".join([f"({mark}, {mark})"] * len(chunk)) + tail
+        values = tuple(value for pair in chunk for value in pair)
+        new.update(key for (key,) in connection.exec_driver_sql(sql, values))
     return new
 
 
@@ -141,16 +142,20 @@ def _recent_text(minute: int, tally: Tally) -> str | None:
     )
 
 
+# the added columns that are a tally's own fields (the rest are its histograms' buckets)
+_FIELDS = tuple(name for name in ADDED if name not in (*LATENCY_COLUMNS, *CONFIDENCE_COLUMNS))
+
+
 def _row(workflow: str, minute: int, tally: Tally, *, recent: bool) -> dict[str, Any]:
     row: dict[str, Any] = {"workflow": workflow, "minute": minute}
-    for name in ADDED:
-        if name in LATENCY_COLUMNS:
-            value: Any = tally.latency_buckets[LATENCY_COLUMNS.index(name)]
-        elif name in CONFIDENCE_COLUMNS:
-            value = tally.confidence_buckets[CONFIDENCE_COLUMNS.index(name)]
-        else:
-            value = getattr(tally, name)
-        row[name] = value or None
+    for name in _FIELDS:
+        row[name] = getattr(tally, name) or None
+    row.update(
+        zip(LATENCY_COLUMNS, [count or None for count in tally.latency_buckets], strict=True)
+    )
+    row.update(
+        zip(CONFIDENCE_COLUMNS, [count or None for count in tally.confidence_buckets], strict=True)
+    )
     row["latency_max_ms"] = tally.latency_max_ms
     row["last_at_ms"] = tally.last_at_ms
     if recent:
@@ -170,29 +175,63 @@ def _lesser(session: Session, a: Any, b: Any) -> Any:
     return sa.func.min(sa.func.coalesce(a, b), sa.func.coalesce(b, a))
 
 
-def _upsert_tallies(session: Session, table: sa.Table, rows: list[dict[str, Any]]) -> None:
-    recent = "recent" in table.c
-    for chunk in _chunks(rows):
-        statement = _insert(session, table).values(list(chunk))
-        new = statement.excluded
-        changes: dict[str, Any] = {
-            name: sa.func.nullif(
-                sa.func.coalesce(table.c[name], 0) + sa.func.coalesce(new[name], 0), 0
-            )
-            for name in ADDED
-        }
-        for name in MAXED:
-            changes[name] = _greater(session, table.c[name], new[name])
-        if recent:
-            joined = sa.func.coalesce(table.c.recent, "") + sa.func.coalesce(new.recent, "")
-            changes["recent"] = (
-                sa.func.right(joined, _RECENT_CHARS)
-                if _dialect(session) == "postgresql"
-                else sa.func.substr(joined, -_RECENT_CHARS)
-            )
-        session.execute(
-            statement.on_conflict_do_update(index_elements=["minute", "workflow"], set_=changes)
+# the upsert of each (dialect, table), built once: SQLAlchemy then finds its compiled form in
+# its cache without walking a fresh statement of some 50 columns' expressions per call
+_UPSERTS: dict[tuple[str, str], Any] = {}
+_ZERO: sa.ColumnClause[Any] = sa.literal_column("0")
+
+
+def _upsert(session: Session, table: sa.Table) -> Any:
+    found = _UPSERTS.get((_dialect(session), table.name))
+    if found is not None:
+        return found
+    statement = _insert(session, table)
+    new = statement.excluded
+    changes: dict[str, Any] = {
+        name: sa.func.nullif(
+            sa.func.coalesce(table.c[name], _ZERO) + sa.func.coalesce(new[name], _ZERO), _ZERO
         )
+        for name in ADDED
+    }
+    for name in MAXED:
+        changes[name] = _greater(session, table.c[name], new[name])
+    if "recent" in table.c:
+        empty: sa.ColumnClause[Any] = sa.literal_column("''")
+        joined = sa.func.coalesce(table.c.recent, empty) + sa.func.coalesce(new.recent, empty)
+        changes["recent"] = (
+            sa.func.right(joined, sa.literal_column(str(_RECENT_CHARS)))
+            if _dialect(session) == "postgresql"
+            else sa.func.substr(joined, sa.literal_column(str(-_RECENT_CHARS)))
+        )
+    found = statement.on_conflict_do_update(index_elements=["minute", "workflow"], set_=changes)
+    _UPSERTS[(_dialect(session), table.name)] = found
+    return found
+
+
+# the upserts' SQL and, for a driver that binds by position, the order of its values
+_DRIVER_SQL: dict[tuple[str, str], tuple[str, tuple[str, ...] | None]] = {}
+
+
+def _upsert_sql(session: Session, table: sa.Table) -> tuple[str, tuple[str, ...] | None]:
+    dialect = session.get_bind().dialect
+    found = _DRIVER_SQL.get((dialect.name, table.name))
+    if found is None:
+        compiled = _upsert(session, table).compile(dialect=dialect)
+        names = tuple(compiled.positiontup or ()) if compiled.positional else None
+        found = _DRIVER_SQL[(dialect.name, table.name)] = (compiled.string, names)
+    return found
+
+
+def _upsert_tallies(session: Session, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    sql, names = _upsert_sql(session, table)
+    # the driver's executemany with the rows as they are: SQLAlchemy would process each of the
+    # some 50 values of every row, for types that need no processing
+    params: Sequence[Any] = (
+        rows if names is None else [tuple(row[name] for name in names) for row in rows]
+    )
+    session.connection().exec_driver_sql(sql, params)
 
 
 def add_tallies(session: Session, tallies: Mapping[tuple[str, int], Tally]) -> None:
@@ -228,20 +267,18 @@ def add_tallies(session: Session, tallies: Mapping[tuple[str, int], Tally]) -> N
             {"workflow": w, "kind": k, "value": v, "first_at_ms": f, "last_at_ms": la}
             for (w, k, v), (f, la) in sorted(seen.items())
         ]
-        for chunk in _chunks(rows):
-            statement = _insert(session, version_table).values(list(chunk))
-            new = statement.excluded
-            session.execute(
-                statement.on_conflict_do_update(
-                    index_elements=["workflow", "kind", "value"],
-                    set_={
-                        "first_at_ms": _lesser(
-                            session, version_table.c.first_at_ms, new.first_at_ms
-                        ),
-                        "last_at_ms": _greater(session, version_table.c.last_at_ms, new.last_at_ms),
-                    },
-                )
-            )
+        statement = _insert(session, version_table)
+        new = statement.excluded
+        session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["workflow", "kind", "value"],
+                set_={
+                    "first_at_ms": _lesser(session, version_table.c.first_at_ms, new.first_at_ms),
+                    "last_at_ms": _greater(session, version_table.c.last_at_ms, new.last_at_ms),
+                },
+            ),
+            rows,
+        )
 
 
 # -- reading ------------------------------------------------------------------------------------

@@ -205,9 +205,12 @@ class Tally:
 
     def saw_version(self, kind: VersionKind, value: str, at_ms: int) -> None:
         """Note a model or prompt version (or an error text) seen at `at_ms`."""
-        value = value[:VERSION_CHARS]
-        first, last = self.versions.get((kind, value), (at_ms, at_ms))
-        self.versions[(kind, value)] = (min(first, at_ms), max(last, at_ms))
+        key = (kind, value[:VERSION_CHARS])
+        span = self.versions.get(key)
+        if span is None:
+            self.versions[key] = (at_ms, at_ms)
+        elif not span[0] <= at_ms <= span[1]:
+            self.versions[key] = (min(span[0], at_ms), max(span[1], at_ms))
 
     def add_latencies(self, values: Iterable[float], *, at_ms: int | None = None) -> None:
         """Count individual latencies; with `at_ms`, each is also one of the recent ones."""
@@ -259,9 +262,13 @@ class Tally:
             self.confidence_buckets[_bucket(CONFIDENCE_BOUNDS, value)] += 1
 
     def _recent(self, at_ms: int, latency_ms: float) -> None:
-        self.recent.append((at_ms, latency_ms))
-        self.recent.sort(key=lambda item: item[0])
-        del self.recent[:-RECENT]
+        recent = self.recent
+        if not recent or at_ms >= recent[-1][0]:
+            recent.append((at_ms, latency_ms))  # the usual case: runs arrive in time order
+        else:
+            bisect.insort_right(recent, (at_ms, latency_ms), key=lambda item: item[0])
+        if len(recent) > RECENT:
+            del recent[:-RECENT]
 
     def merge(self, other: Tally) -> None:
         """Add another tally of the same workflow and span (or of a span inside this one)."""
