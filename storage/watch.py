@@ -510,7 +510,7 @@ def prune(session: Session, *, now: datetime, retention: Retention) -> int:
     gone = 0
     for table, before in (
         (minute_table, minutes),
-        (seen_table, minutes),
+        (seen_table, cutoff(retention.ids)),
         (stream_table, minutes),
         (hour_table, hours),
     ):

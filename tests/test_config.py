@@ -866,3 +866,18 @@ def test_a_watch_alias_names_one_workflow_only() -> None:
     )
     assert policy.watched_workflow("chat-prod") == "support-bot"
     assert policy.watched_workflow("something-else") == "something-else"
+
+
+def test_run_ids_are_remembered_no_longer_than_the_minutes() -> None:
+    text = doc(
+        """
+        watch:
+          retention:
+            minutes: 7d
+            run_ids: 10d
+        """
+    )
+    problem = only_problem(text)
+    assert problem.path == "watch.retention" and "run_ids cannot be longer than minutes" in str(
+        problem
+    )

@@ -29,8 +29,8 @@ class RunIntake:
     def admit(self, runs: Sequence[Run]) -> list[str | None]:
         """Say, per run, why it cannot be kept (too old for the history, from the future)."""
         now = self._clock()
-        keep = self._policy.watch.retention.minutes
-        return [admission_problem(run.at, now, keep) for run in runs]
+        retention = self._policy.watch.retention
+        return [admission_problem(run.at, now, retention.ids, retention.minutes) for run in runs]
 
     def named(self, run: Run) -> Run:
         """Return the run under its workflow's name when it names an alias."""

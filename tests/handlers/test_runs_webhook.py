@@ -195,3 +195,32 @@ def test_a_nul_in_a_text_field_is_kept_as_a_replacement_character(rbot: Bot) -> 
     assert r.status_code == 202, r.text
     with Session(rbot.container.engine) as session:
         assert [v.value for v in watch.versions(session)] == ["gpt\ufffd4o"]
+
+
+def test_a_shorter_run_id_window_refuses_what_it_could_not_tell_from_a_repeat(db_url: str) -> None:
+    policy = example_policy()
+    watch_policy = policy.watch.model_copy(
+        update={
+            "retention": policy.watch.retention.model_copy(update={"run_ids": timedelta(days=2)})
+        }
+    )
+    b = make_bot(db_url, policy=policy.model_copy(update={"watch": watch_policy}))
+    with b.client:
+        now = b.clock.now
+        r = b.post(
+            "/webhooks/runs",
+            {
+                "runs": [
+                    run("new", at=(now - timedelta(days=1)).isoformat()),
+                    run("old", at=(now - timedelta(days=3)).isoformat()),
+                ]
+            },
+        )
+    b.container.engine.dispose()
+    assert r.status_code == 202 and r.json()["accepted"] == 1
+    (problem,) = r.json()["problems"]
+    assert problem["field"] == "runs.1.at"
+    assert (
+        "older than 2 days, the window in which a repeated run_id is recognised"
+        in problem["message"]
+    )

@@ -155,3 +155,19 @@ def test_prune_keeps_what_the_retention_asks_for(engine: Engine) -> None:
     assert count == {"watch_minute": 2, "watch_hour": 3, "watch_seen": 2}
     assert recent[minute_of(now - timedelta(days=3))] is None
     assert recent[minute_of(now - timedelta(minutes=5))] is not None
+
+
+def test_run_ids_can_be_remembered_for_less_than_the_minutes(engine: Engine) -> None:
+    now = T0 + timedelta(days=10)
+    with Session(engine) as session:
+        watch.record_runs(
+            session, [run("a", at=now - timedelta(days=5)), run("b", at=now - timedelta(days=1))]
+        )
+        session.commit()
+        watch.prune(session, now=now, retention=Retention(run_ids=timedelta(days=3)))
+        session.commit()
+        keys = session.execute(sa.select(sa.func.count()).select_from(seen_table)).scalar()
+        (minutes,) = [
+            session.execute(sa.select(sa.func.count()).select_from(minute_table)).scalar()
+        ]
+    assert (keys, minutes) == (1, 2)

@@ -86,13 +86,33 @@ def hour_of(minute: int) -> int:
     return minute - minute % 60
 
 
-def admission_problem(at: datetime, now: datetime, keep: timedelta) -> str | None:
-    """Say why a run at `at` cannot be kept (older than the history, or from the future)."""
+def admission_problem(
+    at: datetime, now: datetime, keep: timedelta, history: timedelta | None = None
+) -> str | None:
+    """Say why a run at `at` cannot be kept: older than `keep`, or from the future.
+
+    `keep` is how long repeats are recognised; when it is shorter than the `history`, the
+    sentence says so (a run older than it could be a repeat no one can tell apart).
+    """
     if at < now - keep:
-        return f"at is older than the {keep.days}-day history the bot keeps"
+        if history is not None and keep < history:
+            return (
+                f"at is older than {_span(keep)}, the window in which a repeated run_id is "
+                f"recognised (watch.retention.run_ids)"
+            )
+        return f"at is older than the {_span(keep, adjective=True)} history the bot keeps"
     if at > now + FUTURE_SLACK:
         return "at is more than 5 minutes in the future"
     return None
+
+
+def _span(span: timedelta, *, adjective: bool = False) -> str:
+    whole_days = span.total_seconds() % 86400 == 0
+    count = span.days if whole_days else span.total_seconds() / 3600
+    unit = "day" if whole_days else "hour"
+    if adjective:
+        return f"{count:g}-{unit}"
+    return f"{count:g} {unit}{'' if count == 1 else 's'}"
 
 
 def minute_start(minute: int) -> datetime:
