@@ -39,6 +39,8 @@ class _Job:
     label: str
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
+    # whether what it writes can leave something for the delivery lanes to do
+    delivers: bool = True
     # the caller stopped waiting (answered 503, or went away); set on the loop, read by the writer
     abandoned: bool = False
 
@@ -94,17 +96,18 @@ class IngestPipeline:
         )
         return result
 
-    async def write(self, apply: Callable[[Session], T], *, label: str) -> T:
+    async def write(self, apply: Callable[[Session], T], *, label: str, delivers: bool = True) -> T:
         """Run `apply` in the writer's transaction and return its result once it is committed.
 
         `apply` may run twice (alone, after its batch failed), each time in a new session, so it
-        must only write through the session it is given. StorageUnavailable when the database is
-        down or does not answer in time.
+        must only write through the session it is given. `delivers=False` says it queues nothing
+        to deliver, so its commit need not wake the delivery lanes. StorageUnavailable when the
+        database is down or does not answer in time.
         """
         if self._thread is None or not self._thread.is_alive():
             raise StorageUnavailable("ingest writer is not running")
         loop = asyncio.get_running_loop()
-        job = _Job(apply, label, loop.create_future(), loop)
+        job = _Job(apply, label, loop.create_future(), loop, delivers=delivers)
         self._queue.put(job)
         try:
             return await asyncio.wait_for(job.future, self._answer_within)
@@ -173,12 +176,17 @@ class IngestPipeline:
                 # no savepoint per notification on the hot path: the rare failure pays instead
                 for job in batch:
                     self._apply_alone(job)
-            self._on_commit()
+            self._wake(batch)
             return
         self._metrics.ingest_batch.observe(len(batch))
         for job, outcome in zip(batch, outcomes, strict=True):
             _settle(job, outcome, None)
-        self._on_commit()
+        self._wake(batch)
+
+    def _wake(self, batch: list[_Job]) -> None:
+        # runs and metrics queue nothing: their commits leave the delivery lanes asleep
+        if any(job.delivers for job in batch):
+            self._on_commit()
 
     def _apply_alone(self, job: _Job) -> None:
         try:

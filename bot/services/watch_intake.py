@@ -41,7 +41,9 @@ class RunIntake:
         """Count the runs not seen before; return once they are committed."""
         named = [self.named(run) for run in runs]
         result: RecordedRuns = await self._pipeline.write(
-            lambda session: record_runs(session, named), label=f"{len(named)} runs"
+            lambda session: record_runs(session, named),
+            label=f"{len(named)} runs",
+            delivers=False,
         )
         return result
 

@@ -116,3 +116,26 @@ def test_a_stalled_writer_is_storage_unavailable_in_bounded_time_and_stale_work_
     # the batch in flight finished (its sender retries and finds a duplicate); the queued one,
     # already answered 503, was not applied behind the sender's back
     assert service.applied == ["in-flight", "after"]
+
+
+def test_writes_that_deliver_nothing_leave_the_lanes_asleep(db_url: str) -> None:
+    engine = create_db_engine(db_url)
+    migrate(engine)
+    woken: list[int] = []
+    service = IncidentService(policy=example_policy(), clock=FakeClock())
+    pipeline = IngestPipeline(
+        engine=engine, service=service, metrics=Metrics(), on_commit=lambda: woken.append(1)
+    )
+    pipeline.start()
+
+    async def send() -> list[Any]:
+        quiet = await pipeline.write(lambda s: "runs", label="runs", delivers=False)
+        loud = await pipeline.write(lambda s: "cards", label="cards")
+        return [quiet, len(woken), loud, len(woken)]
+
+    try:
+        answers = asyncio.run(send())
+    finally:
+        pipeline.stop()
+        engine.dispose()
+    assert answers == ["runs", 0, "cards", 1]
