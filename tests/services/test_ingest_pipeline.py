@@ -130,8 +130,9 @@ def test_writes_that_deliver_nothing_leave_the_lanes_asleep(db_url: str) -> None
 
     async def send() -> list[Any]:
         quiet = await pipeline.write(lambda s: "runs", label="runs", delivers=False)
+        after_quiet = len(woken)
         loud = await pipeline.write(lambda s: "cards", label="cards")
-        return [quiet, len(woken), loud, len(woken)]
+        return [quiet, after_quiet, loud, len(woken)]
 
     try:
         answers = asyncio.run(send())
