@@ -179,9 +179,9 @@ class IngestPipeline:
             self._wake(batch)
             return
         self._metrics.ingest_batch.observe(len(batch))
+        self._wake(batch)
         for job, outcome in zip(batch, outcomes, strict=True):
             _settle(job, outcome, None)
-        self._wake(batch)
 
     def _wake(self, batch: list[_Job]) -> None:
         # runs and metrics queue nothing: their commits leave the delivery lanes asleep
