@@ -19,6 +19,7 @@ from enum import IntEnum, StrEnum
 
 from bot.domain.watch.history import (
     CONFIDENCE_BOUNDS,
+    FUTURE_SLACK,
     Tally,
     VersionKind,
     admission_problem,
@@ -63,6 +64,9 @@ _MAX_COUNT = 10**9
 _MAX_TOTAL = 1e15
 # a duration's unit -> milliseconds per unit
 _DURATION_UNITS = {"s": 1000.0, "": 1000.0, "ms": 1.0}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# how far inside the admitted window a point's time needs no exact check (float seconds)
+_EDGE_NS = 10_000_000
 
 
 class PointKind(StrEnum):
@@ -200,18 +204,20 @@ class Measure:
     role: Role
     point: Point
     stream: int
+    # whether the point is cumulative (counted as what it grew by), and the idempotency key of
+    # one that adds what it holds (delta or gauge)
+    cumulative: bool = field(init=False)
+    claim: int | None = field(init=False)
 
-    @property
-    def cumulative(self) -> bool:
-        return (
-            self.point.kind is not PointKind.GAUGE
-            and self.point.temporality is Temporality.CUMULATIVE
+    def __post_init__(self) -> None:
+        point = self.point
+        cumulative = (
+            point.kind is not PointKind.GAUGE and point.temporality is Temporality.CUMULATIVE
         )
-
-    @property
-    def claim(self) -> int | None:
-        """The idempotency key of a point that adds what it holds (delta or gauge)."""
-        return None if self.cumulative else _delta_key(self.stream, self.point)
+        object.__setattr__(self, "cumulative", cumulative)
+        object.__setattr__(
+            self, "claim", None if cumulative else _delta_key(self.stream, self.point)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,20 +300,71 @@ def _instant(ns: int) -> datetime:
     return datetime.fromtimestamp(ns / 1e9, tz=UTC)
 
 
+def _epoch_ns(at: datetime) -> int:
+    return (at - _EPOCH) // timedelta(microseconds=1) * 1000
+
+
+def _bounds_problem(name: str, bounds: tuple[float, ...]) -> str | None:
+    if any(not math.isfinite(b) for b in bounds) or list(bounds) != sorted(set(bounds)):
+        return f"{name} has bounds that are not increasing numbers"
+    return None
+
+
+def _histogram_problem(
+    point: Point, role: Role, bounds_checked: dict[tuple[float, ...], bool]
+) -> str | None:
+    # the checks of `_shape_problem` for a histogram, with the bounds' check done once per
+    # distinct bounds of the export
+    name = point.metric
+    buckets = point.buckets
+    count = point.count
+    total = point.total
+    if count < 0 or (buckets and min(buckets) < 0):
+        return f"{name} has a negative count"
+    if count > _MAX_COUNT or (total is not None and abs(total) > _MAX_TOTAL):
+        return f"{name} has a count or sum too large to be real"
+    if not (_finite(total) and _finite(point.max)):
+        return f"{name} has a sum or max that is not a number"
+    bounds = point.bounds
+    if buckets and len(buckets) != len(bounds) + 1:
+        return f"{name} has {len(buckets)} buckets for {len(bounds)} bounds"
+    if buckets and sum(buckets) != count:
+        return f"{name} has bucket counts that do not add up to its count"
+    if bounds:
+        fine = bounds_checked.get(bounds)
+        if fine is None:
+            fine = bounds_checked[bounds] = _bounds_problem(name, bounds) is None
+        if not fine:
+            return f"{name} has bounds that are not increasing numbers"
+    if role is not Role.CONFIDENCE and total is not None and total < 0:
+        return f"{name} has a negative sum"
+    if role is Role.DURATION and point.unit not in _DURATION_UNITS:
+        return f"{name} has unit {point.unit!r}, not s or ms"
+    return None
+
+
 def read(points: Iterable[Point], mapping: WatchMapping, now: datetime) -> Reading:
     """Say what each point is; refuse those with no workflow, bad values or out of time."""
     measures: list[Measure] = []
     unknown = 0
     refused: list[str] = []
+    attribute = mapping.workflow_attribute
+    # what is the same for many points of one export is worked out once: a stream's key, and
+    # whether a histogram's bounds are increasing numbers
+    streams: dict[tuple[object, ...], int] = {}
+    bounds_checked: dict[tuple[float, ...], bool] = {}
+    # points well inside the admitted window need no instant of their own (the edges are
+    # checked exactly, as instants)
+    oldest_ns = _epoch_ns(now - mapping.keep) + _EDGE_NS
+    newest_ns = _epoch_ns(now + FUTURE_SLACK) - _EDGE_NS
     for point in points:
         workflow = mapping.workflow_of(point)
         if workflow is None:
-            refused.append(f"{point.metric} has no {mapping.workflow_attribute} attribute")
+            refused.append(f"{point.metric} has no {attribute} attribute")
             continue
         if len(workflow) > WORKFLOW_CHARS:
             refused.append(
-                f"{point.metric} has a {mapping.workflow_attribute} longer than "
-                f"{WORKFLOW_CHARS} characters"
+                f"{point.metric} has a {attribute} longer than {WORKFLOW_CHARS} characters"
             )
             continue
         role = _role(point, mapping.metrics.get(workflow))
@@ -316,19 +373,33 @@ def read(points: Iterable[Point], mapping: WatchMapping, now: datetime) -> Readi
             continue
         if point.no_value:
             continue
-        problem = _shape_problem(point, role)
-        if problem is None and point.time_ns <= 0:
+        if point.kind is PointKind.HISTOGRAM:
+            problem = _histogram_problem(point, role, bounds_checked)
+        else:
+            problem = _shape_problem(point, role)
+        time_ns = point.time_ns
+        if problem is None and time_ns <= 0:
             problem = f"{point.metric} has no time"
-        if problem is None and not 0 <= point.start_ns <= point.time_ns:
+        if problem is None and not 0 <= point.start_ns <= time_ns:
             problem = f"{point.metric} starts after its time"
-        if problem is None:
-            time_problem = admission_problem(_instant(point.time_ns), now, mapping.keep)
+        if problem is None and not oldest_ns < time_ns < newest_ns:
+            time_problem = admission_problem(_instant(time_ns), now, mapping.keep)
             if time_problem is not None:
                 problem = f"{point.metric} {time_problem.removeprefix('at ')}"
         if problem is not None:
             refused.append(problem)
             continue
-        measures.append(Measure(workflow, role, point, stream_key(point)))
+        identity = (
+            point.resource,
+            point.scope,
+            point.scope_version,
+            point.metric,
+            point.attributes,
+        )
+        stream = streams.get(identity)
+        if stream is None:
+            stream = streams[identity] = stream_key(point)
+        measures.append(Measure(workflow, role, point, stream))
     return Reading(measures, unknown, refused)
 
 
