@@ -502,37 +502,58 @@ def _add_histogram_confidences(tally: Tally, point: Point) -> None:
     tally.confidence_sum += point.total or 0.0
 
 
-def _add(tally: Tally, measure: Measure, point: Point) -> bool:
+@dataclass(frozen=True, slots=True)
+class _Facts:
+    """What a point's attributes say, worked out once per distinct attribute set."""
+
+    error: str | None
+    timeout: bool
+    token_kind: str
+    model: str | None
+    prompt: str | None
+
+    @classmethod
+    def of(cls, point: Point) -> _Facts:
+        error = point.attribute(_ERROR_TYPE)
+        return cls(
+            error=error or None,
+            timeout=bool(error) and "timeout" in (error or "").lower(),
+            token_kind=(point.attribute(_TOKEN_TYPE) or "").lower(),
+            model=next((v for n in _MODEL_ATTRIBUTES if (v := point.attribute(n))), None),
+            prompt=next((v for n in _PROMPT_ATTRIBUTES if (v := point.attribute(n))), None),
+        )
+
+
+def _add(tally: Tally, role: Role, point: Point, facts: _Facts) -> bool:
     """Add what a (delta) point holds to the tally; return whether it held anything."""
-    role = measure.role
-    at_ms = point.time_ns // 1_000_000
     if point.kind is PointKind.HISTOGRAM:
-        if point.count <= 0:
+        count = point.count
+        if count <= 0:
             return False
         total = point.total or 0.0
         if role is Role.DURATION:
             scale = _DURATION_UNITS[point.unit]
-            tally.runs += point.count
-            error = point.attribute(_ERROR_TYPE)
+            tally.runs += count
+            error = facts.error
             if error:
-                if "timeout" in error.lower():
-                    tally.timeouts += point.count
+                if facts.timeout:
+                    tally.timeouts += count
                 else:
-                    tally.errors += point.count
-                tally.saw_version(VersionKind.ERROR, error, at_ms)
-            if point.count == 1:
+                    tally.errors += count
+                tally.saw_version(VersionKind.ERROR, error, point.time_ns // 1_000_000)
+            if count == 1:
                 # one call: its latency is exact, and it is one of the minute's recent ones
-                tally.add_latencies([total * scale], at_ms=at_ms)
+                tally.add_latencies([total * scale], at_ms=point.time_ns // 1_000_000)
             else:
                 # many calls: only their histogram is known, so no recent latencies
                 tally.add_latency_histogram(
                     [b * scale for b in point.bounds] if point.buckets else [],
-                    point.buckets or [point.count],
+                    point.buckets or [count],
                     total * scale,
                     None if point.max is None else point.max * scale,
                 )
         elif role is Role.TOKENS:
-            kind = (point.attribute(_TOKEN_TYPE) or "").lower()
+            kind = facts.token_kind
             if kind in _INPUT_TOKENS:
                 tally.tokens_in += round(total)
             elif kind in _OUTPUT_TOKENS:
@@ -556,15 +577,13 @@ def _add(tally: Tally, measure: Measure, point: Point) -> bool:
     return True
 
 
-def _note(tally: Tally, point: Point) -> None:
+def _note(tally: Tally, point: Point, facts: _Facts) -> None:
     at_ms = point.time_ns // 1_000_000
     tally.seen(at_ms)
-    model = next((v for n in _MODEL_ATTRIBUTES if (v := point.attribute(n))), None)
-    if model:
-        tally.saw_version(VersionKind.MODEL, model, at_ms)
-    prompt = next((v for n in _PROMPT_ATTRIBUTES if (v := point.attribute(n))), None)
-    if prompt:
-        tally.saw_version(VersionKind.PROMPT, prompt, at_ms)
+    if facts.model:
+        tally.saw_version(VersionKind.MODEL, facts.model, at_ms)
+    if facts.prompt:
+        tally.saw_version(VersionKind.PROMPT, facts.prompt, at_ms)
 
 
 @dataclass(slots=True)
@@ -584,6 +603,10 @@ class Batch:
         return found
 
 
+def _time_order(measure: Measure) -> tuple[int, int]:
+    return measure.point.time_ns, measure.point.start_ns
+
+
 def count(
     measures: Sequence[Measure],
     states: Mapping[int, StreamState],
@@ -597,8 +620,10 @@ def count(
     """
     fresh = set(claimed)
     batch = Batch()
+    tallies = batch.tallies
     current = dict(states)
-    for measure in sorted(measures, key=lambda m: (m.point.time_ns, m.point.start_ns)):
+    known: dict[tuple[tuple[str, str], ...], _Facts] = {}
+    for measure in sorted(measures, key=_time_order):
         point = measure.point
         if measure.cumulative:
             before = current.get(measure.stream)
@@ -614,10 +639,15 @@ def count(
                 continue
             fresh.discard(key)
             added = point
-        minute = point.time_ns // 60_000_000_000
-        tally = batch.tally(measure.workflow, minute)
-        if _add(tally, measure, added):
-            _note(tally, point)
+        slot = (measure.workflow, point.time_ns // 60_000_000_000)
+        tally = tallies.get(slot)
+        if tally is None:
+            tally = tallies[slot] = Tally()
+        facts = known.get(point.attributes)
+        if facts is None:
+            facts = known[point.attributes] = _Facts.of(point)
+        if _add(tally, measure.role, added, facts):
+            _note(tally, point, facts)
             batch.added += 1
     for empty in [slot for slot, tally in batch.tallies.items() if tally.last_at_ms is None]:
         del batch.tallies[empty]
