@@ -170,7 +170,15 @@ def _attributes(pairs: Any, known: dict[Attributes, Attributes] | None = None) -
     seen: dict[str, str] = {}
     kv: KeyValue
     for kv in pairs:
-        seen[_clean(kv.key)] = _text(kv.value)
+        key, value = kv.key, kv.value
+        if value.WhichOneof("value") == "string_value":
+            # the common case, without a call per attribute
+            text = value.string_value
+            if not text.isascii() or "\x00" in text:
+                text = _clean(text)
+        else:
+            text = _text(value)
+        seen[key if key.isascii() and "\x00" not in key else _clean(key)] = text
     found = tuple(seen.items())
     if known is None:
         return found
@@ -249,10 +257,12 @@ def _points(
         temporality = _temporality(metric.histogram.aggregation_temporality)
         # the points of a metric mostly share their bounds: one tuple for all of them
         bounds: tuple[float, ...] = ()
+        bounds_list: list[float] = []
         for h in metric.histogram.data_points:
             explicit = h.explicit_bounds
-            if len(explicit) != len(bounds) or list(explicit) != list(bounds):
-                bounds = tuple(explicit)
+            if explicit != bounds_list:
+                bounds_list = list(explicit)
+                bounds = tuple(bounds_list)
             yield Point(
                 name,
                 PointKind.HISTOGRAM,
