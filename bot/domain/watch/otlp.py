@@ -263,36 +263,17 @@ def _finite(value: float | None) -> bool:
     return value is None or math.isfinite(value)
 
 
-def _shape_problem(point: Point, role: Role) -> str | None:
+def _number_problem(point: Point, role: Role) -> str | None:
+    # a sum's or gauge's value (a duration is only ever a histogram)
     name = point.metric
-    if point.kind is PointKind.HISTOGRAM:
-        if point.count < 0 or any(c < 0 for c in point.buckets):
-            return f"{name} has a negative count"
-        if point.count > _MAX_COUNT or abs(point.total or 0.0) > _MAX_TOTAL:
-            return f"{name} has a count or sum too large to be real"
-        if not (_finite(point.total) and _finite(point.max)):
-            return f"{name} has a sum or max that is not a number"
-        if point.buckets and len(point.buckets) != len(point.bounds) + 1:
-            return f"{name} has {len(point.buckets)} buckets for {len(point.bounds)} bounds"
-        if point.buckets and sum(point.buckets) != point.count:
-            return f"{name} has bucket counts that do not add up to its count"
-        if any(not math.isfinite(b) for b in point.bounds) or list(point.bounds) != sorted(
-            set(point.bounds)
-        ):
-            return f"{name} has bounds that are not increasing numbers"
-        if role is not Role.CONFIDENCE and (point.total or 0.0) < 0:
-            return f"{name} has a negative sum"
-    else:
-        if point.value is None or not math.isfinite(point.value):
-            return f"{name} has a value that is not a number"
-        if role is Role.CONFIDENCE and not 0.0 <= point.value <= 1.0:
-            return f"{name} has a confidence outside 0..1"
-        if role is not Role.CONFIDENCE and point.value < 0:
-            return f"{name} has a negative value"
-        if point.value > (_MAX_COUNT if role in (Role.REFUSALS, Role.HANDOFFS) else _MAX_TOTAL):
-            return f"{name} has a value too large to be real"
-    if role is Role.DURATION and point.unit not in _DURATION_UNITS:
-        return f"{name} has unit {point.unit!r}, not s or ms"
+    if point.value is None or not math.isfinite(point.value):
+        return f"{name} has a value that is not a number"
+    if role is Role.CONFIDENCE and not 0.0 <= point.value <= 1.0:
+        return f"{name} has a confidence outside 0..1"
+    if role is not Role.CONFIDENCE and point.value < 0:
+        return f"{name} has a negative value"
+    if point.value > (_MAX_COUNT if role in (Role.REFUSALS, Role.HANDOFFS) else _MAX_TOTAL):
+        return f"{name} has a value too large to be real"
     return None
 
 
@@ -313,8 +294,7 @@ def _bounds_problem(name: str, bounds: tuple[float, ...]) -> str | None:
 def _histogram_problem(
     point: Point, role: Role, bounds_checked: dict[tuple[float, ...], bool]
 ) -> str | None:
-    # the checks of `_shape_problem` for a histogram, with the bounds' check done once per
-    # distinct bounds of the export
+    # a histogram's figures; its bounds are checked once per distinct bounds of the export
     name = point.metric
     buckets = point.buckets
     count = point.count
@@ -376,7 +356,7 @@ def read(points: Iterable[Point], mapping: WatchMapping, now: datetime) -> Readi
         if point.kind is PointKind.HISTOGRAM:
             problem = _histogram_problem(point, role, bounds_checked)
         else:
-            problem = _shape_problem(point, role)
+            problem = _number_problem(point, role)
         time_ns = point.time_ns
         if problem is None and time_ns <= 0:
             problem = f"{point.metric} has no time"
