@@ -85,9 +85,13 @@ class Temporality(IntEnum):
     CUMULATIVE = 2
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Point:
     """One data point of an OTLP export, with what identifies its stream.
+
+    Not frozen, though never changed once made (`dataclasses.replace` makes a changed copy):
+    one is made per data point of an export, and a frozen dataclass's constructor costs three
+    times as much.
 
     Attribute values are text (the edge renders numbers, booleans and lists). A histogram
     (explicit, or exponential turned into explicit boundaries by the edge) has `count`,
@@ -196,9 +200,13 @@ class Role(StrEnum):
     HANDOFFS = "handoffs"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Measure:
-    """A point the bot counts: whose it is, what it measures, its stream."""
+    """A point the bot counts: whose it is, what it measures, its stream.
+
+    Not frozen, though never changed: one is made per data point of an export, and a frozen
+    dataclass's constructor costs three times as much.
+    """
 
     workflow: str
     role: Role
@@ -214,10 +222,8 @@ class Measure:
         cumulative = (
             point.kind is not PointKind.GAUGE and point.temporality is Temporality.CUMULATIVE
         )
-        object.__setattr__(self, "cumulative", cumulative)
-        object.__setattr__(
-            self, "claim", None if cumulative else _delta_key(self.stream, self.point)
-        )
+        self.cumulative = cumulative
+        self.claim = None if cumulative else _delta_key(self.stream, point)
 
 
 @dataclass(frozen=True, slots=True)
