@@ -132,6 +132,8 @@ def _decoded(body: bytes, media_type: str) -> ExportMetricsServiceRequest:
 
 def _clean(text: str) -> str:
     # text is stored: no NUL (PostgreSQL refuses it) and no lone surrogate (not UTF-8)
+    if text.isascii():
+        return text.replace("\x00", "\ufffd") if "\x00" in text else text
     return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")
 
 
@@ -156,12 +158,31 @@ def _text(value: AnyValue) -> str:
     return ""
 
 
-def _attributes(pairs: Any) -> tuple[tuple[str, str], ...]:
+Attributes = tuple[tuple[str, str], ...]
+
+
+def _attributes(pairs: Any, known: dict[Attributes, Attributes] | None = None) -> Attributes:
+    """Return attributes as (key, text) pairs, the last of a repeated key winning.
+
+    With `known` (one per export), equal attribute sets come back as one tuple, so what the
+    domain works out once per attribute set is found by identity.
+    """
     seen: dict[str, str] = {}
     kv: KeyValue
     for kv in pairs:
-        seen[_clean(kv.key)] = _text(kv.value)
-    return tuple(seen.items())
+        key, value = kv.key, kv.value
+        if value.WhichOneof("value") == "string_value":
+            # the common case, without a call per attribute
+            text = value.string_value
+            if not text.isascii() or "\x00" in text:
+                text = _clean(text)
+        else:
+            text = _text(value)
+        seen[key if key.isascii() and "\x00" not in key else _clean(key)] = text
+    found = tuple(seen.items())
+    if known is None:
+        return found
+    return known.setdefault(found, found)
 
 
 def _exponential_bounds(
@@ -182,79 +203,122 @@ def _exponential_bounds(
 
 def points_of(export: ExportMetricsServiceRequest) -> Iterator[Point]:
     """Yield the data points of an export as the domain's points."""
+    known: dict[Attributes, Attributes] = {}
     for resource_metrics in export.resource_metrics:
-        resource = _attributes(resource_metrics.resource.attributes)
+        resource = _attributes(resource_metrics.resource.attributes, known)
         for scope_metrics in resource_metrics.scope_metrics:
             scope, version = scope_metrics.scope.name, scope_metrics.scope.version
             for metric in scope_metrics.metrics:
-                base: dict[str, Any] = {
-                    "metric": metric.name,
-                    "unit": metric.unit,
-                    "resource": resource,
-                    "scope": scope,
-                    "scope_version": version,
-                }
-                yield from _points(metric, base)
+                yield from _points(metric, resource, scope, version, known)
 
 
-def _points(metric: metrics_pb2.Metric, base: dict[str, Any]) -> Iterator[Point]:
+def _temporality(wire: int) -> Temporality:
+    return Temporality(wire) if wire in (1, 2) else Temporality.UNSPECIFIED
+
+
+def _points(
+    metric: metrics_pb2.Metric,
+    resource: Attributes,
+    scope: str,
+    version: str,
+    known: dict[Attributes, Attributes],
+) -> Iterator[Point]:
+    # what is the same for every point of the metric is read once, outside the points' loop
+    name, unit = metric.name, metric.unit
     data = metric.WhichOneof("data")
     if data in ("sum", "gauge"):
-        numbers = metric.sum if data == "sum" else metric.gauge
-        extra: dict[str, Any] = (
-            {
-                "temporality": Temporality(metric.sum.aggregation_temporality)
-                if metric.sum.aggregation_temporality in (1, 2)
-                else Temporality.UNSPECIFIED,
-                "monotonic": metric.sum.is_monotonic,
-            }
-            if data == "sum"
-            else {}
-        )
+        if data == "sum":
+            kind = PointKind.SUM
+            numbers = metric.sum
+            temporality = _temporality(metric.sum.aggregation_temporality)
+            monotonic = metric.sum.is_monotonic
+        else:
+            kind = PointKind.GAUGE
+            numbers = metric.gauge
+            temporality, monotonic = Temporality.UNSPECIFIED, False
         for n in numbers.data_points:
             which = n.WhichOneof("value")
             yield Point(
-                kind=PointKind.SUM if data == "sum" else PointKind.GAUGE,
-                start_ns=n.start_time_unix_nano,
-                time_ns=n.time_unix_nano,
-                attributes=_attributes(n.attributes),
+                name,
+                kind,
+                n.time_unix_nano,
+                n.start_time_unix_nano,
+                unit,
+                temporality,
+                monotonic,
+                resource,
+                scope,
+                version,
+                _attributes(n.attributes, known),
                 value=n.as_double if which == "as_double" else n.as_int if which else None,
                 no_value=bool(n.flags & _NO_RECORDED_VALUE),
-                **extra,
-                **base,
             )
-    elif data in ("histogram", "exponential_histogram"):
-        histograms = metric.histogram if data == "histogram" else metric.exponential_histogram
-        temporality = histograms.aggregation_temporality
-        for h in histograms.data_points:
-            if isinstance(h, metrics_pb2.ExponentialHistogramDataPoint):
-                bounds, buckets = _exponential_bounds(h)
-            else:
-                bounds, buckets = tuple(h.explicit_bounds), tuple(h.bucket_counts)
+    elif data == "histogram":
+        temporality = _temporality(metric.histogram.aggregation_temporality)
+        # the points of a metric mostly share their bounds: one tuple for all of them
+        bounds: tuple[float, ...] = ()
+        bounds_list: list[float] = []
+        for h in metric.histogram.data_points:
+            explicit = h.explicit_bounds
+            if explicit != bounds_list:
+                bounds_list = list(explicit)
+                bounds = tuple(bounds_list)
             yield Point(
-                kind=PointKind.HISTOGRAM,
-                temporality=Temporality(temporality)
-                if temporality in (1, 2)
-                else Temporality.UNSPECIFIED,
-                start_ns=h.start_time_unix_nano,
-                time_ns=h.time_unix_nano,
-                attributes=_attributes(h.attributes),
+                name,
+                PointKind.HISTOGRAM,
+                h.time_unix_nano,
+                h.start_time_unix_nano,
+                unit,
+                temporality,
+                False,
+                resource,
+                scope,
+                version,
+                _attributes(h.attributes, known),
                 count=h.count,
                 total=h.sum if h.HasField("sum") else None,
                 bounds=bounds,
-                buckets=buckets,
+                buckets=tuple(h.bucket_counts),
                 max=h.max if h.HasField("max") else None,
                 no_value=bool(h.flags & _NO_RECORDED_VALUE),
-                **base,
+            )
+    elif data == "exponential_histogram":
+        temporality = _temporality(metric.exponential_histogram.aggregation_temporality)
+        for e in metric.exponential_histogram.data_points:
+            exponential_bounds, buckets = _exponential_bounds(e)
+            yield Point(
+                name,
+                PointKind.HISTOGRAM,
+                e.time_unix_nano,
+                e.start_time_unix_nano,
+                unit,
+                temporality,
+                False,
+                resource,
+                scope,
+                version,
+                _attributes(e.attributes, known),
+                count=e.count,
+                total=e.sum if e.HasField("sum") else None,
+                bounds=exponential_bounds,
+                buckets=buckets,
+                max=e.max if e.HasField("max") else None,
+                no_value=bool(e.flags & _NO_RECORDED_VALUE),
             )
     elif data == "summary":
         for s in metric.summary.data_points:
             yield Point(
-                kind=PointKind.SUMMARY,
-                start_ns=s.start_time_unix_nano,
-                time_ns=s.time_unix_nano,
-                attributes=_attributes(s.attributes),
-                **base,
+                name,
+                PointKind.SUMMARY,
+                s.time_unix_nano,
+                s.start_time_unix_nano,
+                unit,
+                Temporality.UNSPECIFIED,
+                False,
+                resource,
+                scope,
+                version,
+                _attributes(s.attributes, known),
             )
 
 

@@ -24,6 +24,20 @@ __all__ = ["lock", "save"]
 # a row made only to be locked: no point of the stream has been counted yet
 _NO_POINT = -1
 _CHUNK = 1000
+# every locked stream's new state, in one statement run for many rows
+_SAVE = (
+    sa.update(stream_table)
+    .where(stream_table.c.key == sa.bindparam("k"))
+    .values(
+        start_ns=sa.bindparam("start_ns"),
+        time_ns=sa.bindparam("time_ns"),
+        count=sa.bindparam("count"),
+        total=sa.bindparam("total"),
+        buckets=sa.bindparam("buckets", type_=stream_table.c.buckets.type),
+        max=sa.bindparam("max"),
+        minute=sa.bindparam("minute"),
+    )
+)
 
 
 def _insert(session: Session) -> Any:
@@ -57,19 +71,15 @@ def lock(session: Session, keys: Collection[int], *, minute: int) -> dict[int, S
     if not ordered:
         return {}
     postgres = session.get_bind().dialect.name == "postgresql"
-    for start in range(0, len(ordered), _CHUNK):
-        chunk = ordered[start : start + _CHUNK]
-        session.execute(
-            _insert(session)
-            .values(
-                [
-                    {"key": key, "start_ns": 0, "time_ns": _NO_POINT, "count": 0, "total": 0.0}
-                    | {"minute": minute}
-                    for key in chunk
-                ]
-            )
-            .on_conflict_do_nothing(index_elements=["key"])
-        )
+    # one statement run for many rows: compiled once for the process, not once per export
+    session.execute(
+        _insert(session).on_conflict_do_nothing(index_elements=["key"]),
+        [
+            {"key": key, "start_ns": 0, "time_ns": _NO_POINT, "count": 0, "total": 0.0}
+            | {"minute": minute}
+            for key in ordered
+        ],
+    )
     states: dict[int, StreamState] = {}
     for start in range(0, len(ordered), _CHUNK):
         query = (
@@ -87,19 +97,23 @@ def lock(session: Session, keys: Collection[int], *, minute: int) -> dict[int, S
 
 def save(session: Session, states: Mapping[int, StreamState]) -> None:
     """Store the streams' latest states (the streams were locked by `lock`)."""
-    for key in sorted(states):
-        state = states[key]
-        session.execute(
-            sa.update(stream_table)
-            .where(stream_table.c.key == key)
-            .values(
-                start_ns=state.start_ns,
-                time_ns=state.time_ns,
-                count=state.count,
-                total=state.total,
-                buckets=_buckets(state),
-                max=state.max,
-                # the minute the stream last moved: a stream that stopped is pruned with its history
-                minute=state.time_ns // 60_000_000_000,
-            )
-        )
+    if not states:
+        return
+    session.execute(
+        _SAVE,
+        [
+            {
+                "k": key,
+                "start_ns": state.start_ns,
+                "time_ns": state.time_ns,
+                "count": state.count,
+                "total": state.total,
+                "buckets": _buckets(state),
+                "max": state.max,
+                # the minute the stream last moved: a stream that stopped is pruned with its
+                # history
+                "minute": state.time_ns // 60_000_000_000,
+            }
+            for key, state in sorted(states.items())
+        ],
+    )

@@ -444,3 +444,42 @@ def test_any_run_of_exports_and_retries_counts_every_call_once(
     assert total.latency_sum_ms == pytest.approx(sum(everything) * 1000)
     if everything:
         assert total.latency_max_ms == pytest.approx(max(everything) * 1000)
+
+
+@pytest.mark.parametrize(
+    ("offset", "kept"),
+    [
+        (-timedelta(days=35) + timedelta(microseconds=1), True),
+        (-timedelta(days=35) - timedelta(microseconds=1), False),
+        (timedelta(minutes=5), True),
+        (timedelta(minutes=5, microseconds=1), False),
+        (-timedelta(days=34, hours=23), True),
+        (timedelta(minutes=4, seconds=59), True),
+    ],
+)
+def test_a_point_is_admitted_up_to_the_exact_edges_of_the_kept_window(
+    offset: timedelta, kept: bool
+) -> None:
+    at = NOW + offset
+    time_ns = int(at.timestamp()) * NS + at.microsecond * 1000
+    reading = read([duration([1], 0.2, time_ns=time_ns, start_ns=0)], MAPPING, NOW)
+    assert (len(reading.measures), len(reading.refused)) == ((1, 0) if kept else (0, 1))
+
+
+def test_points_that_share_attributes_count_as_the_same_points_one_by_one() -> None:
+    error = (("error.type", "APITimeoutError"), ("gen_ai.request.model", "m-1"))
+    shared = [duration([1], 0.1 * (i + 1), time_ns=T + i, attributes=error) for i in range(3)]
+    copies = [replace(p, attributes=tuple(list(p.attributes))) for p in shared]
+    together = only(counted(shared))
+    apart = [only(counted([p])) for p in copies]
+    assert (together.runs, together.timeouts) == (3, 3)
+    assert together.versions[(VersionKind.MODEL, "m-1")] == (T // 10**6, (T + 2) // 10**6)
+    merged = Tally()
+    for tally in apart:
+        merged.merge(tally)
+    assert (merged.runs, merged.timeouts, merged.latency_sum_ms) == (
+        together.runs,
+        together.timeouts,
+        together.latency_sum_ms,
+    )
+    assert {m.stream for m in read(shared, MAPPING, NOW).measures} == {stream_key(shared[0])}

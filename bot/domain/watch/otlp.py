@@ -19,6 +19,7 @@ from enum import IntEnum, StrEnum
 
 from bot.domain.watch.history import (
     CONFIDENCE_BOUNDS,
+    FUTURE_SLACK,
     Tally,
     VersionKind,
     admission_problem,
@@ -63,6 +64,9 @@ _MAX_COUNT = 10**9
 _MAX_TOTAL = 1e15
 # a duration's unit -> milliseconds per unit
 _DURATION_UNITS = {"s": 1000.0, "": 1000.0, "ms": 1.0}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# how far inside the admitted window a point's time needs no exact check (float seconds)
+_EDGE_NS = 10_000_000
 
 
 class PointKind(StrEnum):
@@ -81,9 +85,13 @@ class Temporality(IntEnum):
     CUMULATIVE = 2
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Point:
     """One data point of an OTLP export, with what identifies its stream.
+
+    Not frozen, though never changed once made (`dataclasses.replace` makes a changed copy):
+    one is made per data point of an export, and a frozen dataclass's constructor costs three
+    times as much.
 
     Attribute values are text (the edge renders numbers, booleans and lists). A histogram
     (explicit, or exponential turned into explicit boundaries by the edge) has `count`,
@@ -192,26 +200,30 @@ class Role(StrEnum):
     HANDOFFS = "handoffs"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Measure:
-    """A point the bot counts: whose it is, what it measures, its stream."""
+    """A point the bot counts: whose it is, what it measures, its stream.
+
+    Not frozen, though never changed: one is made per data point of an export, and a frozen
+    dataclass's constructor costs three times as much.
+    """
 
     workflow: str
     role: Role
     point: Point
     stream: int
+    # whether the point is cumulative (counted as what it grew by), and the idempotency key of
+    # one that adds what it holds (delta or gauge)
+    cumulative: bool = field(init=False)
+    claim: int | None = field(init=False)
 
-    @property
-    def cumulative(self) -> bool:
-        return (
-            self.point.kind is not PointKind.GAUGE
-            and self.point.temporality is Temporality.CUMULATIVE
+    def __post_init__(self) -> None:
+        point = self.point
+        cumulative = (
+            point.kind is not PointKind.GAUGE and point.temporality is Temporality.CUMULATIVE
         )
-
-    @property
-    def claim(self) -> int | None:
-        """The idempotency key of a point that adds what it holds (delta or gauge)."""
-        return None if self.cumulative else _delta_key(self.stream, self.point)
+        self.cumulative = cumulative
+        self.claim = None if cumulative else _delta_key(self.stream, point)
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,36 +269,17 @@ def _finite(value: float | None) -> bool:
     return value is None or math.isfinite(value)
 
 
-def _shape_problem(point: Point, role: Role) -> str | None:
+def _number_problem(point: Point, role: Role) -> str | None:
+    # a sum's or gauge's value (a duration is only ever a histogram)
     name = point.metric
-    if point.kind is PointKind.HISTOGRAM:
-        if point.count < 0 or any(c < 0 for c in point.buckets):
-            return f"{name} has a negative count"
-        if point.count > _MAX_COUNT or abs(point.total or 0.0) > _MAX_TOTAL:
-            return f"{name} has a count or sum too large to be real"
-        if not (_finite(point.total) and _finite(point.max)):
-            return f"{name} has a sum or max that is not a number"
-        if point.buckets and len(point.buckets) != len(point.bounds) + 1:
-            return f"{name} has {len(point.buckets)} buckets for {len(point.bounds)} bounds"
-        if point.buckets and sum(point.buckets) != point.count:
-            return f"{name} has bucket counts that do not add up to its count"
-        if any(not math.isfinite(b) for b in point.bounds) or list(point.bounds) != sorted(
-            set(point.bounds)
-        ):
-            return f"{name} has bounds that are not increasing numbers"
-        if role is not Role.CONFIDENCE and (point.total or 0.0) < 0:
-            return f"{name} has a negative sum"
-    else:
-        if point.value is None or not math.isfinite(point.value):
-            return f"{name} has a value that is not a number"
-        if role is Role.CONFIDENCE and not 0.0 <= point.value <= 1.0:
-            return f"{name} has a confidence outside 0..1"
-        if role is not Role.CONFIDENCE and point.value < 0:
-            return f"{name} has a negative value"
-        if point.value > (_MAX_COUNT if role in (Role.REFUSALS, Role.HANDOFFS) else _MAX_TOTAL):
-            return f"{name} has a value too large to be real"
-    if role is Role.DURATION and point.unit not in _DURATION_UNITS:
-        return f"{name} has unit {point.unit!r}, not s or ms"
+    if point.value is None or not math.isfinite(point.value):
+        return f"{name} has a value that is not a number"
+    if role is Role.CONFIDENCE and not 0.0 <= point.value <= 1.0:
+        return f"{name} has a confidence outside 0..1"
+    if role is not Role.CONFIDENCE and point.value < 0:
+        return f"{name} has a negative value"
+    if point.value > (_MAX_COUNT if role in (Role.REFUSALS, Role.HANDOFFS) else _MAX_TOTAL):
+        return f"{name} has a value too large to be real"
     return None
 
 
@@ -294,20 +287,70 @@ def _instant(ns: int) -> datetime:
     return datetime.fromtimestamp(ns / 1e9, tz=UTC)
 
 
+def _epoch_ns(at: datetime) -> int:
+    return (at - _EPOCH) // timedelta(microseconds=1) * 1000
+
+
+def _bounds_problem(name: str, bounds: tuple[float, ...]) -> str | None:
+    if any(not math.isfinite(b) for b in bounds) or list(bounds) != sorted(set(bounds)):
+        return f"{name} has bounds that are not increasing numbers"
+    return None
+
+
+def _histogram_problem(
+    point: Point, role: Role, bounds_checked: dict[tuple[float, ...], bool]
+) -> str | None:
+    # a histogram's figures; its bounds are checked once per distinct bounds of the export
+    name = point.metric
+    buckets = point.buckets
+    count = point.count
+    total = point.total
+    if count < 0 or (buckets and min(buckets) < 0):
+        return f"{name} has a negative count"
+    if count > _MAX_COUNT or (total is not None and abs(total) > _MAX_TOTAL):
+        return f"{name} has a count or sum too large to be real"
+    if not (_finite(total) and _finite(point.max)):
+        return f"{name} has a sum or max that is not a number"
+    bounds = point.bounds
+    if buckets and len(buckets) != len(bounds) + 1:
+        return f"{name} has {len(buckets)} buckets for {len(bounds)} bounds"
+    if buckets and sum(buckets) != count:
+        return f"{name} has bucket counts that do not add up to its count"
+    if bounds:
+        fine = bounds_checked.get(bounds)
+        if fine is None:
+            fine = bounds_checked[bounds] = _bounds_problem(name, bounds) is None
+        if not fine:
+            return f"{name} has bounds that are not increasing numbers"
+    if role is not Role.CONFIDENCE and total is not None and total < 0:
+        return f"{name} has a negative sum"
+    if role is Role.DURATION and point.unit not in _DURATION_UNITS:
+        return f"{name} has unit {point.unit!r}, not s or ms"
+    return None
+
+
 def read(points: Iterable[Point], mapping: WatchMapping, now: datetime) -> Reading:
     """Say what each point is; refuse those with no workflow, bad values or out of time."""
     measures: list[Measure] = []
     unknown = 0
     refused: list[str] = []
+    attribute = mapping.workflow_attribute
+    # what is the same for many points of one export is worked out once: a stream's key, and
+    # whether a histogram's bounds are increasing numbers
+    streams: dict[tuple[object, ...], int] = {}
+    bounds_checked: dict[tuple[float, ...], bool] = {}
+    # points well inside the admitted window need no instant of their own (the edges are
+    # checked exactly, as instants)
+    oldest_ns = _epoch_ns(now - mapping.keep) + _EDGE_NS
+    newest_ns = _epoch_ns(now + FUTURE_SLACK) - _EDGE_NS
     for point in points:
         workflow = mapping.workflow_of(point)
         if workflow is None:
-            refused.append(f"{point.metric} has no {mapping.workflow_attribute} attribute")
+            refused.append(f"{point.metric} has no {attribute} attribute")
             continue
         if len(workflow) > WORKFLOW_CHARS:
             refused.append(
-                f"{point.metric} has a {mapping.workflow_attribute} longer than "
-                f"{WORKFLOW_CHARS} characters"
+                f"{point.metric} has a {attribute} longer than {WORKFLOW_CHARS} characters"
             )
             continue
         role = _role(point, mapping.metrics.get(workflow))
@@ -316,19 +359,33 @@ def read(points: Iterable[Point], mapping: WatchMapping, now: datetime) -> Readi
             continue
         if point.no_value:
             continue
-        problem = _shape_problem(point, role)
-        if problem is None and point.time_ns <= 0:
+        if point.kind is PointKind.HISTOGRAM:
+            problem = _histogram_problem(point, role, bounds_checked)
+        else:
+            problem = _number_problem(point, role)
+        time_ns = point.time_ns
+        if problem is None and time_ns <= 0:
             problem = f"{point.metric} has no time"
-        if problem is None and not 0 <= point.start_ns <= point.time_ns:
+        if problem is None and not 0 <= point.start_ns <= time_ns:
             problem = f"{point.metric} starts after its time"
-        if problem is None:
-            time_problem = admission_problem(_instant(point.time_ns), now, mapping.keep)
+        if problem is None and not oldest_ns < time_ns < newest_ns:
+            time_problem = admission_problem(_instant(time_ns), now, mapping.keep)
             if time_problem is not None:
                 problem = f"{point.metric} {time_problem.removeprefix('at ')}"
         if problem is not None:
             refused.append(problem)
             continue
-        measures.append(Measure(workflow, role, point, stream_key(point)))
+        identity = (
+            point.resource,
+            point.scope,
+            point.scope_version,
+            point.metric,
+            point.attributes,
+        )
+        stream = streams.get(identity)
+        if stream is None:
+            stream = streams[identity] = stream_key(point)
+        measures.append(Measure(workflow, role, point, stream))
     return Reading(measures, unknown, refused)
 
 
@@ -431,37 +488,58 @@ def _add_histogram_confidences(tally: Tally, point: Point) -> None:
     tally.confidence_sum += point.total or 0.0
 
 
-def _add(tally: Tally, measure: Measure, point: Point) -> bool:
+@dataclass(frozen=True, slots=True)
+class _Facts:
+    """What a point's attributes say, worked out once per distinct attribute set."""
+
+    error: str | None
+    timeout: bool
+    token_kind: str
+    model: str | None
+    prompt: str | None
+
+    @classmethod
+    def of(cls, point: Point) -> _Facts:
+        error = point.attribute(_ERROR_TYPE)
+        return cls(
+            error=error or None,
+            timeout=bool(error) and "timeout" in (error or "").lower(),
+            token_kind=(point.attribute(_TOKEN_TYPE) or "").lower(),
+            model=next((v for n in _MODEL_ATTRIBUTES if (v := point.attribute(n))), None),
+            prompt=next((v for n in _PROMPT_ATTRIBUTES if (v := point.attribute(n))), None),
+        )
+
+
+def _add(tally: Tally, role: Role, point: Point, facts: _Facts) -> bool:
     """Add what a (delta) point holds to the tally; return whether it held anything."""
-    role = measure.role
-    at_ms = point.time_ns // 1_000_000
     if point.kind is PointKind.HISTOGRAM:
-        if point.count <= 0:
+        count = point.count
+        if count <= 0:
             return False
         total = point.total or 0.0
         if role is Role.DURATION:
             scale = _DURATION_UNITS[point.unit]
-            tally.runs += point.count
-            error = point.attribute(_ERROR_TYPE)
+            tally.runs += count
+            error = facts.error
             if error:
-                if "timeout" in error.lower():
-                    tally.timeouts += point.count
+                if facts.timeout:
+                    tally.timeouts += count
                 else:
-                    tally.errors += point.count
-                tally.saw_version(VersionKind.ERROR, error, at_ms)
-            if point.count == 1:
+                    tally.errors += count
+                tally.saw_version(VersionKind.ERROR, error, point.time_ns // 1_000_000)
+            if count == 1:
                 # one call: its latency is exact, and it is one of the minute's recent ones
-                tally.add_latencies([total * scale], at_ms=at_ms)
+                tally.add_latencies([total * scale], at_ms=point.time_ns // 1_000_000)
             else:
                 # many calls: only their histogram is known, so no recent latencies
                 tally.add_latency_histogram(
                     [b * scale for b in point.bounds] if point.buckets else [],
-                    point.buckets or [point.count],
+                    point.buckets or [count],
                     total * scale,
                     None if point.max is None else point.max * scale,
                 )
         elif role is Role.TOKENS:
-            kind = (point.attribute(_TOKEN_TYPE) or "").lower()
+            kind = facts.token_kind
             if kind in _INPUT_TOKENS:
                 tally.tokens_in += round(total)
             elif kind in _OUTPUT_TOKENS:
@@ -485,15 +563,13 @@ def _add(tally: Tally, measure: Measure, point: Point) -> bool:
     return True
 
 
-def _note(tally: Tally, point: Point) -> None:
+def _note(tally: Tally, point: Point, facts: _Facts) -> None:
     at_ms = point.time_ns // 1_000_000
     tally.seen(at_ms)
-    model = next((v for n in _MODEL_ATTRIBUTES if (v := point.attribute(n))), None)
-    if model:
-        tally.saw_version(VersionKind.MODEL, model, at_ms)
-    prompt = next((v for n in _PROMPT_ATTRIBUTES if (v := point.attribute(n))), None)
-    if prompt:
-        tally.saw_version(VersionKind.PROMPT, prompt, at_ms)
+    if facts.model:
+        tally.saw_version(VersionKind.MODEL, facts.model, at_ms)
+    if facts.prompt:
+        tally.saw_version(VersionKind.PROMPT, facts.prompt, at_ms)
 
 
 @dataclass(slots=True)
@@ -513,6 +589,10 @@ class Batch:
         return found
 
 
+def _time_order(measure: Measure) -> tuple[int, int]:
+    return measure.point.time_ns, measure.point.start_ns
+
+
 def count(
     measures: Sequence[Measure],
     states: Mapping[int, StreamState],
@@ -526,8 +606,10 @@ def count(
     """
     fresh = set(claimed)
     batch = Batch()
+    tallies = batch.tallies
     current = dict(states)
-    for measure in sorted(measures, key=lambda m: (m.point.time_ns, m.point.start_ns)):
+    known: dict[tuple[tuple[str, str], ...], _Facts] = {}
+    for measure in sorted(measures, key=_time_order):
         point = measure.point
         if measure.cumulative:
             before = current.get(measure.stream)
@@ -543,10 +625,15 @@ def count(
                 continue
             fresh.discard(key)
             added = point
-        minute = point.time_ns // 60_000_000_000
-        tally = batch.tally(measure.workflow, minute)
-        if _add(tally, measure, added):
-            _note(tally, point)
+        slot = (measure.workflow, point.time_ns // 60_000_000_000)
+        tally = tallies.get(slot)
+        if tally is None:
+            tally = tallies[slot] = Tally()
+        facts = known.get(point.attributes)
+        if facts is None:
+            facts = known[point.attributes] = _Facts.of(point)
+        if _add(tally, measure.role, added, facts):
+            _note(tally, point, facts)
             batch.added += 1
     for empty in [slot for slot, tally in batch.tallies.items() if tally.last_at_ms is None]:
         del batch.tallies[empty]
