@@ -47,7 +47,9 @@ def watch_mapping(policy: Policy) -> WatchMapping:
         workflow_attribute=policy.watch.workflow_attribute,
         workflows=workflows,
         metrics=metrics,
-        keep=policy.watch.retention.minutes,
+        # a delta point is remembered (so a retried export adds nothing) for run_ids
+        keep=policy.watch.retention.ids,
+        history=policy.watch.retention.minutes,
     )
 
 
@@ -84,6 +86,7 @@ class MetricIntake:
             await self._pipeline.write(
                 lambda session: apply(session, measures, now=now),
                 label=f"{len(measures)} OTLP data points",
+                delivers=False,
             )
         return MetricOutcome(
             kept=len(measures),

@@ -175,6 +175,8 @@ class WatchMapping:
     workflows: Mapping[str, str] = field(default_factory=dict)
     metrics: Mapping[str, MetricNames] = field(default_factory=dict)
     keep: timedelta = timedelta(days=35)
+    # the minute history, when points are remembered (`keep`) for less
+    history: timedelta | None = None
 
     def workflow_of(self, point: Point) -> str | None:
         """Return the workflow a point belongs to: its attribute, else its resource's."""
@@ -369,7 +371,7 @@ def read(points: Iterable[Point], mapping: WatchMapping, now: datetime) -> Readi
         if problem is None and not 0 <= point.start_ns <= time_ns:
             problem = f"{point.metric} starts after its time"
         if problem is None and not oldest_ns < time_ns < newest_ns:
-            time_problem = admission_problem(_instant(time_ns), now, mapping.keep)
+            time_problem = admission_problem(_instant(time_ns), now, mapping.keep, mapping.history)
             if time_problem is not None:
                 problem = f"{point.metric} {time_problem.removeprefix('at ')}"
         if problem is not None:
