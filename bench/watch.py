@@ -197,12 +197,17 @@ def _bucket_counts(bounds: tuple[float, ...], value: float) -> list[int]:
     return counts
 
 
-def otlp_request(runs: list[RunSpec]) -> Any:
+def otlp_request(runs: list[RunSpec], *, aggregated: bool = False) -> Any:
     """Return an ExportMetricsServiceRequest with the runs' duration and token usage points.
 
-    One resource per workflow (`service.name`), DELTA histograms with count 1 per run; run i's
-    points have time = _SENTINEL_TIME + i and start = _SENTINEL_START + i, to be patched.
+    One resource per workflow (`service.name`), DELTA histograms. One-call (the default): count
+    1 per run, run i's points at time = _SENTINEL_TIME + i and start = _SENTINEL_START + i, to
+    be patched. Aggregated (what an SDK's periodic reader sends): per workflow one duration
+    point per (model, error.type) and one token point per (model, token type), their counts
+    adding up to the runs; point j at the sentinels + j.
     """
+    if aggregated:
+        return _aggregated_request(runs)
     from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as svc
     from opentelemetry.proto.common.v1 import common_pb2
     from opentelemetry.proto.metrics.v1 import metrics_pb2 as m
@@ -266,6 +271,80 @@ def otlp_request(runs: list[RunSpec]) -> Any:
     return request
 
 
+def _aggregated_request(runs: list[RunSpec]) -> Any:
+    from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as svc
+    from opentelemetry.proto.common.v1 import common_pb2
+    from opentelemetry.proto.metrics.v1 import metrics_pb2 as m
+
+    def attrs(pairs: list[tuple[str, str]]) -> list[Any]:
+        return [
+            common_pb2.KeyValue(key=k, value=common_pb2.AnyValue(string_value=v)) for k, v in pairs
+        ]
+
+    def histogram(values: list[float], bounds: tuple[float, ...]) -> dict[str, Any]:
+        counts = [0] * (len(bounds) + 1)
+        for value in values:
+            for index, c in enumerate(_bucket_counts(bounds, value)):
+                counts[index] += c
+        return {
+            "count": len(values),
+            "sum": float(sum(values)),
+            "min": float(min(values)),
+            "max": float(max(values)),
+            "explicit_bounds": bounds,
+            "bucket_counts": counts,
+        }
+
+    request = svc.ExportMetricsServiceRequest()
+    point = 0
+    by_workflow: dict[str, list[RunSpec]] = {}
+    for r in runs:
+        by_workflow.setdefault(r.workflow, []).append(r)
+    for workflow, items in by_workflow.items():
+        rm = request.resource_metrics.add()
+        rm.resource.attributes.extend(
+            attrs([("service.name", workflow), ("telemetry.sdk.language", "python")])
+        )
+        sm = rm.scope_metrics.add()
+        sm.scope.name = "opentelemetry.instrumentation.openai_v2"
+        sm.scope.version = "2.1b0"
+        duration = sm.metrics.add(name="gen_ai.client.operation.duration", unit="s")
+        duration.histogram.aggregation_temporality = m.AGGREGATION_TEMPORALITY_DELTA
+        tokens = sm.metrics.add(name="gen_ai.client.token.usage", unit="{token}")
+        tokens.histogram.aggregation_temporality = m.AGGREGATION_TEMPORALITY_DELTA
+        calls: dict[tuple[str, str | None], list[float]] = {}
+        used: dict[tuple[str, str], list[float]] = {}
+        for r in items:
+            error = {"error": "http_500", "timeout": "timeout"}.get(r.status)
+            calls.setdefault((r.model, error), []).append(r.latency_ms / 1000)
+            used.setdefault((r.model, "input"), []).append(float(r.tokens_in))
+            used.setdefault((r.model, "output"), []).append(float(r.tokens_out))
+        for (model, error), seconds in sorted(calls.items(), key=str):
+            common = [("gen_ai.operation.name", "chat"), ("gen_ai.request.model", model)]
+            duration.histogram.data_points.add(
+                attributes=attrs(common + ([("error.type", error)] if error else [])),
+                start_time_unix_nano=_SENTINEL_START + point,
+                time_unix_nano=_SENTINEL_TIME + point,
+                **histogram(seconds, DURATION_BOUNDS_S),
+            )
+            point += 1
+        for (model, kind), counts in sorted(used.items()):
+            tokens.histogram.data_points.add(
+                attributes=attrs(
+                    [
+                        ("gen_ai.operation.name", "chat"),
+                        ("gen_ai.request.model", model),
+                        ("gen_ai.token.type", kind),
+                    ]
+                ),
+                start_time_unix_nano=_SENTINEL_START + point,
+                time_unix_nano=_SENTINEL_TIME + point,
+                **histogram(counts, TOKEN_BOUNDS),
+            )
+            point += 1
+    return request
+
+
 @dataclass(frozen=True)
 class OtlpTemplate:
     """A serialised export whose fixed64 timestamps are patched per request."""
@@ -275,8 +354,8 @@ class OtlpTemplate:
     offsets: tuple[tuple[int, int, bool], ...]
 
     @classmethod
-    def build(cls, runs: list[RunSpec]) -> OtlpTemplate:
-        body = otlp_request(runs).SerializeToString()
+    def build(cls, runs: list[RunSpec], *, aggregated: bool = False) -> OtlpTemplate:
+        body = otlp_request(runs, aggregated=aggregated).SerializeToString()
         offsets = []
         for found in _SENTINEL_BYTES.finditer(body):
             index = struct.unpack("<Q", found.group())[0]
@@ -285,7 +364,8 @@ class OtlpTemplate:
                 (found.start(), index - (_SENTINEL_START if is_start else _SENTINEL_TIME), is_start)
             )
         offsets.sort()
-        expected = 2 * 3 * len(runs)  # start and time of one duration and two token points
+        # start and time of one duration and two token points per run, or per aggregate point
+        expected = 2 * (1 + max(i for _, i, _ in offsets)) if aggregated else 2 * 3 * len(runs)
         if len(offsets) != expected:
             raise RuntimeError(f"found {len(offsets)} timestamps in the template, not {expected}")
         return cls(body=body, offsets=tuple(offsets))
@@ -293,7 +373,7 @@ class OtlpTemplate:
     def render(self, now_ns: int) -> bytes:
         """Return the export with run i's points ending at now_ns - (runs - i) µs."""
         buf = bytearray(self.body)
-        n = len(self.offsets) // 6
+        n = 1 + max(i for _, i, _ in self.offsets)
         pack = struct.pack_into
         for offset, i, is_start in self.offsets:
             end = now_ns - (n - i) * 1000
@@ -310,6 +390,7 @@ class LoadConfig:
     port: int
     token: str
     mode: str  # runs | otlp
+    aggregated: bool  # otlp: SDK-shaped aggregate points instead of one point per call
     senders: int
     warmup: float
     seconds: float
@@ -416,7 +497,7 @@ async def _load(cfg: LoadConfig, start: float) -> LoadStats:
             return tpl.render(uid_base(sender, seq), time.time())
 
     else:
-        otlp = OtlpTemplate.build(runs)
+        otlp = OtlpTemplate.build(runs, aggregated=cfg.aggregated)
         last = [0]
 
         def render(sender: int, seq: int) -> bytes:
@@ -487,12 +568,15 @@ def throughput(args: argparse.Namespace) -> int:
     sample = (
         RunsTemplate.build(runs).render(0, time.time())
         if args.mode == "runs"
-        else OtlpTemplate.build(runs).render(time.time_ns())
+        else OtlpTemplate.build(runs, aggregated=args.otlp_shape == "aggregated").render(
+            time.time_ns()
+        )
     )
     path = RUNS_PATH if args.mode == "runs" else OTLP_PATH
+    shape = f", {args.otlp_shape} points" if args.mode == "otlp" else ""
     print(
         f"watch ingest benchmark: POST {path}, {RUNS_PER_REQUEST} runs per request "
-        f"({len(sample):,} bytes), {len(WORKFLOWS)} workflows, every run new"
+        f"({len(sample):,} bytes{shape}), {len(WORKFLOWS)} workflows, every run new"
     )
     print(
         f"{args.senders} closed-loop senders on keep-alive connections; {args.warmup:g} s warm-up"
@@ -621,6 +705,7 @@ def _run_load(
         port=bot.port,
         token=token,
         mode=args.mode,
+        aggregated=args.otlp_shape == "aggregated",
         senders=args.senders,
         warmup=args.warmup,
         seconds=args.seconds,
@@ -667,6 +752,7 @@ def _run_load(
 
     return {
         "mode": args.mode,
+        "otlp_shape": args.otlp_shape if args.mode == "otlp" else None,
         "database": args.database,
         "senders": args.senders,
         "seconds": args.seconds,
@@ -717,7 +803,8 @@ def _verdict(
     print("PASS" if not failed else "FAIL: " + "; ".join(failed))
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    out = RESULTS / f"watch-{args.mode}-{args.database}-{stamp}.json"
+    suffix = "-aggregated" if args.mode == "otlp" and args.otlp_shape == "aggregated" else ""
+    out = RESULTS / f"watch-{args.mode}{suffix}-{args.database}-{stamp}.json"
     full = {
         "benchmark": f"watch-{args.mode}",
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -745,6 +832,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Watch ingest throughput, watch latency and disk.")
     parser.add_argument("--mode", choices=["runs", "otlp", "watch", "sections"], default="runs")
     parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument(
+        "--otlp-shape",
+        choices=["one-call", "aggregated"],
+        default="one-call",
+        help="otlp: one delta point per call (the worst case), or per workflow, model and "
+        "error.type as an SDK's periodic reader aggregates them",
+    )
     parser.add_argument("--senders", type=int, default=16, help="closed-loop senders")
     parser.add_argument("--seconds", type=float, default=20.0, help="measured seconds")
     parser.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds first")
