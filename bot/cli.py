@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -298,7 +299,10 @@ def _watch(args: argparse.Namespace, settings: Settings) -> int:
     from bot.rendering.watch import figures_text
     from bot.services.errors import UnknownWorkflow
     from bot.services.watch import WatchService
-    from bot.wiring import utc_now
+
+    def utc_now() -> datetime:
+        # not the composition root's clock: importing it would load the whole bot
+        return datetime.now(UTC)
 
     try:
         policy = load_policy(settings.ai_incident_config, environment())

@@ -72,3 +72,28 @@ def test_an_otlp_body_holds_500_runs_of_delta_points_at_the_time_of_sending() ->
     assert len(times) == 500
     assert now_ns - 10**9 < min(times) and max(times) < now_ns
     assert all(p.time_unix_nano - p.start_time_unix_nano == 1_000_000 for p in durations + tokens)
+
+
+def test_an_aggregated_otlp_body_holds_the_same_500_runs_in_few_points() -> None:
+    svc = pytest.importorskip("opentelemetry.proto.collector.metrics.v1.metrics_service_pb2")
+    runs = bench.draw_runs(500, seed=13)
+    template = bench.OtlpTemplate.build(runs, aggregated=True)
+    export = svc.ExportMetricsServiceRequest.FromString(template.render(1_800_000_000 * 10**9))
+    points = {
+        metric.name: list(metric.histogram.data_points)
+        for rm in export.resource_metrics[:1]
+        for metric in rm.scope_metrics[0].metrics
+    }
+    durations = [
+        p
+        for rm in export.resource_metrics
+        for m in rm.scope_metrics[0].metrics
+        if m.name == "gen_ai.client.operation.duration"
+        for p in m.histogram.data_points
+    ]
+    assert sum(p.count for p in durations) == 500
+    assert sum(p.count for p in durations if any(a.key == "error.type" for a in p.attributes)) == (
+        sum(r.status in ("error", "timeout") for r in runs)
+    )
+    assert len(durations) < 100 and len(points["gen_ai.client.token.usage"]) >= 2
+    assert len({p.time_unix_nano for p in durations}) == len(durations)
