@@ -186,11 +186,13 @@ def _items(body: bytes) -> tuple[list[Any], str]:
 
 def _parse(body: bytes) -> tuple[list[tuple[int, RunIn]], list[RunProblem], str]:
     """Return the valid runs by index, a problem per invalid one, and the field-name prefix."""
-    if (problem := nesting_problem(body)) is not None:
-        raise BadBody(f"body is {problem}", [{"field": "(body)", "message": problem}])
+    # pydantic's JSON parser has its own recursion limit: only the slow path, which parses
+    # with `json`, needs the nesting checked first
     parsed = _fast(body)
     if parsed is not None:
         return list(enumerate(parsed)), [], "runs." if b'"runs"' in body else ""
+    if (problem := nesting_problem(body)) is not None:
+        raise BadBody(f"body is {problem}", [{"field": "(body)", "message": problem}])
     items, prefix = _items(body)
     good: list[tuple[int, RunIn]] = []
     bad: list[RunProblem] = []
