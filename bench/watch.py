@@ -197,6 +197,30 @@ def _bucket_counts(bounds: tuple[float, ...], value: float) -> list[int]:
     return counts
 
 
+def _otlp_attrs(pairs: list[tuple[str, str]]) -> list[Any]:
+    from opentelemetry.proto.common.v1 import common_pb2
+
+    return [common_pb2.KeyValue(key=k, value=common_pb2.AnyValue(string_value=v)) for k, v in pairs]
+
+
+def _workflow_metrics(request: Any, workflow: str) -> tuple[Any, Any]:
+    """Add one workflow's resource to an export; return its DELTA duration and token metrics."""
+    from opentelemetry.proto.metrics.v1 import metrics_pb2 as m
+
+    rm = request.resource_metrics.add()
+    rm.resource.attributes.extend(
+        _otlp_attrs([("service.name", workflow), ("telemetry.sdk.language", "python")])
+    )
+    sm = rm.scope_metrics.add()
+    sm.scope.name = "opentelemetry.instrumentation.openai_v2"
+    sm.scope.version = "2.1b0"
+    duration = sm.metrics.add(name="gen_ai.client.operation.duration", unit="s")
+    duration.histogram.aggregation_temporality = m.AGGREGATION_TEMPORALITY_DELTA
+    tokens = sm.metrics.add(name="gen_ai.client.token.usage", unit="{token}")
+    tokens.histogram.aggregation_temporality = m.AGGREGATION_TEMPORALITY_DELTA
+    return duration, tokens
+
+
 def otlp_request(runs: list[RunSpec], *, aggregated: bool = False) -> Any:
     """Return an ExportMetricsServiceRequest with the runs' duration and token usage points.
 
@@ -209,30 +233,13 @@ def otlp_request(runs: list[RunSpec], *, aggregated: bool = False) -> Any:
     if aggregated:
         return _aggregated_request(runs)
     from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as svc
-    from opentelemetry.proto.common.v1 import common_pb2
-    from opentelemetry.proto.metrics.v1 import metrics_pb2 as m
-
-    def attrs(pairs: list[tuple[str, str]]) -> list[Any]:
-        return [
-            common_pb2.KeyValue(key=k, value=common_pb2.AnyValue(string_value=v)) for k, v in pairs
-        ]
 
     request = svc.ExportMetricsServiceRequest()
     by_workflow: dict[str, list[tuple[int, RunSpec]]] = {}
     for i, r in enumerate(runs):
         by_workflow.setdefault(r.workflow, []).append((i, r))
     for workflow, items in by_workflow.items():
-        rm = request.resource_metrics.add()
-        rm.resource.attributes.extend(
-            attrs([("service.name", workflow), ("telemetry.sdk.language", "python")])
-        )
-        sm = rm.scope_metrics.add()
-        sm.scope.name = "opentelemetry.instrumentation.openai_v2"
-        sm.scope.version = "2.1b0"
-        duration = sm.metrics.add(name="gen_ai.client.operation.duration", unit="s")
-        duration.histogram.aggregation_temporality = m.AGGREGATION_TEMPORALITY_DELTA
-        tokens = sm.metrics.add(name="gen_ai.client.token.usage", unit="{token}")
-        tokens.histogram.aggregation_temporality = m.AGGREGATION_TEMPORALITY_DELTA
+        duration, tokens = _workflow_metrics(request, workflow)
         for i, r in items:
             common = [
                 ("gen_ai.operation.name", "chat"),
@@ -246,7 +253,7 @@ def otlp_request(runs: list[RunSpec], *, aggregated: bool = False) -> Any:
                 else []
             )
             duration.histogram.data_points.add(
-                attributes=attrs(common + errored),
+                attributes=_otlp_attrs(common + errored),
                 start_time_unix_nano=_SENTINEL_START + i,
                 time_unix_nano=_SENTINEL_TIME + i,
                 count=1,
@@ -258,7 +265,7 @@ def otlp_request(runs: list[RunSpec], *, aggregated: bool = False) -> Any:
             )
             for kind, n in (("input", r.tokens_in), ("output", r.tokens_out)):
                 tokens.histogram.data_points.add(
-                    attributes=attrs([*common, ("gen_ai.token.type", kind)]),
+                    attributes=_otlp_attrs([*common, ("gen_ai.token.type", kind)]),
                     start_time_unix_nano=_SENTINEL_START + i,
                     time_unix_nano=_SENTINEL_TIME + i,
                     count=1,
@@ -273,13 +280,6 @@ def otlp_request(runs: list[RunSpec], *, aggregated: bool = False) -> Any:
 
 def _aggregated_request(runs: list[RunSpec]) -> Any:
     from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as svc
-    from opentelemetry.proto.common.v1 import common_pb2
-    from opentelemetry.proto.metrics.v1 import metrics_pb2 as m
-
-    def attrs(pairs: list[tuple[str, str]]) -> list[Any]:
-        return [
-            common_pb2.KeyValue(key=k, value=common_pb2.AnyValue(string_value=v)) for k, v in pairs
-        ]
 
     def histogram(values: list[float], bounds: tuple[float, ...]) -> dict[str, Any]:
         counts = [0] * (len(bounds) + 1)
@@ -301,17 +301,7 @@ def _aggregated_request(runs: list[RunSpec]) -> Any:
     for r in runs:
         by_workflow.setdefault(r.workflow, []).append(r)
     for workflow, items in by_workflow.items():
-        rm = request.resource_metrics.add()
-        rm.resource.attributes.extend(
-            attrs([("service.name", workflow), ("telemetry.sdk.language", "python")])
-        )
-        sm = rm.scope_metrics.add()
-        sm.scope.name = "opentelemetry.instrumentation.openai_v2"
-        sm.scope.version = "2.1b0"
-        duration = sm.metrics.add(name="gen_ai.client.operation.duration", unit="s")
-        duration.histogram.aggregation_temporality = m.AGGREGATION_TEMPORALITY_DELTA
-        tokens = sm.metrics.add(name="gen_ai.client.token.usage", unit="{token}")
-        tokens.histogram.aggregation_temporality = m.AGGREGATION_TEMPORALITY_DELTA
+        duration, tokens = _workflow_metrics(request, workflow)
         calls: dict[tuple[str, str | None], list[float]] = {}
         used: dict[tuple[str, str], list[float]] = {}
         for r in items:
@@ -322,7 +312,7 @@ def _aggregated_request(runs: list[RunSpec]) -> Any:
         for (model, error), seconds in sorted(calls.items(), key=str):
             common = [("gen_ai.operation.name", "chat"), ("gen_ai.request.model", model)]
             duration.histogram.data_points.add(
-                attributes=attrs(common + ([("error.type", error)] if error else [])),
+                attributes=_otlp_attrs(common + ([("error.type", error)] if error else [])),
                 start_time_unix_nano=_SENTINEL_START + point,
                 time_unix_nano=_SENTINEL_TIME + point,
                 **histogram(seconds, DURATION_BOUNDS_S),
@@ -330,7 +320,7 @@ def _aggregated_request(runs: list[RunSpec]) -> Any:
             point += 1
         for (model, kind), counts in sorted(used.items()):
             tokens.histogram.data_points.add(
-                attributes=attrs(
+                attributes=_otlp_attrs(
                     [
                         ("gen_ai.operation.name", "chat"),
                         ("gen_ai.request.model", model),
