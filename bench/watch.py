@@ -550,6 +550,41 @@ def stored_runs(url: str) -> dict[str, int]:
     return out
 
 
+def prefill_seen(url: str, count: int) -> None:
+    """Migrate the database and fill `watch_seen` with `count` random keys spread over the
+    last 35 days: the index of run ids a busy history holds, which every new run's claim then
+    inserts into."""
+    from storage.db import create_db_engine, migrate
+
+    engine = create_db_engine(url)
+    try:
+        migrate(engine)
+    finally:
+        engine.dispose()
+    rng = random.Random(7)
+    now = int(time.time() // 60)
+    span = 35 * 1440
+    keys = sorted({rng.getrandbits(64) - 2**63 for _ in range(count)})
+    rows = [(key, now - span + rng.randrange(span)) for key in keys]
+    if url.startswith("sqlite"):
+        conn = sqlite3.connect(url.removeprefix("sqlite:///"))
+        try:
+            conn.executemany("INSERT INTO watch_seen (key, minute) VALUES (?, ?)", rows)
+            conn.commit()
+        finally:
+            conn.close()
+        return
+    import psycopg
+
+    with (
+        psycopg.connect(url) as pg,
+        pg.cursor() as cur,
+        cur.copy("COPY watch_seen (key, minute) FROM STDIN") as copy,
+    ):
+        for row in rows:
+            copy.write_row(row)
+
+
 def throughput(args: argparse.Namespace) -> int:
     cpus = os.cpu_count() or 1
     token = secrets.token_urlsafe(24)
@@ -578,6 +613,9 @@ def throughput(args: argparse.Namespace) -> int:
         with ingest.database(args.database, workdir) as url:
             policy = workdir / "ai-incident.yml"
             shutil.copyfile(ingest.EXAMPLE_POLICY, policy)
+            if args.seen_keys:
+                print(f"filling watch_seen with {args.seen_keys:,} keys ...", flush=True)
+                prefill_seen(url, args.seen_keys)
             bot_env = {
                 **env,
                 "DATABASE_URL": url,
@@ -836,6 +874,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, default=35, help="watch: days of minute history")
     parser.add_argument("--repeats", type=int, default=20, help="watch: timed figure builds")
     parser.add_argument("--profile", action="store_true", help="runs/otlp: run the bot under yappi")
+    parser.add_argument(
+        "--seen-keys",
+        type=int,
+        default=0,
+        help="runs/otlp: run ids already in the history's index before the load starts",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args(argv)
     if args.mode == "watch":

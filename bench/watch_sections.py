@@ -29,7 +29,7 @@ from bot.domain.watch.history import admission_problem, fold, minute_of, run_key
 from bot.domain.watch.otlp import count, read
 from bot.services.watch_metrics import watch_mapping
 from handlers.otlp import PROTOBUF, _decoded, points_of
-from handlers.runs import _runs_of
+from handlers.runs import _parse
 from storage import watch as store
 from storage import watch_streams
 from storage.db import create_db_engine, migrate
@@ -65,7 +65,7 @@ def runs_path(engine: Any, batches: int, keep: Any) -> dict[str, float]:
     t = Clock()
     for k in range(batches):
         body = tpl.render(uid_base(1, k), time.time())
-        good, _bad, _prefix = t("parse and check the JSON body (RunsIn)", lambda: _runs_of(body))
+        good, _bad, _prefix = t("parse and check the JSON body (RunsIn)", lambda: _parse(body))
         now = datetime.now(UTC)
         runs = t("RunIn -> Run", lambda: [parsed.run(now) for _, parsed in good])
         t(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import sys
@@ -146,8 +147,13 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         logging.getLogger("bot").warning(
             "AI_INCIDENT_WEBHOOK_TOKEN is not set and no source has a token: every webhook gets 401"
         )
+    app = create_app(container)
+    # what start-up loaded (modules, the policy, the app) lives as long as the process: keep it
+    # out of the cyclic collector's full passes, which otherwise scan it again and again
+    # under load (a tenth of a busy bot's CPU)
+    gc.freeze()
     uvicorn.run(
-        create_app(container),
+        app,
         host=args.host,
         port=args.port,
         log_level=settings.log_level.lower(),

@@ -42,6 +42,9 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA synchronous=FULL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=10000")
+    # 64 MB of page cache per connection (the default is 2 MB): the index of seen run ids
+    # outgrows 2 MB within minutes of a busy day, and every insert then reads pages back
+    cur.execute("PRAGMA cache_size=-65536")
     cur.close()
 
 

@@ -50,6 +50,7 @@ __all__ = [
     "prune",
     "reach",
     "recent_latencies",
+    "record_batches",
     "record_runs",
     "slots",
     "sums",
@@ -127,6 +128,20 @@ def record_runs(session: Session, runs: Sequence[Run]) -> RecordedRuns:
     new = [key in claimed and first[key] == index for index, key in enumerate(keys)]
     add_tallies(session, fold(run for run, fresh in zip(runs, new, strict=True) if fresh))
     return RecordedRuns(new)
+
+
+def record_batches(session: Session, batches: Sequence[Sequence[Run]]) -> list[RecordedRuns]:
+    """Record several requests' runs in one claim and one set of upserts; a result per request.
+
+    A run repeated across them counts once, in the first request that has it.
+    """
+    recorded = record_runs(session, [run for runs in batches for run in runs]).new
+    results: list[RecordedRuns] = []
+    start = 0
+    for runs in batches:
+        results.append(RecordedRuns(recorded[start : start + len(runs)]))
+        start += len(runs)
+    return results
 
 
 # -- adding tallies -----------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from sqlmodel import Session
 from bot.config import Policy
 from bot.domain.watch.history import Run, admission_problem
 from bot.services.ingest import IngestPipeline
-from storage.watch import RecordedRuns, prune, record_runs
+from storage.watch import RecordedRuns, prune, record_batches
 
 __all__ = ["HistoryPruner", "RunIntake"]
 
@@ -32,18 +32,19 @@ class RunIntake:
         retention = self._policy.watch.retention
         return [admission_problem(run.at, now, retention.ids, retention.minutes) for run in runs]
 
-    def named(self, run: Run) -> Run:
-        """Return the run under its workflow's name when it names an alias."""
-        workflow = self._policy.watched_workflow(run.workflow)
-        return run if workflow == run.workflow else replace(run, workflow=workflow)
-
     async def record(self, runs: Sequence[Run]) -> RecordedRuns:
-        """Count the runs not seen before; return once they are committed."""
-        named = [self.named(run) for run in runs]
-        result: RecordedRuns = await self._pipeline.write(
-            lambda session: record_runs(session, named),
-            label=f"{len(named)} runs",
-            delivers=False,
+        """Count the runs not seen before, an alias under its workflow's name; return once
+        they are committed."""
+        names: dict[str, str] = {}
+        named = []
+        for run in runs:
+            workflow = names.get(run.workflow)
+            if workflow is None:
+                workflow = names[run.workflow] = self._policy.watched_workflow(run.workflow)
+            named.append(run if workflow == run.workflow else replace(run, workflow=workflow))
+        # the runs of every request in the writer's batch share one claim and one upsert
+        result: RecordedRuns = await self._pipeline.write_together(
+            named, record_batches, label=f"{len(named)} runs", delivers=False
         )
         return result
 

@@ -59,6 +59,19 @@ def test_runs_are_counted_once_by_workflow_and_run_id(engine: Engine) -> None:
     assert found["billing"].runs == 1
 
 
+def test_requests_recorded_together_count_a_shared_run_once_in_the_first(engine: Engine) -> None:
+    with Session(engine) as session:
+        results = watch.record_batches(
+            session, [[run("a"), run("b")], [run("b"), run("c")], [run("a", workflow="x")]]
+        )
+        session.commit()
+    assert [r.new for r in results] == [[True, True], [False, True], [True]]
+    assert [(r.accepted, r.duplicates) for r in results] == [(2, 0), (1, 1), (1, 0)]
+    with Session(engine) as session:
+        found = {s.workflow: s.tally.runs for s in watch.slots(session, since=0, until=10**9)}
+    assert found == {"support-bot": 3, "x": 1}
+
+
 def test_hour_rows_hold_the_sum_of_their_minutes(engine: Engine) -> None:
     runs = [run(f"r{i}", at=T0 + timedelta(minutes=i), latency_ms=100 * (i + 1)) for i in range(90)]
     with Session(engine) as session:
