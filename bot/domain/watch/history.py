@@ -21,6 +21,8 @@ __all__ = [
     "LATENCY_BOUNDS_MS",
     "RECENT",
     "VERSION_CHARS",
+    "Change",
+    "ChangeSource",
     "Run",
     "RunStatus",
     "Slot",
@@ -191,33 +193,51 @@ class Tally:
         """Runs that failed: errors and timeouts (a refusal is an answer, counted apart)."""
         return self.errors + self.timeouts
 
-    def add_run(self, run: Run) -> None:
-        """Count one run."""
-        at_ms = epoch_ms(run.at)
+    def add_run(self, run: Run, at_ms: int | None = None) -> None:
+        """Count one run (`at_ms`: its epoch milliseconds, when the caller has them)."""
+        # the hot loop of every runs request: written out rather than through the helpers
+        if at_ms is None:
+            at_ms = epoch_ms(run.at)
         self.runs += 1
-        if run.status is RunStatus.ERROR:
-            self.errors += 1
-        elif run.status is RunStatus.REFUSAL:
-            self.refusals += 1
-        elif run.status is RunStatus.TIMEOUT:
-            self.timeouts += 1
+        status = run.status
+        if status is not RunStatus.OK:
+            if status is RunStatus.ERROR:
+                self.errors += 1
+            elif status is RunStatus.REFUSAL:
+                self.refusals += 1
+            elif status is RunStatus.TIMEOUT:
+                self.timeouts += 1
         if run.handed_off:
             self.handoffs += 1
-        self.tokens_in += run.tokens_in or 0
-        self.tokens_out += run.tokens_out or 0
-        self.cost_usd += run.cost_usd or 0.0
-        if run.latency_ms is not None:
-            self.add_latencies([run.latency_ms], at_ms=at_ms)
-        if run.confidence is not None:
-            self.add_confidences([run.confidence])
-        self.seen(at_ms)
-        for kind, value in (
-            (VersionKind.MODEL, run.model),
-            (VersionKind.PROMPT, run.prompt_version),
-            (VersionKind.ERROR, run.error if run.status is not RunStatus.OK else None),
-        ):
-            if value:
-                self.saw_version(kind, value, at_ms)
+        if run.tokens_in:
+            self.tokens_in += run.tokens_in
+        if run.tokens_out:
+            self.tokens_out += run.tokens_out
+        if run.cost_usd:
+            self.cost_usd += run.cost_usd
+        latency = run.latency_ms
+        if latency is not None:
+            self.latency_count += 1
+            self.latency_sum_ms += latency
+            self.latency_buckets[bisect.bisect_left(LATENCY_BOUNDS_MS, latency)] += 1
+            top = self.latency_max_ms
+            if top is None or latency > top:
+                self.latency_max_ms = latency
+            self._recent(at_ms, latency)
+        confidence = run.confidence
+        if confidence is not None:
+            self.confidence_count += 1
+            self.confidence_sum += confidence
+            self.confidence_buckets[bisect.bisect_left(CONFIDENCE_BOUNDS, confidence)] += 1
+        last = self.last_at_ms
+        if last is None or at_ms > last:
+            self.last_at_ms = at_ms
+        if run.model:
+            self.saw_version(VersionKind.MODEL, run.model, at_ms)
+        if run.prompt_version:
+            self.saw_version(VersionKind.PROMPT, run.prompt_version, at_ms)
+        if run.error and status is not RunStatus.OK:
+            self.saw_version(VersionKind.ERROR, run.error, at_ms)
 
     def seen(self, at_ms: int) -> None:
         """Note that something ran at `at_ms`."""
@@ -329,6 +349,35 @@ class Version:
     last_seen: datetime
 
 
+class ChangeSource(StrEnum):
+    """Which input first reported a model or prompt version."""
+
+    RUNS = "runs"
+    OTLP = "otlp"
+    ALERT = "alert"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A workflow began to run with a model or prompt version it had not run with before.
+
+    `before` is the value of the same kind last seen before `at` (None for the first one).
+    """
+
+    workflow: str
+    kind: VersionKind
+    before: str | None
+    after: str
+    at: datetime
+    source: ChangeSource
+
+    def describe(self) -> str:
+        """Say what changed, e.g. "prompt summary-v12 → summary-v13" or "model gpt-4o (new)"."""
+        if self.before is None:
+            return f"{self.kind.value} {self.after} (first seen)"
+        return f"{self.kind.value} {self.before} → {self.after}"
+
+
 @dataclass(frozen=True, slots=True)
 class Slot:
     """A workflow's tally for the span of `minutes` minutes starting at minute `start`."""
@@ -348,9 +397,10 @@ def fold(runs: Iterable[Run]) -> dict[tuple[str, int], Tally]:
     """Return the tallies of some runs by (workflow, minute)."""
     tallies: dict[tuple[str, int], Tally] = {}
     for run in sorted(runs, key=lambda r: r.at):
-        key = (run.workflow, minute_of(run.at))
+        at_ms = epoch_ms(run.at)
+        key = (run.workflow, at_ms // 60_000)
         tally = tallies.get(key)
         if tally is None:
             tally = tallies[key] = Tally()
-        tally.add_run(run)
+        tally.add_run(run, at_ms)
     return tallies
