@@ -858,7 +858,9 @@ def _verdict(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Watch ingest throughput, watch latency and disk.")
-    parser.add_argument("--mode", choices=["runs", "otlp", "watch", "sections"], default="runs")
+    parser.add_argument(
+        "--mode", choices=["runs", "otlp", "watch", "sections", "rules"], default="runs"
+    )
     parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument(
         "--otlp-shape",
@@ -886,6 +888,10 @@ def main(argv: list[str] | None = None) -> int:
         import watch_fill
 
         return watch_fill.run(args)
+    if args.mode == "rules":
+        import watch_rules
+
+        return watch_rules.run(args)
     if args.mode == "sections":
         import watch_sections
 

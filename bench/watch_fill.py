@@ -94,14 +94,17 @@ def _shape(rng: random.Random, rate: float, error_share: float) -> dict[str, Any
 class Generator:
     """Realistic minute tallies: each workflow its own rate, error share, models and prompts."""
 
-    def __init__(self, seed: int, end_minute: int, days: int) -> None:
+    def __init__(
+        self, seed: int, end_minute: int, days: int, workflows: tuple[str, ...] = WORKFLOWS
+    ) -> None:
         rng = random.Random(seed)
         self.rng = rng
         self.end = end_minute
         self.start = end_minute - days * 1440
+        self.workflows = workflows
         self.shapes: dict[str, list[dict[str, Any]]] = {}
         self.models: dict[str, tuple[str, str]] = {}
-        for i, workflow in enumerate(WORKFLOWS):
+        for i, workflow in enumerate(workflows):
             rate = (1, 2, 5, 10, 20)[i % 5] * rng.uniform(0.7, 1.3)
             share = rng.choice((0.005, 0.01, 0.02, 0.05))
             self.shapes[workflow] = [_shape(rng, rate, share) for _ in range(SHAPES)]
@@ -132,7 +135,7 @@ class Generator:
         return {
             (workflow, minute): self.tally(i, workflow, minute)
             for minute in range(first, first + 1440)
-            for i, workflow in enumerate(WORKFLOWS)
+            for i, workflow in enumerate(self.workflows)
         }
 
 

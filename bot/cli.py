@@ -305,6 +305,7 @@ def _watch(args: argparse.Namespace, settings: Settings) -> int:
     from bot.rendering.watch import figures_text
     from bot.services.errors import UnknownWorkflow
     from bot.services.watch import WatchService
+    from bot.services.watch_rules import WatchJudge
 
     def utc_now() -> datetime:
         # not the composition root's clock: importing it would load the whole bot
@@ -315,7 +316,7 @@ def _watch(args: argparse.Namespace, settings: Settings) -> int:
     except ConfigError as exc:
         print(f"ai-incident: the policy file has problems:\n{exc}", file=sys.stderr)
         return 2
-    service = WatchService(policy=policy, clock=utc_now)
+    service = WatchService(policy=policy, clock=utc_now, judge=WatchJudge(policy=policy))
     engine = create_db_engine(settings.database_url)
     try:
         with Session(readonly(engine)) as session:

@@ -58,6 +58,7 @@ from bot.services.killswitch import KillSwitchService
 from bot.services.tickets import TICKET_CREATE, TICKET_UPDATE, TicketEvents, TicketListener
 from bot.services.watch import WatchService
 from bot.services.watch_commands import WATCH_CHART, SeenOnly, WatchCommands
+from bot.services.watch_rules import WatchEvaluator, WatchJudge
 from bot.services.watch_intake import HistoryPruner, RunIntake
 from bot.services.watch_metrics import MetricIntake
 from bot.settings import Settings, environment
@@ -209,6 +210,7 @@ class Services:
     digests: DigestService
     handoffs: HandoffService
     watch: WatchService
+    rules: WatchEvaluator
 
 
 @dataclass(frozen=True)
@@ -294,6 +296,7 @@ def build_services(base: Base) -> Services:
             paging,
         ],
     )
+    judge = WatchJudge(policy=policy)
     # a handoff's SLA mentions whoever is on call for its workflow and, last, pages them
     handoff_paging = HandoffPaging(policy=policy, incidents=incidents, paging=paging)
     handoffs = HandoffService(
@@ -310,7 +313,8 @@ def build_services(base: Base) -> Services:
         incidents=incidents,
         digests=DigestService(policy=policy, clock=clock, handoffs=StoredHandoffs()),
         handoffs=handoffs,
-        watch=WatchService(policy=policy, clock=clock),
+        watch=WatchService(policy=policy, clock=clock, judge=judge),
+        rules=WatchEvaluator(judge=judge, policy=policy, clock=clock, incidents=incidents),
     )
 
 
@@ -533,6 +537,7 @@ def build_jobs(base: Base, services: Services) -> list[Job]:
     """Return what the scheduler runs on every tick."""
     return [
         HistoryPruner(policy=base.policy, clock=base.clock),
+        services.rules,
         services.incidents.review_due,
         services.incidents.escalate_due,
         services.paging.escalate_due,

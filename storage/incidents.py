@@ -206,6 +206,13 @@ def _evidence_dict(e: Evidence) -> dict[str, Any]:
         "hint": e.hint,
         "hint_trusted": e.hint_trusted,
         "label_severity": e.label_severity,
+        "watched": None
+        if e.watched is None
+        else {
+            "rule": e.watched.rule,
+            "severity": e.watched.severity.value,
+            "text": e.watched.text,
+        },
     }
 
 
@@ -234,7 +241,17 @@ def evidence_from_row(row: AlertRow) -> Evidence:
         hint_trusted=bool(ev.get("hint_trusted")),
         label_severity=ev.get("label_severity"),
         firing_since=row.starts_at or row.first_seen_at,
+        watched=_watched(ev.get("watched")),
     )
+
+
+def _watched(value: Any) -> Reason | None:
+    if not isinstance(value, dict):
+        return None
+    try:
+        return Reason(str(value["rule"]), Severity(value["severity"]), str(value["text"]))
+    except (KeyError, ValueError):
+        return None
 
 
 def add_alerts(

@@ -251,6 +251,8 @@ class Evidence:
     label_severity: str | None = None
     harmful_output: bool = False
     firing_since: datetime | None = None
+    # the verdict of a rule the bot judged itself on its watched history (source `watch`)
+    watched: Reason | None = None
 
 
 @dataclass(frozen=True)
@@ -589,6 +591,9 @@ def _assess(
     _require_aware("now", now)
     if evidence.firing_since is not None:
         _require_aware("firing_since", evidence.firing_since)
+    if evidence.watched is not None:
+        watched = evidence.watched
+        return [_finding(watched.rule, watched.severity, watched.text)]
     signal = evidence.signal
     kind = signal.kind.strip().lower() if signal is not None else None
     found = _harmful(evidence, kind)

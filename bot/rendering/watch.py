@@ -113,7 +113,10 @@ def figures_line(figures: WatchFigures, *, now: datetime | None = None) -> str:
         parts.append(f"last run {_when(f.last_run_at, now)}")
     if f.baseline_note is not None:
         parts.append(f"baselines: {f.baseline_note}")
-    return _SEP.join(parts)
+    line = _SEP.join(parts)
+    firing = [r for r in f.rules if r.state == "firing"]
+    # a rule that holds gets a line of its own under the figures it quotes
+    return "\n".join([line, *(f"  {r.severity} {r.text}" for r in firing)])
 
 
 def figures_text(figures: Iterable[WatchFigures], *, now: datetime | None = None) -> str:

@@ -136,7 +136,23 @@ def _lines(figures: WatchFigures, esc: Escape, zone: ZoneInfo) -> list[str]:
         lines.append(_SEP.join(about))
     if f.baseline_note:
         lines.append(f"_{esc(f.baseline_note)}_")
+    lines += _rule_lines(f, esc)
     return lines
+
+
+def _rule_lines(figures: WatchFigures, esc: Escape) -> list[str]:
+    """The watched severity rules that hold now, each with its figures; else how many are clear."""
+    if not figures.rules:
+        return []
+    firing = [r for r in figures.rules if r.state == "firing"]
+    if firing:
+        return [f"*{r.severity}* {esc(r.text)}" for r in firing]
+    clear = sum(1 for r in figures.rules if r.state == "clear")
+    waiting = sum(1 for r in figures.rules if r.state == "too-few-runs")
+    parts = [f"{clear} clear"]
+    if waiting:
+        parts.append(f"{waiting} waiting for enough runs")
+    return ["Severity rules: " + ", ".join(parts)]
 
 
 def watch_text(figures: Sequence[WatchFigures], esc: Escape, zone: ZoneInfo) -> str:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Collection
+from dataclasses import replace
 from datetime import datetime
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
@@ -21,12 +23,14 @@ from bot.domain.watch.figures import (
     HourPoint,
     Part,
     Reads,
+    RuleState,
     WatchFigures,
     WatchHistory,
     compute_figures,
     reads,
     week_points,
 )
+from bot.domain.watch.rules import Finding
 from bot.domain.watch.history import Tally, Version, VersionKind, hour_of, minute_of
 from bot.services.errors import UnknownWorkflow
 from storage import watch as store
@@ -35,6 +39,14 @@ __all__ = ["UnwatchedWorkflow", "WatchService"]
 
 # the versions the figures show (error texts are not read)
 _SHOWN = (VersionKind.MODEL, VersionKind.PROMPT)
+
+
+class RuleJudge(Protocol):
+    """What judges the watched severity rules (bot.services.watch_rules.WatchJudge)."""
+
+    def findings(
+        self, session: Session, *, now: datetime, workflows: Collection[str] | None = None
+    ) -> list[Finding]: ...
 
 
 class UnwatchedWorkflow(UnknownWorkflow):
@@ -52,10 +64,17 @@ class UnwatchedWorkflow(UnknownWorkflow):
 class WatchService:
     """Figures of the watched workflows at the bot's clock."""
 
-    def __init__(self, *, policy: Policy, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        *,
+        policy: Policy,
+        clock: Callable[[], datetime],
+        judge: RuleJudge | None = None,
+    ) -> None:
         self._policy = policy
         self._clock = clock
         self._zone = ZoneInfo(policy.timezone)
+        self._judge = judge
 
     def workflows(self, session: Session) -> list[str]:
         """Return the policy's workflows and every workflow with history in the minutes kept."""
@@ -108,7 +127,20 @@ class WatchService:
                     pinned_cost_per_run=self._policy.workflow(name).watch.cost_per_run_usd,
                 )
             )
-        return found
+        if self._judge is None:
+            return found
+        states: dict[str, list[RuleState]] = defaultdict(list)
+        for finding in self._judge.findings(session, now=now, workflows=names):
+            states[finding.workflow].append(
+                RuleState(
+                    rule=finding.rule,
+                    state=finding.holding.value,
+                    severity=finding.severity.value,
+                    text=finding.text,
+                    since=finding.since,
+                )
+            )
+        return [replace(f, rules=tuple(states.get(f.workflow, ()))) for f in found]
 
     def _latest_latencies(
         self, session: Session, plan: Reads, names: list[str], only: Collection[str] | None

@@ -33,6 +33,7 @@ from bot.domain.watch.history import (
 __all__ = [
     "BASELINE_DAYS",
     "HourPoint",
+    "RuleState",
     "Part",
     "Reads",
     "WatchFigures",
@@ -167,6 +168,32 @@ class WatchHistory:
 
 
 @dataclass(frozen=True, slots=True)
+class RuleState:
+    """Where one watched severity rule of a workflow stands (`state`: a rules Holding value)."""
+
+    rule: str
+    state: str
+    severity: str
+    text: str
+    since: datetime | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """Return the state as a JSON object."""
+        since = None if self.since is None else _iso(self.since)
+        return {
+            "rule": self.rule,
+            "state": self.state,
+            "severity": self.severity,
+            "text": self.text,
+            "since": since,
+        }
+
+
+def _iso(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
 class WatchFigures:
     """One workflow's figures at one instant; None where there is no data."""
 
@@ -194,6 +221,8 @@ class WatchFigures:
     last_run_at: datetime | None = None
     history_days: int | None = None
     baseline_note: str | None = None
+    # the watched severity rules, as the scheduler last judges them
+    rules: tuple[RuleState, ...] = ()
 
     @property
     def seen(self) -> bool:
@@ -206,9 +235,9 @@ class WatchFigures:
         for name in self.__slots__:
             value = getattr(self, name)
             if isinstance(value, datetime):
-                value = value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+                value = _iso(value)
             elif isinstance(value, tuple):
-                value = list(value)
+                value = [v.as_json() if isinstance(v, RuleState) else v for v in value]
             values[name] = value
         return values
 

@@ -1,0 +1,251 @@
+"""The watched severity rules at work: judge each workflow's history, open and resolve incidents.
+
+Every 30 s (by default) the scheduler reads what the rules need for every watched workflow in a
+few queries — the minutes of the last few hours, the hours of the last nine days, the latest
+latencies, each workflow's first hour and latest run, the changes of the last day — and hands
+it to the pure rules (`bot.domain.watch.rules`). A rule that holds goes through the ordinary alert
+path as an alert of source `watch`: one group per workflow (so a workflow's rules share an
+incident, whose severity is the worst of them) and one alert per rule. A rule that has been
+clear for the hold-down time resolves its alert; the incident then resolves with its last alert,
+or only journals it when the workflow says `resolve_on_source_resolve: false`.
+
+Nothing is kept in memory between ticks: how long a condition has held comes from the history,
+and whether its alert is firing from the database, so a restart changes nothing and two replicas
+evaluating at once open one incident (the alert group's key decides the race).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from bot.config import Policy
+from bot.domain.alerts import AlertIn, AlertStatus, Notification
+from bot.domain.severity import Evidence, Reason
+from bot.domain.watch.history import Change, Tally, hour_of, minute_of
+from bot.domain.watch.rules import Finding, Holding, WatchedHistory, evaluate
+from storage import watch as store
+from storage.models import AlertRow, IncidentRow
+
+if TYPE_CHECKING:
+    from bot.services.incidents import IncidentService
+
+__all__ = [
+    "WATCH_SOURCE",
+    "WatchEvaluator",
+    "WatchJudge",
+    "read_histories",
+    "rule_fingerprint",
+]
+
+WATCH_SOURCE = "watch"
+
+# what the rules read: minutes of the last hours (windows, streaks, the hold-down), hours of the
+# last days (baselines over the previous 7 days, spend over the last 24 h and today)
+MINUTES_BACK = timedelta(hours=3, minutes=30)
+HOURS_BACK = timedelta(days=9, hours=2)
+CHANGES_BACK = timedelta(hours=26)
+
+
+def rule_fingerprint(workflow: str, rule: str) -> str:
+    """Return the alert fingerprint of one rule of one workflow (its dedup key)."""
+    return f"watch:{workflow}:{rule}"
+
+
+def _group_key(workflow: str) -> str:
+    return f"watch:{workflow}"
+
+
+def read_histories(
+    session: Session,
+    workflows: Collection[str],
+    *,
+    now: datetime,
+    changes: Callable[[Session, Collection[str], datetime], Sequence[Change]] | None = None,
+) -> dict[str, WatchedHistory]:
+    """Read what the rules need for `workflows` at `now`, in a handful of queries for all."""
+    if not workflows:
+        return {}
+    until = minute_of(now) + 1
+    minutes: dict[str, dict[int, Tally]] = defaultdict(dict)
+    for slot in store.slots(
+        session, since=minute_of(now - MINUTES_BACK), until=until, workflows=workflows
+    ):
+        minutes[slot.workflow][slot.start] = slot.tally
+    hours: dict[str, dict[int, Tally]] = defaultdict(dict)
+    for slot in store.slots(
+        session,
+        since=hour_of(minute_of(now - HOURS_BACK)),
+        until=until,
+        hourly=True,
+        workflows=workflows,
+    ):
+        hours[slot.workflow][slot.start] = slot.tally
+    keep = timedelta(days=2)
+    recent = store.recent_latencies(
+        session, since=minute_of(now - keep), until=until, count=5, workflows=workflows
+    )
+    reach = store.reach(session, workflows)
+    changed: dict[str, list[Change]] = defaultdict(list)
+    if changes is not None:
+        for change in changes(session, workflows, now - CHANGES_BACK):
+            changed[change.workflow].append(change)
+    return {
+        workflow: WatchedHistory(
+            workflow=workflow,
+            minutes=minutes.get(workflow, {}),
+            hours=hours.get(workflow, {}),
+            recent=recent.get(workflow, []),
+            first_minute=reach.get(workflow, (None, None))[0],
+            last_run_ms=reach.get(workflow, (None, None))[1],
+            changes=changed.get(workflow, []),
+        )
+        for workflow in workflows
+    }
+
+
+@dataclass(frozen=True)
+class _Open:
+    """A watch alert of an open incident."""
+
+    incident_id: int
+    firing: bool
+
+
+def _open_alerts(session: Session) -> dict[str, _Open]:
+    query = (
+        sa.select(AlertRow.fingerprint, AlertRow.incident_id, AlertRow.status)  # type: ignore[call-overload]
+        .join(IncidentRow, IncidentRow.id == AlertRow.incident_id)  # type: ignore[arg-type]
+        .where(
+            IncidentRow.source == WATCH_SOURCE,  # type: ignore[arg-type]
+            IncidentRow.resolved_at.is_(None),  # type: ignore[union-attr]
+        )
+    )
+    return {
+        fingerprint: _Open(incident_id, status == AlertStatus.FIRING.value)
+        for fingerprint, incident_id, status in session.execute(query)
+    }
+
+
+class WatchJudge:
+    """Judge the watched rules for some workflows at some instant (reads only)."""
+
+    def __init__(
+        self,
+        *,
+        policy: Policy,
+        changes: Callable[[Session, Collection[str], datetime], Sequence[Change]] | None = None,
+    ) -> None:
+        self._policy = policy
+        self._changes = changes
+
+    def workflows(self, session: Session, now: datetime) -> list[str]:
+        """Return the workflows to judge: the policy's and those with history in the minutes kept."""
+        since = minute_of(now - self._policy.watch.retention.minutes)
+        return sorted({*self._policy.workflows, *store.workflows_seen(session, since)})
+
+    def findings(
+        self, session: Session, *, now: datetime, workflows: Collection[str] | None = None
+    ) -> list[Finding]:
+        """Return every rule's finding for `workflows` (default: all watched) at `now`."""
+        names = sorted(workflows) if workflows is not None else self.workflows(session, now)
+        histories = read_histories(session, names, now=now, changes=self._changes)
+        found: list[Finding] = []
+        for name in names:
+            workflow = self._policy.workflow(name)
+            found += evaluate(
+                histories[name],
+                self._policy.rules_for(name),
+                now=now,
+                hours=self._policy.hours,
+                customer_facing=workflow.category.value == "customer-facing",
+                pinned_cost_per_run=workflow.watch.cost_per_run_usd,
+                expect_every=workflow.watch.expect_interval,
+                silence_off=workflow.watch.silence_off,
+            )
+        return found
+
+
+class WatchEvaluator:
+    """The scheduler's job that judges the watched rules and files what they find."""
+
+    def __init__(
+        self,
+        *,
+        judge: WatchJudge,
+        policy: Policy,
+        clock: Callable[[], datetime],
+        incidents: IncidentService,
+        every: timedelta = timedelta(seconds=30),
+    ) -> None:
+        self.judge = judge
+        self._policy = policy
+        self._clock = clock
+        self._incidents = incidents
+        self._every = every
+        self._last: datetime | None = None
+
+    def findings(
+        self, session: Session, *, now: datetime, workflows: Collection[str] | None = None
+    ) -> list[Finding]:
+        """Return every rule's finding (see WatchJudge.findings)."""
+        return self.judge.findings(session, now=now, workflows=workflows)
+
+    def __call__(self, session: Session) -> int:
+        """Judge every watched workflow when `every` has passed; return the alerts filed."""
+        now = self._clock()
+        if self._last is not None and now - self._last < self._every:
+            return 0
+        self._last = now
+        return self.apply(session, self.findings(session, now=now), now=now)
+
+    def apply(self, session: Session, findings: Sequence[Finding], *, now: datetime) -> int:
+        """File a firing alert for each rule that holds and is not firing yet; resolve each
+        firing one whose rule has been clear for the hold-down time. Return how many."""
+        held = _open_alerts(session)
+        filed = 0
+        for finding in findings:
+            fingerprint = rule_fingerprint(finding.workflow, finding.rule)
+            known = held.get(fingerprint)
+            if finding.holding is Holding.FIRING:
+                if known is not None and known.firing:
+                    continue
+                self._incidents.ingest(session, self._notification(finding, AlertStatus.FIRING))
+                filed += 1
+            elif known is not None and known.firing:
+                hold_down = self._policy.rules_for(finding.workflow).hold_down
+                if finding.last_held is not None and now - finding.last_held < hold_down:
+                    continue
+                self._incidents.ingest(session, self._notification(finding, AlertStatus.RESOLVED))
+                filed += 1
+        return filed
+
+    @staticmethod
+    def _notification(finding: Finding, status: AlertStatus) -> Notification:
+        reason = Reason(f"watch:{finding.rule}", finding.severity, finding.text)
+        alert = AlertIn(
+            fingerprint=rule_fingerprint(finding.workflow, finding.rule),
+            status=status,
+            title=finding.title,
+            description=finding.text,
+            labels={"workflow": finding.workflow, "rule": finding.rule},
+            values={key: value for key, value in finding.figures.items()},
+            starts_at=finding.since,
+            workflow=finding.workflow,
+            evidence=Evidence(watched=reason, firing_since=finding.since),
+        )
+        return Notification(
+            source=WATCH_SOURCE,
+            group_key=_group_key(finding.workflow),
+            title=f"{finding.workflow}: {finding.title}"
+            if not finding.title.startswith(f"{finding.workflow}:")
+            else finding.title,
+            alerts=(alert,),
+            workflow=finding.workflow,
+        )

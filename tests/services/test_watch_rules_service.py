@@ -1,0 +1,173 @@
+"""The watched rules at work on a real database: incidents open, hold, resolve, and only once."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from bot.config import Policy, Workflow
+from bot.domain.watch.history import Run, RunStatus
+from bot.domain.watch.rules import Holding
+from bot.services.incidents import IncidentService
+from bot.services.watch_rules import WATCH_SOURCE, WatchEvaluator, WatchJudge, rule_fingerprint
+from storage.db import create_db_engine, migrate
+from storage.models import AlertRow, IncidentRow
+from storage.watch import record_runs
+from tests.conftest import FakeClock
+
+pytestmark = pytest.mark.both_backends
+
+# a Monday, inside the default business hours (09:00-17:00 UTC)
+T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+FLOW = "support-bot"
+
+
+def policy(**workflow: object) -> Policy:
+    return Policy(workflows={FLOW: Workflow(**workflow)})  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    engine = create_db_engine(db_url)
+    migrate(engine)
+    yield engine
+    engine.dispose()
+
+
+def runs(engine: Engine, end: datetime, count: int, failed: int, prefix: str) -> None:
+    """Record `count` runs over the 10 minutes before `end`, the first `failed` of them errors."""
+    step = timedelta(minutes=10) / count
+    batch = [
+        Run(
+            workflow=FLOW,
+            run_id=f"{prefix}-{i}",
+            at=end - timedelta(minutes=10) + step * (i + 0.5),
+            status=RunStatus.ERROR if i < failed else RunStatus.OK,
+            latency_ms=800,
+        )
+        for i in range(count)
+    ]
+    with Session(engine) as session:
+        record_runs(session, batch)
+        session.commit()
+
+
+def tick(engine: Engine, evaluator: WatchEvaluator, now: datetime) -> int:
+    with Session(engine) as session:
+        filed = evaluator.apply(session, evaluator.findings(session, now=now), now=now)
+        session.commit()
+    return filed
+
+
+def incidents(engine: Engine) -> list[IncidentRow]:
+    with Session(engine) as session:
+        return list(session.exec(sa.select(IncidentRow).order_by(IncidentRow.id)).scalars())  # type: ignore[call-overload, arg-type]
+
+
+def alerts(engine: Engine) -> dict[str, str]:
+    with Session(engine) as session:
+        rows = session.execute(sa.select(AlertRow.fingerprint, AlertRow.status))  # type: ignore[call-overload]
+        return dict(rows.all())
+
+
+def evaluator_for(p: Policy, clock: FakeClock) -> WatchEvaluator:
+    return WatchEvaluator(
+        judge=WatchJudge(policy=p),
+        policy=p,
+        clock=clock,
+        incidents=IncidentService(policy=p, clock=clock),
+    )
+
+
+def test_a_failing_workflow_opens_one_incident_with_the_figures_and_resolves_after_hold_down(
+    engine: Engine,
+) -> None:
+    clock = FakeClock(T0)
+    p = policy()
+    evaluator = evaluator_for(p, clock)
+    runs(engine, T0, 100, 30, "a")
+    assert tick(engine, evaluator, clock.now) >= 1
+    [incident] = incidents(engine)
+    assert incident.source == WATCH_SOURCE and incident.workflow == FLOW
+    assert incident.severity == "P1"
+    reasons = " ".join(r["text"] for r in incident.severity_reasons)
+    assert "30 of 100 runs" in reasons and "20 %" in reasons
+    fired = alerts(engine)
+    assert fired[rule_fingerprint(FLOW, "error-rate-critical")] == "firing"
+    # the next tick, and a restarted bot, file nothing new: the alert is already firing
+    assert tick(engine, evaluator, clock.now) == 0
+    assert tick(engine, evaluator_for(p, clock), clock.now) == 0
+    assert len(incidents(engine)) == 1
+
+    # the workflow recovers: clear, but inside the hold-down nothing resolves
+    clock.advance(minutes=10)
+    runs(engine, clock.now, 100, 0, "b")
+    assert tick(engine, evaluator, clock.now) == 0
+    assert incidents(engine)[0].resolved_at is None
+    # clear for longer than the hold-down (15 min): every rule's alert resolves, then the incident
+    clock.advance(minutes=10)
+    runs(engine, clock.now, 100, 0, "c")
+    assert tick(engine, evaluator, clock.now) >= 1
+    assert set(alerts(engine).values()) == {"resolved"}
+    assert incidents(engine)[0].resolved_at is not None
+
+
+def test_a_workflow_that_does_not_resolve_on_source_resolve_keeps_its_incident_open(
+    engine: Engine,
+) -> None:
+    clock = FakeClock(T0)
+    p = policy(resolve_on_source_resolve=False)
+    evaluator = evaluator_for(p, clock)
+    runs(engine, T0, 100, 30, "a")
+    tick(engine, evaluator, clock.now)
+    for prefix in ("b", "c", "d"):
+        clock.advance(minutes=10)
+        runs(engine, clock.now, 100, 0, prefix)
+        tick(engine, evaluator, clock.now)
+    assert set(alerts(engine).values()) == {"resolved"}
+    assert incidents(engine)[0].resolved_at is None
+
+
+def test_too_few_runs_open_nothing(engine: Engine) -> None:
+    clock = FakeClock(T0)
+    evaluator = evaluator_for(policy(), clock)
+    runs(engine, T0, 5, 3, "a")  # 60 % of 5 runs: below the minimum number of runs
+    assert tick(engine, evaluator, clock.now) == 0
+    assert incidents(engine) == []
+    with Session(engine) as session:
+        found = {f.rule: f for f in evaluator.findings(session, now=clock.now)}
+    assert found["error-rate-critical"].holding is Holding.TOO_FEW_RUNS
+
+
+def test_two_replicas_judging_at_once_open_one_incident(engine: Engine) -> None:
+    clock = FakeClock(T0)
+    p = policy()
+    runs(engine, T0, 100, 30, "a")
+    replicas = [evaluator_for(p, clock), evaluator_for(p, clock)]
+    start = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def judge(evaluator: WatchEvaluator) -> None:
+        try:
+            with Session(engine) as session:
+                found = evaluator.findings(session, now=clock.now)
+                start.wait(5)
+                evaluator.apply(session, found, now=clock.now)
+                session.commit()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=judge, args=(r,)) for r in replicas]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == []
+    assert len(incidents(engine)) == 1
+    assert all(status == "firing" for status in alerts(engine).values())
