@@ -29,7 +29,8 @@ from bot.domain.fields import Duration, TimeZoneName
 from bot.domain.fields import FrozenModel as _Model
 from bot.domain.people import Person, Roles
 from bot.domain.redaction import RedactionPolicy
-from bot.domain.severity import SeverityRules
+from bot.domain.severity import Duration as SeverityDuration
+from bot.domain.severity import Severity, SeverityRules
 from bot.domain.watch.policy import WatchPolicy, WorkflowWatch
 from bot.handoffs.callback_targets import allow_entry
 from bot.paging.channels import PROVIDERS
@@ -58,6 +59,7 @@ __all__ = [
     "Roles",
     "Rotation",
     "Schedule",
+    "SeverityOverrides",
     "Source",
     "TimeZoneName",
     "Workflow",
@@ -88,6 +90,47 @@ class Category(StrEnum):
     ANALYTICS = "analytics"
 
 
+class SeverityOverrides(_Model):
+    """One workflow's own thresholds (`workflows.<name>.severity:`): any keys of `severity:`.
+
+    A key left out (or written empty) takes the top-level value; the merged thresholds are
+    validated like the top-level ones (`Policy.rules_for`).
+    """
+
+    error_rate_p1: float | None = Field(default=None, ge=0)
+    error_rate_p2: float | None = Field(default=None, ge=0)
+    error_rate_p2_sustained: SeverityDuration | None = None
+    error_rate_p3: float | None = Field(default=None, ge=0)
+    deviation_stddevs: float | None = Field(default=None, ge=0)
+    deviation_sustained_business: SeverityDuration | None = None
+    cost_per_run_factor: float | None = Field(default=None, ge=0)
+    daily_spend_p2_factor: float | None = Field(default=None, ge=0)
+    daily_spend_p2_sustained: SeverityDuration | None = None
+    daily_spend_p3_factor: float | None = Field(default=None, ge=0)
+    token_usage_p3_factor: float | None = Field(default=None, ge=0)
+    refusals_p2: float | None = Field(default=None, ge=0)
+    root_cause_deadline: SeverityDuration | None = None
+    min_runs: int | None = Field(default=None, ge=1)
+    error_rate_window: SeverityDuration | None = None
+    error_rate_p2_slice: SeverityDuration | None = None
+    latency_ms: float | None = Field(default=None, ge=0)
+    latency_runs: int | None = Field(default=None, ge=1)
+    token_usage_window: SeverityDuration | None = None
+    cost_per_run_window: SeverityDuration | None = None
+    refusals_window: SeverityDuration | None = None
+    hold_down: SeverityDuration | None = None
+    baseline_days: int | None = Field(default=None, ge=1)
+    label_map: dict[str, Severity] | None = None
+    default: Severity | None = None
+
+    def over(self, rules: SeverityRules) -> SeverityRules:
+        """Return `rules` with this workflow's values in place of theirs (validated)."""
+        mine = self.model_dump(exclude_none=True)
+        if not mine:
+            return rules
+        return SeverityRules.model_validate({**rules.model_dump(), **mine})
+
+
 class Workflow(_Model):
     category: Category = Category.INTERNAL
     owner: str | None = None
@@ -99,6 +142,8 @@ class Workflow(_Model):
     auto_pause_on_p1: bool = False
     resolve_on_source_resolve: bool = True
     cost_baseline_usd_per_day: float | None = None
+    # this workflow's own severity thresholds, over the top-level `severity:`
+    severity: SeverityOverrides = SeverityOverrides()
     watch: WorkflowWatch = WorkflowWatch()
 
 
@@ -234,12 +279,32 @@ class Policy(_Model):
         """Return the named workflow's settings, or defaults for one the file does not know."""
         return self.workflows.get(name) or Workflow()
 
+    def rules_for(self, workflow: str) -> SeverityRules:
+        """Return a workflow's severity thresholds: `severity:` with the workflow's overrides."""
+        return self.workflow(workflow).severity.over(self.severity)
+
     @model_validator(mode="after")
     def _references(self) -> Policy:
         problems = list(_reference_problems(self.model_dump()))
+        problems += _override_problems(self)
         if problems:
             raise _ReferenceProblems(problems)
         return self
+
+
+def _override_problems(policy: Policy) -> list[tuple[str, str]]:
+    """Say which workflows' overrides make thresholds that do not fit together."""
+    problems = []
+    for name, workflow in policy.workflows.items():
+        try:
+            workflow.severity.over(policy.severity)
+        except ValidationError as exc:
+            for err in exc.errors():
+                where = f"workflows.{name}.severity"
+                if err["loc"] and str(err["loc"][0]) in workflow.severity.model_fields_set:
+                    where += f".{err['loc'][0]}"
+                problems.append((where, str(err["msg"]).removeprefix("Value error, ")))
+    return problems
 
 
 class _ReferenceProblems(ValueError):

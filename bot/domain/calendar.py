@@ -161,6 +161,10 @@ class BusinessHours(BaseModel, frozen=True, extra="forbid"):
             remaining -= we - begin
         raise AssertionError("unreachable: business windows never run out")
 
+    def open_windows(self, first: date, last: date) -> list[tuple[datetime, datetime]]:
+        """Return the open windows of local days `first`..`last` as ordered UTC pairs."""
+        return list(self._windows(first, last))
+
     def _windows(self, first: date, last: date) -> Iterator[tuple[datetime, datetime]]:
         """Yield the open windows of local days `first`..`last` as ordered, disjoint UTC pairs."""
         for day, window in self._windows_by_day(first):

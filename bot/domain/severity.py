@@ -190,6 +190,21 @@ class SeverityRules(BaseModel, frozen=True, extra="forbid"):
     token_usage_p3_factor: float = Field(default=1.3, ge=0)
     refusals_p2: float = Field(default=0.5, ge=0)
     root_cause_deadline: Duration = timedelta(hours=4)
+    # the rules judged on the bot's own history of a workflow (bot.domain.watch.rules)
+    # a rate needs this many runs in its window
+    min_runs: int = Field(default=20, ge=1)
+    error_rate_window: Duration = timedelta(minutes=10)
+    # the P2 error rate must be above error_rate_p2 in every slice this long of the sustained span
+    error_rate_p2_slice: Duration = timedelta(minutes=10)
+    latency_ms: float = Field(default=5000.0, ge=0)
+    latency_runs: int = Field(default=3, ge=1)
+    token_usage_window: Duration = timedelta(hours=1)
+    cost_per_run_window: Duration = timedelta(hours=1)
+    refusals_window: Duration = timedelta(minutes=30)
+    # a rule's incident resolves once its condition has been clear this long
+    hold_down: Duration = timedelta(minutes=15)
+    # a baseline needs this many days of history
+    baseline_days: int = Field(default=7, ge=1)
     label_map: dict[str, Severity] = Field(default_factory=_default_label_map)
     default: Severity = Severity.P3
 

@@ -3,17 +3,35 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
 
 from bot.domain.fields import Duration, FrozenModel
+from bot.domain.severity import parse_duration
 
 __all__ = ["Retention", "WatchMetrics", "WatchPolicy", "WorkflowWatch"]
 
 
 def _listed(value: object) -> object:
     return [value] if isinstance(value, str) else value
+
+
+def _expect_every(value: object) -> object:
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as '30m', or 'off'")
+    if isinstance(value, str):
+        if value.strip().lower() == "off":
+            return "off"
+        try:
+            value = parse_duration(value)
+        except ValueError as exc:
+            raise ValueError(f"{exc}, or 'off'") from None
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        value = timedelta(seconds=value)
+    if isinstance(value, timedelta) and value <= timedelta(0):
+        raise ValueError("must be longer than 0; write 'off' for no silence rule")
+    return value
 
 
 class WatchMetrics(FrozenModel):
@@ -37,6 +55,21 @@ class WorkflowWatch(FrozenModel):
     metrics: WatchMetrics = WatchMetrics()
     # a pinned cost-per-run baseline in US dollars, instead of the 7-day median
     cost_per_run_usd: float | None = Field(default=None, ge=0)
+    # the longest business time without a run before it is silence (P2); "off": no silence
+    # rule at all; unset: only "zero runs over a business day"
+    expect_every: Annotated[timedelta | Literal["off"] | None, BeforeValidator(_expect_every)] = (
+        None
+    )
+
+    @property
+    def silence_off(self) -> bool:
+        """Whether the workflow has no silence rule (`expect_every: off`)."""
+        return self.expect_every == "off"
+
+    @property
+    def expect_interval(self) -> timedelta | None:
+        """The longest business time without a run (None: unset, or off)."""
+        return self.expect_every if isinstance(self.expect_every, timedelta) else None
 
 
 class Retention(FrozenModel):
