@@ -58,9 +58,9 @@ from bot.services.killswitch import KillSwitchService
 from bot.services.tickets import TICKET_CREATE, TICKET_UPDATE, TicketEvents, TicketListener
 from bot.services.watch import WatchService
 from bot.services.watch_commands import WATCH_CHART, SeenOnly, WatchCommands
-from bot.services.watch_rules import WatchEvaluator, WatchJudge
 from bot.services.watch_intake import HistoryPruner, RunIntake
 from bot.services.watch_metrics import MetricIntake
+from bot.services.watch_rules import WatchEvaluator, WatchJudge
 from bot.settings import Settings, environment
 from storage import journal
 from storage.db import create_db_engine

@@ -30,8 +30,8 @@ from bot.domain.watch.figures import (
     reads,
     week_points,
 )
-from bot.domain.watch.rules import Finding
 from bot.domain.watch.history import Tally, Version, VersionKind, hour_of, minute_of
+from bot.domain.watch.rules import Finding
 from bot.services.errors import UnknownWorkflow
 from storage import watch as store
 

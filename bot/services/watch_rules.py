@@ -121,9 +121,9 @@ class _Open:
 def _open_alerts(session: Session) -> dict[str, _Open]:
     query = (
         sa.select(AlertRow.fingerprint, AlertRow.incident_id, AlertRow.status)  # type: ignore[call-overload]
-        .join(IncidentRow, IncidentRow.id == AlertRow.incident_id)  # type: ignore[arg-type]
+        .join(IncidentRow, IncidentRow.id == AlertRow.incident_id)
         .where(
-            IncidentRow.source == WATCH_SOURCE,  # type: ignore[arg-type]
+            IncidentRow.source == WATCH_SOURCE,
             IncidentRow.resolved_at.is_(None),  # type: ignore[union-attr]
         )
     )

@@ -33,9 +33,9 @@ from bot.domain.watch.history import (
 __all__ = [
     "BASELINE_DAYS",
     "HourPoint",
-    "RuleState",
     "Part",
     "Reads",
+    "RuleState",
     "WatchFigures",
     "WatchHistory",
     "compute_figures",
