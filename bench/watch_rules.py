@@ -33,7 +33,9 @@ from storage.db import create_db_engine, migrate
 
 TARGET_TICK_MS = 500.0
 COUNT = 50
-FLOWS: tuple[str, ...] = (*WORKFLOWS, *(f"{w}-eu" for w in WORKFLOWS[: COUNT - len(WORKFLOWS)]))
+FLOWS: tuple[str, ...] = tuple(
+    name for suffix in ("", "-eu", "-us") for name in (f"{w}{suffix}" for w in WORKFLOWS)
+)[:COUNT]
 
 
 def _trouble(tallies: dict[tuple[str, int], Tally], end: int) -> None:
@@ -48,6 +50,19 @@ def _trouble(tallies: dict[tuple[str, int], Tally], end: int) -> None:
             tally.cost_usd *= 4
         elif index % 10 == 5:  # quiet: no runs in the last 2.5 h
             del tallies[(workflow, minute)]
+
+
+class Clock:
+    """The bench's clock: it moves only when a tick says so."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kwargs: float) -> None:
+        self.now += timedelta(**kwargs)
 
 
 def _timed(repeats: int, fn: Any) -> list[float]:
@@ -88,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
                     rate = len(FLOWS) * 1440 * (day + 1) / (time.perf_counter() - t0)
                     print(f"  day {day + 1}/{args.days}: {rate:,.0f} minute rows/s", flush=True)
             print(f"filled in {time.perf_counter() - t0:.0f} s")
-            clock = lambda: now  # noqa: E731 - the bench's fixed instant
+            clock = Clock(now)
             evaluator = WatchEvaluator(
                 judge=WatchJudge(policy=policy),
                 policy=policy,
@@ -100,15 +115,28 @@ def run(args: argparse.Namespace) -> int:
             filed: list[int] = []
 
             def tick() -> None:
+                clock.advance(seconds=30)  # the scheduler's interval: the windows move on
                 with Session(engine) as session:
                     filed.append(evaluator(session))
                     session.commit()
 
+            if args.profile:
+                import cProfile
+                import pstats
+
+                tick()  # the first fills the slow reads' cache
+                profile = cProfile.Profile()
+                profile.runcall(tick)
+                pstats.Stats(profile).sort_stats("cumulative").print_stats(25)
             first = _timed(1, tick)
             times = _timed(args.repeats, tick)
+            # what a tick costs when it also reads the slowly changing hours again (every
+            # 10 minutes): a fresh judge has nothing cached
+            evaluator.judge = WatchJudge(policy=policy)
+            refresh = _timed(1, tick)
             with Session(engine) as session:
                 incidents = session.execute(sa.text("SELECT count(*) FROM incident")).scalar_one()
-                findings = evaluator.findings(session, now=now)
+                findings = evaluator.findings(session, now=clock.now)
             firing = sorted({f.workflow for f in findings if f.holding.value == "firing"})
             print(
                 f"\nfirst tick (opens the incidents): {first[0]:.0f} ms, {filed[0]} alerts filed, "
@@ -119,9 +147,17 @@ def run(args: argparse.Namespace) -> int:
                 f"p95 {sorted(times)[int(0.95 * (len(times) - 1))]:.0f} ms, max {max(times):.0f} ms "
                 f"over {args.repeats} ({sum(filed[1:])} alerts filed)"
             )
-            record = {"first_ms": first[0], "ticks_ms": times, "incidents": incidents}
+            print(
+                f"a tick that reads the 9 days of hours again (every 10 min): {refresh[0]:.0f} ms"
+            )
+            record = {
+                "first_ms": first[0],
+                "ticks_ms": times,
+                "refresh_ms": refresh[0],
+                "incidents": incidents,
+            }
         finally:
             engine.dispose()
-    worst = max(first[0], *times)
+    worst = max(first[0], refresh[0], *times)
     checks = {f"every tick < {TARGET_TICK_MS:g} ms": worst < TARGET_TICK_MS}
     return _verdict(args, checks, record, workdir)

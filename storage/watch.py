@@ -8,6 +8,7 @@ touch the same rows cannot deadlock.
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -47,6 +48,7 @@ __all__ = [
     "add_tallies",
     "claim",
     "first_minute",
+    "minute_counts",
     "prune",
     "reach",
     "recent_latencies",
@@ -299,29 +301,51 @@ def add_tallies(session: Session, tallies: Mapping[tuple[str, int], Tally]) -> N
 # -- reading ------------------------------------------------------------------------------------
 
 
-def _tally(row: sa.Row[Any], minute: int, recent: str | None) -> Tally:
-    values = row._mapping
-    tally = Tally(
-        runs=values["runs"] or 0,
-        errors=values["errors"] or 0,
-        refusals=values["refusals"] or 0,
-        timeouts=values["timeouts"] or 0,
-        handoffs=values["handoffs"] or 0,
-        tokens_in=values["tokens_in"] or 0,
-        tokens_out=values["tokens_out"] or 0,
-        cost_usd=values["cost_usd"] or 0.0,
-        latency_count=values["latency_count"] or 0,
-        latency_sum_ms=values["latency_sum_ms"] or 0.0,
-        latency_max_ms=values["latency_max_ms"],
-        latency_buckets=[values[name] or 0 for name in LATENCY_COLUMNS],
-        confidence_count=values["confidence_count"] or 0,
-        confidence_sum=values["confidence_sum"] or 0.0,
-        confidence_buckets=[values[name] or 0 for name in CONFIDENCE_COLUMNS],
-        last_at_ms=values["last_at_ms"],
-    )
-    if recent:
-        tally.recent = sorted(_recent_entries(minute, recent))[-RECENT:]
-    return tally
+class _Columns:
+    """Where a result's columns are, found once per query: a row is then read by position
+    (looking some fifty names up in every row's mapping cost more than the query)."""
+
+    def __init__(self, keys: Sequence[str]) -> None:
+        at = {name: index for index, name in enumerate(keys)}
+        self.fields = operator.itemgetter(
+            *(
+                at[name]
+                for name in (
+                    "runs", "errors", "refusals", "timeouts", "handoffs", "tokens_in",
+                    "tokens_out", "cost_usd", "latency_count", "latency_sum_ms",
+                    "confidence_count", "confidence_sum", "latency_max_ms", "last_at_ms",
+                )
+            )
+        )  # fmt: skip
+        self.latency = operator.itemgetter(*(at[name] for name in LATENCY_COLUMNS))
+        self.confidence = operator.itemgetter(*(at[name] for name in CONFIDENCE_COLUMNS))
+
+    def tally(self, row: Sequence[Any], minute: int, recent: str | None) -> Tally:
+        (
+            runs, errors, refusals, timeouts, handoffs, t_in, t_out, cost, l_count, l_sum,
+            c_count, c_sum, l_max, last,
+        ) = self.fields(row)  # fmt: skip
+        tally = Tally(
+            runs=runs or 0,
+            errors=errors or 0,
+            refusals=refusals or 0,
+            timeouts=timeouts or 0,
+            handoffs=handoffs or 0,
+            tokens_in=t_in or 0,
+            tokens_out=t_out or 0,
+            cost_usd=cost or 0.0,
+            latency_count=l_count or 0,
+            latency_sum_ms=l_sum or 0.0,
+            latency_max_ms=l_max,
+            latency_buckets=[count or 0 for count in self.latency(row)],
+            confidence_count=c_count or 0,
+            confidence_sum=c_sum or 0.0,
+            confidence_buckets=[count or 0 for count in self.confidence(row)],
+            last_at_ms=last,
+        )
+        if recent:
+            tally.recent = sorted(_recent_entries(minute, recent))[-RECENT:]
+        return tally
 
 
 def _recent_entries(minute: int, recent: str) -> list[tuple[int, float]]:
@@ -339,10 +363,12 @@ def slots(
     until: int,
     hourly: bool = False,
     workflows: Collection[str] | None = None,
+    recent: bool = True,
 ) -> list[Slot]:
     """Return the tallies of minutes (or hours) `since` <= minute < `until`, in time order.
 
     An hour is keyed by its first minute; `since` and `until` are minutes either way.
+    `recent=False` leaves the minutes' latest latencies unread (they cost more than the rest).
     """
     table = hour_table if hourly else minute_table
     query = sa.select(table).where(table.c.minute >= since, table.c.minute < until)
@@ -350,11 +376,68 @@ def slots(
         query = query.where(table.c.workflow.in_(sorted(workflows)))
     query = query.order_by(table.c.minute, table.c.workflow)
     found = []
-    for row in session.execute(query):
-        recent = None if hourly else row._mapping["recent"]
+    kept = recent and not hourly
+    result = session.execute(query)
+    columns = _Columns(list(result.keys()))
+    at_recent = list(result.keys()).index("recent") if kept else -1
+    for row in result:
+        latest = row[at_recent] if kept else None
         found.append(
-            Slot(row.workflow, row.minute, 60 if hourly else 1, _tally(row, row.minute, recent))
+            Slot(
+                row.workflow,
+                row.minute,
+                60 if hourly else 1,
+                columns.tally(row, row.minute, latest),
+            )
         )
+    return found
+
+
+# what a minute's counts are, without its histograms and latest latencies
+_COUNTS = (
+    "runs", "errors", "refusals", "timeouts", "handoffs", "tokens_in", "tokens_out", "cost_usd",
+    "last_at_ms",
+)  # fmt: skip
+
+
+def minute_counts(
+    session: Session, *, since: int, until: int, workflows: Collection[str] | None = None
+) -> list[Slot]:
+    """Return the counts of minutes `since` <= minute < `until` (runs by status, handoffs,
+    tokens, cost, the last run), in time order: the tallies' histograms are left empty, so many
+    minutes are read for the price of few."""
+    table = minute_table
+    query = sa.select(table.c.workflow, table.c.minute, *(table.c[n] for n in _COUNTS)).where(
+        table.c.minute >= since, table.c.minute < until
+    )
+    if workflows is not None:
+        query = query.where(table.c.workflow.in_(sorted(workflows)))
+    found = []
+    for (
+        workflow,
+        minute,
+        runs,
+        errors,
+        refusals,
+        timeouts,
+        handoffs,
+        t_in,
+        t_out,
+        cost,
+        last,
+    ) in session.execute(query.order_by(table.c.minute, table.c.workflow)):
+        tally = Tally(
+            runs=runs or 0,
+            errors=errors or 0,
+            refusals=refusals or 0,
+            timeouts=timeouts or 0,
+            handoffs=handoffs or 0,
+            tokens_in=t_in or 0,
+            tokens_out=t_out or 0,
+            cost_usd=cost or 0.0,
+            last_at_ms=last,
+        )
+        found.append(Slot(workflow, minute, 1, tally))
     return found
 
 
@@ -400,9 +483,11 @@ def sums(
             if workflows is not None:
                 query = query.where(table.c.workflow.in_(sorted(workflows)))
             selects.append(query.group_by(table.c.workflow))
-        for row in session.execute(sa.union_all(*selects)):
+        result = session.execute(sa.union_all(*selects))
+        columns = _Columns(list(result.keys()))
+        for row in result:
             since, until, _hourly = mine[row.part]
-            found[(row.workflow, since, until, hourly)] = _tally(row, since, None)
+            found[(row.workflow, since, until, hourly)] = columns.tally(row, since, None)
     return found
 
 

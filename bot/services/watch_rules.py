@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "WATCH_SOURCE",
+    "SlowReads",
     "WatchEvaluator",
     "WatchJudge",
     "read_histories",
@@ -51,6 +52,8 @@ WATCH_SOURCE = "watch"
 MINUTES_BACK = timedelta(hours=3, minutes=30)
 HOURS_BACK = timedelta(days=9, hours=2)
 CHANGES_BACK = timedelta(hours=26)
+# how far back a quiet workflow's latest latencies are looked for (the default retention)
+RECENT_BACK = timedelta(days=2)
 
 
 def rule_fingerprint(workflow: str, rule: str) -> str:
@@ -62,52 +65,114 @@ def _group_key(workflow: str) -> str:
     return f"watch:{workflow}"
 
 
+class SlowReads:
+    """What changes slowly, read again every few minutes instead of on every tick: the hours
+    before the last two (a backdated run shows in them within `refresh`), and each workflow's
+    first hour and latest run (the hour table's whole length). A cache of the database only:
+    nothing in it is needed to carry on after a restart."""
+
+    def __init__(self, refresh: timedelta = timedelta(minutes=10)) -> None:
+        self._refresh = refresh
+        self._read_at: datetime | None = None
+        self._workflows: frozenset[str] = frozenset()
+        self._hours: dict[str, dict[int, Tally]] = {}
+        self._reach: dict[str, tuple[int, int | None]] = {}
+
+    def read(
+        self, session: Session, workflows: Collection[str], now: datetime
+    ) -> tuple[dict[str, dict[int, Tally]], dict[str, tuple[int, int | None]]]:
+        """Return the hours of the last days and the reach of `workflows` at `now`."""
+        until = minute_of(now) + 1
+        since = hour_of(minute_of(now - HOURS_BACK))
+        stale = (
+            self._read_at is None
+            or not now - self._refresh < self._read_at <= now
+            or not self._workflows.issuperset(workflows)
+        )
+        if stale:
+            self._hours = defaultdict(dict)
+            self._workflows = frozenset(workflows)
+            self._read_at = now
+            self._reach = store.reach(session, workflows)
+            fresh_since = since
+        else:
+            fresh_since = hour_of(minute_of(now)) - 60
+        for slot in store.slots(
+            session, since=fresh_since, until=until, hourly=True, workflows=workflows
+        ):
+            self._hours.setdefault(slot.workflow, {})[slot.start] = slot.tally
+        for kept in self._hours.values():
+            for hour in [h for h in kept if h < since]:
+                del kept[hour]
+        return self._hours, self._reach
+
+
 def read_histories(
     session: Session,
     workflows: Collection[str],
     *,
     now: datetime,
     changes: Callable[[Session, Collection[str], datetime], Sequence[Change]] | None = None,
+    latest: int = 5,
+    slow: SlowReads | None = None,
 ) -> dict[str, WatchedHistory]:
-    """Read what the rules need for `workflows` at `now`, in a handful of queries for all."""
+    """Read what the rules need for `workflows` at `now`, in a handful of queries for all
+    (`latest`: how many of each workflow's latest latencies; `slow`: a cache of what changes
+    slowly, else it is read now)."""
     if not workflows:
         return {}
     until = minute_of(now) + 1
     minutes: dict[str, dict[int, Tally]] = defaultdict(dict)
-    for slot in store.slots(
+    # counts only: the minute rules add up runs, failures, refusals, tokens and cost
+    for slot in store.minute_counts(
         session, since=minute_of(now - MINUTES_BACK), until=until, workflows=workflows
     ):
         minutes[slot.workflow][slot.start] = slot.tally
-    hours: dict[str, dict[int, Tally]] = defaultdict(dict)
-    for slot in store.slots(
-        session,
-        since=hour_of(minute_of(now - HOURS_BACK)),
-        until=until,
-        hourly=True,
-        workflows=workflows,
-    ):
-        hours[slot.workflow][slot.start] = slot.tally
-    keep = timedelta(days=2)
+    hours, reach = (slow or SlowReads()).read(session, workflows, now)
+    # the latest latencies: from the minutes just read where a workflow has enough of them
+    # there, else from the days the minutes keep them for (a quiet workflow's last runs)
     recent = store.recent_latencies(
-        session, since=minute_of(now - keep), until=until, count=5, workflows=workflows
+        session,
+        since=minute_of(now - MINUTES_BACK),
+        until=until,
+        count=latest,
+        workflows=workflows,
     )
-    reach = store.reach(session, workflows)
+    short = [w for w in workflows if len(recent.get(w, ())) < latest]
+    if short:
+        recent.update(
+            store.recent_latencies(
+                session,
+                since=minute_of(now - RECENT_BACK),
+                until=until,
+                count=latest,
+                workflows=short,
+            )
+        )
     changed: dict[str, list[Change]] = defaultdict(list)
     if changes is not None:
         for change in changes(session, workflows, now - CHANGES_BACK):
             changed[change.workflow].append(change)
-    return {
-        workflow: WatchedHistory(
+    found = {}
+    for workflow in workflows:
+        mine = minutes.get(workflow, {})
+        first, last = reach.get(workflow, (None, None))
+        # the latest run: the minutes read now know better than the cached reach
+        seen = [t.last_at_ms for t in mine.values() if t.last_at_ms is not None]
+        seen += [t.last_at_ms for t in hours.get(workflow, {}).values() if t.last_at_ms]
+        if last is not None:
+            seen.append(last)
+        earliest = [m for m in (first, *mine, *hours.get(workflow, {})) if m is not None]
+        found[workflow] = WatchedHistory(
             workflow=workflow,
-            minutes=minutes.get(workflow, {}),
+            minutes=mine,
             hours=hours.get(workflow, {}),
             recent=recent.get(workflow, []),
-            first_minute=reach.get(workflow, (None, None))[0],
-            last_run_ms=reach.get(workflow, (None, None))[1],
+            first_minute=hour_of(min(earliest)) if earliest else None,
+            last_run_ms=max(seen) if seen else None,
             changes=changed.get(workflow, []),
         )
-        for workflow in workflows
-    }
+    return found
 
 
 @dataclass(frozen=True)
@@ -144,6 +209,7 @@ class WatchJudge:
     ) -> None:
         self._policy = policy
         self._changes = changes
+        self._slow = SlowReads()
 
     def workflows(self, session: Session, now: datetime) -> list[str]:
         """Return the workflows to judge: the policy's and those with history in the minutes kept."""
@@ -155,7 +221,10 @@ class WatchJudge:
     ) -> list[Finding]:
         """Return every rule's finding for `workflows` (default: all watched) at `now`."""
         names = sorted(workflows) if workflows is not None else self.workflows(session, now)
-        histories = read_histories(session, names, now=now, changes=self._changes)
+        latest = max((self._policy.rules_for(name).latency_runs for name in names), default=3)
+        histories = read_histories(
+            session, names, now=now, changes=self._changes, latest=latest, slow=self._slow
+        )
         found: list[Finding] = []
         for name in names:
             workflow = self._policy.workflow(name)
