@@ -1112,6 +1112,25 @@ def _metric_value(metric: str, tally: Tally, need: int, minutes: int) -> float |
     return part / tally.runs
 
 
+def _outside_streak(
+    walk: Sequence[tuple[int, int]], outside: Sequence[bool | None], *, skip: int | None
+) -> tuple[int, int | None]:
+    """Add up the open minutes of the unbroken run of hours outside the band, newest first.
+
+    The hour `skip` (the current one, for the complete hours' streak) and an hour that cannot
+    be judged yet (None) are left out.
+    """
+    total, start = 0, None
+    for (hour, open_), verdict in zip(walk, outside, strict=False):
+        if verdict is None or hour == skip:
+            continue
+        if not verdict:
+            break
+        total += open_
+        start = hour
+    return total, start
+
+
 def _show_metric(metric: str, value: float) -> str:
     if metric in ("error-rate", "refusal-rate", "handoff-rate"):
         return _pct(value)
@@ -1197,23 +1216,25 @@ def _deviations(ctx: _Ctx) -> list[Finding]:
         mean = sum(values) / len(values)
         stddev = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
         band = max(k * stddev, _FLOORS[metric], _RELATIVE_FLOOR * abs(mean))
-        streak_minutes = 0
-        complete_minutes = 0
-        start: int | None = None
+        # each business hour's verdict, newest first: True outside the band, False inside or
+        # not judged, None for the current hour while it cannot be judged yet
+        outside: list[bool | None] = []
         latest_value: float | None = None
-        for h, open_ in walk:
-            minutes = min(60, ctx.now_minute + 1 - h)
-            value = _metric_value(metric, hours.get(h) or Tally(), need, minutes)
+        for h, _open in walk:
+            value = _metric_value(
+                metric, hours.get(h) or Tally(), need, min(60, ctx.now_minute + 1 - h)
+            )
             if h == current:
                 latest_value = value
                 if value is None:
+                    outside.append(None)
                     continue
-            if value is None or abs(value - mean) <= band:
+            verdict = value is not None and abs(value - mean) > band
+            outside.append(verdict)
+            if not verdict and h != current:
                 break
-            streak_minutes += open_
-            if h != current:
-                complete_minutes += open_
-            start = h
+        streak_minutes, start = _outside_streak(walk, outside, skip=None)
+        complete_minutes, _start = _outside_streak(walk, outside, skip=current)
         figures: dict[str, float] = {
             "baseline": mean,
             "stddev": stddev,
@@ -1225,7 +1246,7 @@ def _deviations(ctx: _Ctx) -> list[Finding]:
         if latest_value is not None:
             figures["value"] = latest_value
         sigma = f"stddev {_show_metric(metric, stddev)}"
-        if stddev == 0:
+        if stddev <= 1e-9 * max(1.0, abs(mean)):
             sigma += f" (constant baseline: band ±{_show_metric(metric, band)})"
         elif band > k * stddev:
             sigma += f" (band ±{_show_metric(metric, band)}, the smallest judged)"
