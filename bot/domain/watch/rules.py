@@ -236,6 +236,13 @@ class _Minutes:
         self._refusals = list(accumulate(refusals, initial=0))
         self._tokens = list(accumulate(tokens, initial=0))
         self._cost = list(accumulate(cost, initial=0.0))
+        self._prefix: dict[str, Sequence[float]] = {
+            "runs": self._runs,
+            "failed": self._failed,
+            "refusals": self._refusals,
+            "tokens": self._tokens,
+            "cost": self._cost,
+        }
 
     def covers(self, since: int) -> bool:
         return since >= self.lo
@@ -254,13 +261,27 @@ class _Minutes:
             self._cost[b] - self._cost[a],
         )
 
-    def series(self, width: int, holds: Callable[[_Sum], bool]) -> tuple[int, list[bool]]:
-        """Judge a condition on the `width`-minute window ending at each covered minute.
+    def first(self, width: int) -> int:
+        """The first minute whose `width`-minute window the minutes cover."""
+        return self.lo + width - 1
 
-        Returns the first minute judged and whether it held as of each minute up to now.
-        """
-        first = self.lo + width - 1
-        return first, [holds(self.sum(m - width + 1, m)) for m in range(first, self.now + 1)]
+    def windows(self, width: int, name: str) -> list[float]:
+        """The sums of one field (a `_Sum` name) over the `width`-minute window ending at each
+        minute from `first(width)` to now."""
+        prefix = self._prefix[name]
+        return [b - a for a, b in zip(prefix, prefix[width:], strict=False)]
+
+    def rates(
+        self, width: int, name: str, *, need: int, limit: float, at_least: bool = False
+    ) -> list[bool]:
+        """Whether field `name` per run over the `width`-minute window ending at each minute
+        from `first(width)` was above (or at least) `limit`, with at least `need` runs."""
+        runs = self.windows(width, "runs")
+        part = self.windows(width, name)
+        need = max(need, 1)
+        if at_least:
+            return [r >= need and p / r >= limit for r, p in zip(runs, part, strict=True)]
+        return [r >= need and p / r > limit for r, p in zip(runs, part, strict=True)]
 
 
 def _streak(first: int, held: Sequence[bool]) -> tuple[int | None, int | None]:
@@ -288,6 +309,8 @@ class _Ctx:
     minutes: _Minutes
     customer_facing: bool
     history_days: int
+    # the daily spend averages worked out so far, by the day they are the baseline of
+    averages: dict[date, float] = field(default_factory=dict)
 
     @property
     def workflow(self) -> str:
@@ -392,29 +415,24 @@ def _window_rule(
     title: str,
     severity: Severity,
     width: int,
-    part: Callable[[_Sum], int],
+    name: str,
     limit: float,
     at_least: bool,
     what: str,
 ) -> Finding:
-    """A rate of some runs over the last `width` minutes above (or at least) `limit`."""
+    """A share of the runs (field `name` of `_Sum`) over the last `width` minutes above (or
+    at least) `limit`."""
     need = ctx.rules.min_runs
-
-    def holds(s: _Sum) -> bool:
-        if s.runs < need or s.runs <= 0:
-            return False
-        rate = part(s) / s.runs
-        return rate >= limit if at_least else rate > limit
-
-    first, held = ctx.minutes.series(width, holds)
-    start, latest = _streak(first, held)
+    held = ctx.minutes.rates(width, name, need=need, limit=limit, at_least=at_least)
+    start, latest = _streak(ctx.minutes.first(width), held)
     last_held = ctx.last_held(latest)
     now = ctx.minutes.sum(ctx.now_minute - width + 1, ctx.now_minute)
+    count = int(getattr(now, name))
     window = f"over {_span(width)} to {ctx.clock.at(ctx.now_minute + 1)}"
     op = "at least" if at_least else "above"
     figures: dict[str, float] = {
         "runs": now.runs,
-        "count": part(now),
+        "count": count,
         "threshold": limit,
         "window_minutes": width,
         "min_runs": need,
@@ -429,9 +447,9 @@ def _window_rule(
             last_held=last_held,
             figures=figures,
         )
-    rate = part(now) / now.runs
+    rate = count / now.runs
     figures["value"] = rate
-    shown = f"{what} {_pct(rate)} ({_count(part(now))} of {_count(now.runs)} runs) {window}"
+    shown = f"{what} {_pct(rate)} ({_count(count)} of {_count(now.runs)} runs) {window}"
     if held[-1]:
         assert start is not None
         began = minute_start(start)
@@ -456,14 +474,6 @@ def _window_rule(
     )
 
 
-def _failed(s: _Sum) -> int:
-    return s.failed
-
-
-def _refused(s: _Sum) -> int:
-    return s.refusals
-
-
 def _minutes_of(span: timedelta) -> int:
     return max(int(span.total_seconds() // 60), 1)
 
@@ -477,7 +487,7 @@ def _error_rate(ctx: _Ctx) -> Finding:
         title=f"error rate above {_pct_limit(r.error_rate_p3)} over {_span(width)}",
         severity=Severity.P3,
         width=width,
-        part=_failed,
+        name="failed",
         limit=r.error_rate_p3,
         at_least=False,
         what="error rate",
@@ -493,7 +503,7 @@ def _error_rate_critical(ctx: _Ctx) -> Finding:
         title=f"error rate above {_pct_limit(r.error_rate_p1)} over {_span(width)}",
         severity=Severity.P1,
         width=width,
-        part=_failed,
+        name="failed",
         limit=r.error_rate_p1,
         at_least=False,
         what="error rate",
@@ -515,23 +525,24 @@ def _error_rate_sustained(ctx: _Ctx) -> Finding:
     span = count * slice_
     title = f"error rate above {_pct_limit(limit)} for {_span(span)}"
     mins = ctx.minutes
-    first = mins.lo + slice_ - 1
-    size = ctx.now_minute - first + 1
+    first = mins.first(slice_)
+    above = mins.rates(slice_, "failed", need=1, limit=limit)
     # streak[i]: how many consecutive slices above the limit end at minute first + i
-    streak = [0] * size
-    for i in range(size):
-        m = first + i
-        s = mins.sum(m - slice_ + 1, m)
-        if s.runs > 0 and s.failed / s.runs > limit:
+    streak = [0] * len(above)
+    for i, up in enumerate(above):
+        if up:
             streak[i] = (streak[i - slice_] if i >= slice_ else 0) + 1
-
-    def holds(i: int) -> bool:
-        if streak[i] < count:
-            return False
-        m = first + i
-        return mins.sum(m - span + 1, m).runs >= r.min_runs
-
-    latest = next((i for i in range(size - 1, -1, -1) if holds(i)), None)
+    # the whole span's runs, for the windows ending at minute first + i (i >= span - slice_)
+    whole_runs = mins.windows(span, "runs")
+    offset = span - slice_
+    latest = next(
+        (
+            i
+            for i in range(len(streak) - 1, offset - 1, -1)
+            if streak[i] >= count and whole_runs[i - offset] >= r.min_runs
+        ),
+        None,
+    )
     last_held = ctx.last_held(None if latest is None else first + latest)
     whole = mins.sum(ctx.now_minute - span + 1, ctx.now_minute)
     figures: dict[str, float] = {
@@ -698,7 +709,7 @@ def _per_run_rule(
     title: str,
     severity: Severity,
     width: int,
-    value_of: Callable[[_Sum], float],
+    name: str,
     baseline: float,
     factor: float,
     what: str,
@@ -707,12 +718,8 @@ def _per_run_rule(
 ) -> Finding:
     need = ctx.rules.min_runs
     limit = factor * baseline
-
-    def holds(s: _Sum) -> bool:
-        return s.runs >= need and value_of(s) / s.runs > limit
-
-    first, held = ctx.minutes.series(width, holds)
-    start, latest = _streak(first, held)
+    held = ctx.minutes.rates(width, name, need=need, limit=limit)
+    start, latest = _streak(ctx.minutes.first(width), held)
     last_held = ctx.last_held(latest)
     now = ctx.minutes.sum(ctx.now_minute - width + 1, ctx.now_minute)
     window = f"over {_span(width)} to {ctx.clock.at(ctx.now_minute + 1)}"
@@ -734,7 +741,7 @@ def _per_run_rule(
             last_held=last_held,
             figures=figures,
         )
-    value = value_of(now) / now.runs
+    value = float(getattr(now, name)) / now.runs
     figures["value"] = value
     ratio = f"{value / baseline * 100:.0f} %" if baseline > 0 else "n/a"
     shown = (
@@ -765,14 +772,6 @@ def _per_run_rule(
     )
 
 
-def _tokens(s: _Sum) -> float:
-    return float(s.tokens)
-
-
-def _cost(s: _Sum) -> float:
-    return s.cost
-
-
 def _tokens_text(value: float) -> str:
     return f"{value:,.0f} tokens"
 
@@ -801,7 +800,7 @@ def _tokens_per_run(ctx: _Ctx) -> Finding:
         title=title,
         severity=Severity.P3,
         width=width,
-        value_of=_tokens,
+        name="tokens",
         baseline=same.tokens / same.runs,
         factor=factor,
         what="tokens per run",
@@ -847,7 +846,7 @@ def _cost_per_run(ctx: _Ctx, pinned: float | None) -> Finding:
         title=title,
         severity=Severity.P2,
         width=width,
-        value_of=_cost,
+        name="cost",
         baseline=baseline,
         factor=factor,
         what="cost per run",
@@ -861,10 +860,15 @@ def _cost_per_run(ctx: _Ctx, pinned: float | None) -> Finding:
 
 def _daily_average(ctx: _Ctx, today: date) -> float:
     """The mean spend of the `baseline_days` full local days before `today`."""
-    zone = ctx.clock.hours.zone
-    days = ctx.rules.baseline_days
-    edges = [local_midnight(today - timedelta(days=k), zone) for k in range(days + 1)]
-    return sum(ctx.span(edges[k + 1], edges[k]).cost for k in range(days)) / days
+    known = ctx.averages.get(today)
+    if known is None:
+        zone = ctx.clock.hours.zone
+        days = ctx.rules.baseline_days
+        edges = [local_midnight(today - timedelta(days=k), zone) for k in range(days + 1)]
+        known = ctx.averages[today] = (
+            sum(ctx.span(edges[k + 1], edges[k]).cost for k in range(days)) / days
+        )
+    return known
 
 
 def _spend_today(ctx: _Ctx) -> Finding:
@@ -1046,15 +1050,11 @@ def _spend_24h(ctx: _Ctx) -> Finding:
 # -- deviation from the business-hours baseline ----------------------------------------------------
 
 
-@functools.lru_cache(maxsize=64)
-def _open_minutes(hours: BusinessHours, first: date, last: date) -> tuple[tuple[int, int], ...]:
-    """The business windows of local days first..last, as (start, end) minutes."""
-    return tuple((minute_of(ws), minute_of(we)) for ws, we in hours.open_windows(first, last))
-
-
-def _open_overlap(windows: Sequence[tuple[int, int]], since: int, until: int) -> int:
-    """How many minutes of since..until (exclusive) business hours are open."""
-    starts = [w[0] for w in windows]
+def _open_overlap(
+    windows: Sequence[tuple[int, int]], starts: Sequence[int], since: int, until: int
+) -> int:
+    """How many minutes of since..until (exclusive) business hours are open (`starts`: the
+    windows' starts)."""
     i = max(bisect.bisect_right(starts, since) - 1, 0)
     total = 0
     while i < len(windows) and windows[i][0] < until:
@@ -1084,6 +1084,42 @@ _METRIC_NAMES = {
     "handoff-rate": "handoff rate",
     "runs-per-hour": "runs/h",
 }
+
+
+@functools.lru_cache(maxsize=16)
+def _business_hours(
+    calendar: BusinessHours, now_minute: int, baseline_days: int
+) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...]]:
+    """The business hours the deviation rules read at `now_minute`, the same for every workflow.
+
+    Returns the baseline's hours (of the `baseline_days` full local days before today, each at
+    least half open) and the business hours back from now's, newest first, with their open
+    minutes (now's hour: up to now, when any of it is open).
+    """
+    zone = calendar.zone
+    today = minute_start(now_minute).astimezone(zone).date()
+    windows = [
+        (minute_of(ws), minute_of(we))
+        for ws, we in calendar.open_windows(
+            today - timedelta(days=baseline_days + 1), today + timedelta(days=1)
+        )
+    ]
+    starts = [start for start, _end in windows]
+    base_since = local_midnight(today - timedelta(days=baseline_days), zone)
+    base_until = local_midnight(today, zone)
+    base_hours = tuple(
+        h
+        for h in range(hour_of(base_since) + (60 if base_since % 60 else 0), base_until, 60)
+        if _open_overlap(windows, starts, h, h + 60) >= 30
+    )
+    current = hour_of(now_minute)
+    walk_from = max(hour_of(base_since), current - baseline_days * _DAY)
+    walk: list[tuple[int, int]] = []
+    for h in range(current, walk_from - 1, -60):
+        open_ = _open_overlap(windows, starts, h, min(h + 60, now_minute + 1))
+        if open_ >= 30 or (h == current and open_ > 0):
+            walk.append((h, open_))
+    return base_hours, tuple(walk)
 
 
 def _metric_value(metric: str, tally: Tally, need: int, minutes: int) -> float | None:
@@ -1163,29 +1199,8 @@ def _deviations(ctx: _Ctx) -> list[Finding]:
     duration = _minutes_of(r.deviation_sustained_business)
     findings = []
     hours = ctx.history.hours
-    zone = ctx.clock.hours.zone
-    today = ctx.now.astimezone(zone).date()
-    first_day = today - timedelta(days=r.baseline_days + 1)
-    windows = _open_minutes(ctx.clock.hours, first_day, today + timedelta(days=1))
     current = hour_of(ctx.now_minute)
-    base_since = local_midnight(today - timedelta(days=r.baseline_days), zone)
-    base_until = local_midnight(today, zone)
-    base_hours = [
-        h
-        for h in range(hour_of(base_since) + (60 if base_since % 60 else 0), base_until, 60)
-        if _open_overlap(windows, h, h + 60) >= 30
-    ]
-    walk_from = max(hour_of(base_since), current - r.baseline_days * _DAY)
-    # the business hours back from now, newest first, with their open minutes
-    walk: list[tuple[int, int]] = []
-    for h in range(current, walk_from - 1, -60):
-        until = min(h + 60, ctx.now_minute + 1)
-        open_ = _open_overlap(windows, h, until)
-        if h == current:
-            if open_ > 0:
-                walk.append((h, open_))
-        elif open_ >= 30:
-            walk.append((h, open_))
+    base_hours, walk = _business_hours(ctx.clock.hours, ctx.now_minute, r.baseline_days)
     for metric in DEVIATION_METRICS:
         rule = f"deviation-{metric}"
         name = _METRIC_NAMES[metric]
@@ -1316,7 +1331,7 @@ def _refusals(ctx: _Ctx) -> Finding:
         title=f"refusals at {_pct_limit(r.refusals_p2)} or more over {_span(width)}",
         severity=Severity.P2,
         width=width,
-        part=_refused,
+        name="refusals",
         limit=r.refusals_p2,
         at_least=True,
         what="refusal rate",
