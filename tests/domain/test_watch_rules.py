@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot.domain.severity import Severity, SeverityRules
 from bot.domain.watch.history import Change, ChangeSource, VersionKind, epoch_ms, minute_start
@@ -278,3 +280,40 @@ def test_latency_needs_enough_runs() -> None:
     found = judge(flat().history(recent=_recent(9000, 9000)))["latency"]
     assert found.holding is Holding.TOO_FEW_RUNS
     assert found.text == "only 2 runs with a latency (3 needed)"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 179), st.integers(0, 12), st.integers(0, 12)),
+        max_size=60,
+    ),
+    st.integers(1, 40),
+)
+def test_window_rules_agree_with_the_plain_sums(
+    minutes: list[tuple[int, int, int]], min_runs: int
+) -> None:
+    """Whatever the minutes hold, the 10-minute error rate is judged on their plain sum, and
+    `since` <= `last_held` <= now."""
+    book = Book()
+    book.since(DAYS_AGO_10)
+    for back, runs, failed in minutes:
+        book.minute(NOW_MINUTE - back, tally(runs, failed=min(failed, runs)))
+    rules = SeverityRules(min_runs=min_runs)
+    found = judge(book.history(), rules=rules)
+    last10 = [t for m, t in book.minutes.items() if m > NOW_MINUTE - 10]
+    runs = sum(t.runs for t in last10)
+    failed = sum(t.failed for t in last10)
+    for rule, limit in (("error-rate", 0.02), ("error-rate-critical", 0.20)):
+        finding = found[rule]
+        if runs < min_runs:
+            assert finding.holding is Holding.TOO_FEW_RUNS
+        elif failed / runs > limit:
+            assert finding.holding is Holding.FIRING
+            assert finding.since is not None and finding.last_held == NOW
+            assert finding.since <= NOW
+        else:
+            assert finding.holding is Holding.CLEAR
+    for finding in found.values():
+        assert finding.last_held is None or finding.last_held <= NOW
+        assert finding.since is None or finding.holding is Holding.FIRING

@@ -109,6 +109,12 @@ def test_the_day_rule_waits_for_a_business_day_not_a_weekend() -> None:
     friday = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
     monday = silence(friday, datetime(2026, 11, 30, 16, 0, tzinfo=UTC), expect_every=None)
     assert monday.holding is Holding.CLEAR
+    # Monday was a whole business day without a run: silent from Tuesday's opening
+    evening = silence(friday, datetime(2026, 11, 30, 17, 30, tzinfo=UTC), expect_every=None)
+    assert evening.holding is Holding.OFF
+    tuesday = silence(friday, datetime(2026, 12, 1, 9, 0, 30, tzinfo=UTC), expect_every=None)
+    assert tuesday.holding is Holding.FIRING
+    assert tuesday.since == datetime(2026, 11, 30, 17, 0, tzinfo=UTC)
 
 
 def test_expect_every_off_has_no_silence_rule() -> None:
