@@ -156,7 +156,9 @@ def test_sustained_error_rate_just_under_two_hours_is_not_p2() -> None:
     assert found.holding is Holding.CLEAR
     assert found.since is None
     assert found.last_held is None
-    assert found.text.endswith("above 5 % for 1 h 50 min, not yet 2 h")
+    # the slices in step with now make 1 h 50 min; every 10-minute window at any minute
+    # has been above 5 % for 1 h 59 min
+    assert found.text.endswith("above 5 % for 1 h 59 min, not yet 2 h")
 
 
 def test_sustained_error_rate_quotes_the_whole_streak() -> None:
@@ -180,7 +182,9 @@ def test_one_quiet_slice_breaks_the_two_hours() -> None:
         del book.minutes[minute]
     found = judge(book.history())["error-rate-sustained"]
     assert found.holding is Holding.CLEAR
-    assert "for 1 h, not yet 2 h" in found.text
+    # the slices in step with now make 1 h; the 10-minute windows at any minute that hold a
+    # run are above 5 % from 13:22 (the window 13:22-13:31 holds the minute 13:31)
+    assert found.text.endswith("from 13:22 to 14:31, above 5 % for 1 h 9 min, not yet 2 h")
 
 
 def test_a_low_latest_value_is_not_enough_to_see_the_two_hours() -> None:
@@ -317,3 +321,14 @@ def test_window_rules_agree_with_the_plain_sums(
     for finding in found.values():
         assert finding.last_held is None or finding.last_held <= NOW
         assert finding.since is None or finding.holding is Holding.FIRING
+
+
+def test_a_restart_mid_streak_finds_the_same_start_in_the_history() -> None:
+    book = elevated(130)
+    before = judge(book.history())["error-rate-sustained"]
+    # five minutes later, in a process that kept nothing: the history with five more minutes
+    book.minutes_back(5, tally(200, failed=11), end=NOW_MINUTE + 5)
+    after = judge(book.history(), now=NOW + timedelta(minutes=5))["error-rate-sustained"]
+    assert before.holding is after.holding is Holding.FIRING
+    assert after.since == before.since == minute_start(NOW_MINUTE - 129)
+    assert after.text.endswith("above 5 % for 2 h 15 min")

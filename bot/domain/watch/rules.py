@@ -515,8 +515,9 @@ def _error_rate_sustained(ctx: _Ctx) -> Finding:
 
     The slices are `error_rate_p2_slice` long and end at now's minute; each needs at least one
     run, and the whole span `min_runs`. `since` is the start of the streak of consecutive slices
-    above the limit that ends now, as far back as the minute history goes; the text quotes that
-    whole streak.
+    above the limit that ends now, as far back as the minute history goes, or the start of the
+    unbroken run of slice-long windows above it at every minute when that reaches further (so
+    `since` does not move as now's minute moves the slices); the text quotes that whole streak.
     """
     r = ctx.rules
     limit = r.error_rate_p2
@@ -579,18 +580,24 @@ def _error_rate_sustained(ctx: _Ctx) -> Finding:
             last_held=last_held,
             figures=figures,
         )
-    start = ctx.now_minute - run * slice_ + 1
+    # the streak starts where the slices ending now start, or earlier where every
+    # `slice_`-minute window (at any minute, not only those in step with now) was above since
+    sliding = len(above) - 1
+    while sliding > 0 and above[sliding - 1]:
+        sliding -= 1
+    start = min(ctx.now_minute - run * slice_ + 1, first + sliding - slice_ + 1)
+    length = ctx.now_minute + 1 - start
     streak_sum = mins.sum(start, ctx.now_minute)
     figures.update(
         value=streak_sum.failed / streak_sum.runs,
         runs=streak_sum.runs,
         count=streak_sum.failed,
-        streak_minutes=run * slice_,
+        streak_minutes=length,
     )
     shown = (
         f"error rate {_pct(streak_sum.failed / streak_sum.runs)} ({_count(streak_sum.failed)} "
         f"of {_count(streak_sum.runs)} runs) from {ctx.clock.at(start)} to {to}, above "
-        f"{_pct_limit(limit)} for {_span(run * slice_)}"
+        f"{_pct_limit(limit)} for {_span(length)}"
     )
     if run >= count:
         return ctx.finding(
