@@ -125,6 +125,11 @@ def test_spend_over_24_hours_since_is_judged_to_the_hour() -> None:
     assert found.holding is Holding.FIRING
     assert found.since == datetime(2026, 11, 23, 16, tzinfo=UTC)
     assert found.last_held == NOW
+    assert found.title == "support-bot: spend over 24 h at 1.17x the daily average"
+    assert found.text.startswith(
+        "spend over the last 24 h to 14:31 $11.82, 1.17x the daily average $10.09 of the "
+        "previous 7 days, at least 1.17x since Mon 16:00"
+    )
 
 
 # -- tokens and cost per run ---------------------------------------------------------------------

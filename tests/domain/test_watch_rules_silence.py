@@ -60,7 +60,7 @@ def test_silence_says_since_when_and_how_long() -> None:
     assert found.text == (
         "no run for 1 h of business hours (expected every 30 min); last run 10:00"
     )
-    assert found.title == "support-bot: silent"
+    assert found.title == "support-bot: no run for 30 min of business hours"
 
 
 def test_a_quiet_weekend_is_no_silence() -> None:
@@ -99,6 +99,7 @@ def test_zero_runs_over_a_whole_business_day() -> None:
     assert tuesday_end.holding is Holding.CLEAR
     wednesday = silence(monday, datetime(2026, 11, 25, 9, 0, 30, tzinfo=UTC), expect_every=None)
     assert wednesday.holding is Holding.FIRING
+    assert wednesday.title == "support-bot: no run over a business day"
     assert wednesday.since == datetime(2026, 11, 24, 17, 0, tzinfo=UTC)
     assert wednesday.text == (
         "zero runs over the business day Tue 24 Nov (Tue 09:00 to Tue 17:00); last run Mon 16:00"

@@ -147,9 +147,9 @@ def _ms(value: float) -> str:
 
 
 def _span(minutes: float) -> str:
-    """Say a duration in words, e.g. "2 h 10 min", "40 min", "1 day 3 h"."""
+    """Say a duration in words, e.g. "2 h 10 min", "40 min", "24 h", "3 days 2 h"."""
     total = max(round(minutes), 0)
-    days, rest = divmod(total, _DAY)
+    days, rest = divmod(total, _DAY) if total >= 2 * _DAY else (0, total)
     hours, mins = divmod(rest, 60)
     parts = []
     if days:
@@ -1023,7 +1023,7 @@ def _spend_24h(ctx: _Ctx) -> Finding:
             last_held = minute_start(ends[latest] + 60)
     shown = (
         f"spend over the last {_span(span)} to {ctx.clock.at(ctx.now_minute + 1)} {_usd(spent)}, "
-        f"{spent / average:.1f}x the daily average {_usd(average)} of the previous "
+        f"{spent / average:.2f}x the daily average {_usd(average)} of the previous "
         f"{_days(r.baseline_days)}"
     )
     if not now_holds:
@@ -1357,7 +1357,11 @@ def _silence(ctx: _Ctx, expect_every: timedelta | None, silence_off: bool) -> Fi
     so an open silence incident is not resolved by the evening and reopened in the morning;
     `since` is when the silence first met a condition.
     """
-    title = "silent"
+    title = (
+        f"no run for {_span(expect_every.total_seconds() / 60)} of business hours"
+        if expect_every is not None
+        else "no run over a business day"
+    )
     calendar = ctx.clock.hours
     if silence_off:
         return ctx.finding("silence", title, Severity.P2, Holding.OFF, "expect_every is off")
