@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from bot.domain.severity import Severity, SeverityRules
 from bot.domain.watch.history import Change, ChangeSource, VersionKind, epoch_ms, minute_start
-from bot.domain.watch.rules import RULE_IDS, Holding, evaluate
+from bot.domain.watch.rules import RULE_IDS, Holding, evaluate, hours_needed, minutes_needed
 from tests.domain.watch_rules_book import (
     NOW,
     NOW_MINUTE,
@@ -182,9 +182,7 @@ def test_one_quiet_slice_breaks_the_two_hours() -> None:
         del book.minutes[minute]
     found = judge(book.history())["error-rate-sustained"]
     assert found.holding is Holding.CLEAR
-    # the slices in step with now make 1 h; the 10-minute windows at any minute that hold a
-    # run are above 5 % from 13:22 (the window 13:22-13:31 holds the minute 13:31)
-    assert found.text.endswith("from 13:22 to 14:31, above 5 % for 1 h 9 min, not yet 2 h")
+    assert found.text.endswith("from 13:31 to 14:31, above 5 % for 1 h, not yet 2 h")
 
 
 def test_a_low_latest_value_is_not_enough_to_see_the_two_hours() -> None:
@@ -332,3 +330,24 @@ def test_a_restart_mid_streak_finds_the_same_start_in_the_history() -> None:
     assert before.holding is after.holding is Holding.FIRING
     assert after.since == before.since == minute_start(NOW_MINUTE - 129)
     assert after.text.endswith("above 5 % for 2 h 15 min")
+
+
+def test_how_much_history_the_rules_need() -> None:
+    assert minutes_needed(SeverityRules()) == timedelta(hours=3)
+    longer = SeverityRules(error_rate_p2_sustained=timedelta(hours=4), hold_down=timedelta(0))
+    assert minutes_needed(longer) == timedelta(hours=4, minutes=10)
+    assert hours_needed(SeverityRules()) == timedelta(days=9)
+
+
+def test_a_longer_sustained_span_needs_the_minutes_to_cover_it() -> None:
+    rules = SeverityRules(error_rate_p2_sustained=timedelta(hours=3))
+    book = Book()
+    book.since(DAYS_AGO_10)
+    book.minutes_back(190, tally(200, failed=11))
+    assert judge(book.history(), rules=rules)["error-rate-sustained"].holding is Holding.FIRING
+    # with only the last 170 minutes (less than minutes_needed) 18 slices cannot be seen
+    for minute in range(NOW_MINUTE - 189, NOW_MINUTE - 169):
+        del book.minutes[minute]
+    found = judge(book.history(), rules=rules)["error-rate-sustained"]
+    assert found.holding is Holding.CLEAR
+    assert found.text.endswith("from 11:41 to 14:31, above 5 % for 2 h 50 min, not yet 3 h")

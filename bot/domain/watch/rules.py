@@ -39,7 +39,16 @@ from bot.domain.severity import Severity, SeverityRules
 from bot.domain.watch.figures import local_midnight, percentile
 from bot.domain.watch.history import Change, Tally, hour_of, minute_of, minute_start
 
-__all__ = ["DEVIATION_METRICS", "RULE_IDS", "Finding", "Holding", "WatchedHistory", "evaluate"]
+__all__ = [
+    "DEVIATION_METRICS",
+    "RULE_IDS",
+    "Finding",
+    "Holding",
+    "WatchedHistory",
+    "evaluate",
+    "hours_needed",
+    "minutes_needed",
+]
 
 DEVIATION_METRICS: tuple[str, ...] = (
     "error-rate",
@@ -86,9 +95,10 @@ class Holding(StrEnum):
 class WatchedHistory:
     """What the store holds of one workflow for judging its rules at one instant.
 
-    `minutes`: minute (`minute_of`) -> tally, covering at least the last 3 hours up to now (a
-    minute missing inside the covered span had no runs); `hours`: first minute of an hour ->
-    tally, covering at least the last 9 days including the current partial hour; `recent`: the
+    `minutes`: minute (`minute_of`) -> tally, covering at least `minutes_needed` (3 hours with
+    the default thresholds) up to now (a minute missing inside the covered span had no runs);
+    `hours`: first minute of an hour -> tally, covering at least `hours_needed` (9 days)
+    including the current partial hour; `recent`: the
     latest (epoch ms, latency ms) in time order; `first_minute`: the earliest minute with
     history; `last_run_ms`: the latest run; `changes`: model and prompt changes of at least the
     last 24 hours.
@@ -586,6 +596,9 @@ def _error_rate_sustained(ctx: _Ctx) -> Finding:
     while sliding > 0 and above[sliding - 1]:
         sliding -= 1
     start = min(ctx.now_minute - run * slice_ + 1, first + sliding - slice_ + 1)
+    # it starts with its first run, not with quiet minutes before it
+    while start < ctx.now_minute and mins.sum(start, start).runs == 0:
+        start += 1
     length = ctx.now_minute + 1 - start
     streak_sum = mins.sum(start, ctx.now_minute)
     figures.update(
@@ -1430,6 +1443,25 @@ def _silence(ctx: _Ctx, expect_every: timedelta | None, silence_off: bool) -> Fi
 
 
 # -- entry point ---------------------------------------------------------------------------------
+
+
+def minutes_needed(rules: SeverityRules) -> timedelta:
+    """How far back `WatchedHistory.minutes` must reach for these thresholds: each window rule's
+    window plus `hold_down` (for `last_held`), and at least 3 hours."""
+    windows = (
+        rules.error_rate_p2_sustained + rules.error_rate_p2_slice,
+        rules.error_rate_window,
+        rules.refusals_window,
+        rules.token_usage_window,
+        rules.cost_per_run_window,
+    )
+    return max(timedelta(hours=3), max(windows) + rules.hold_down)
+
+
+def hours_needed(rules: SeverityRules) -> timedelta:
+    """How far back `WatchedHistory.hours` must reach: the baseline days, the local day before
+    them (a week of 24-hour spend windows, the day's edges in any time zone) and today."""
+    return timedelta(days=rules.baseline_days + 2)
 
 
 def evaluate(
