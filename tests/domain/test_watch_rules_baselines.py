@@ -102,6 +102,25 @@ def test_spend_today_says_when_it_crossed() -> None:
     assert "above 150 % since 13:04" in found.text
 
 
+def test_yesterdays_spend_still_held_at_midnight() -> None:
+    # Tuesday's business runs at $0.03: 1,080 x 0.03 + 80 x 0.02 = 34.00, above 1.5 x the
+    # average of the 7 days before it (the same 5 weekdays and a weekend: 10.09)
+    def shape(at: datetime) -> Hour:
+        normal = usual(at)
+        if at.date() == datetime(2026, 11, 24).date() and 9 <= at.hour < 17:
+            return normal._replace(cost=0.03)
+        return normal
+
+    now = datetime(2026, 11, 25, 0, 5, 30, tzinfo=UTC)
+    book = Book()
+    fill(book, shape, since=START, now=now)
+    found = judge(book.history(), now=now)["spend-today"]
+    assert found.holding is Holding.CLEAR
+    assert found.last_held == datetime(2026, 11, 25, tzinfo=UTC)
+    later = now + timedelta(minutes=15)
+    assert judge(book.history(), now=later)["spend-today"].last_held is None
+
+
 @pytest.mark.parametrize(("factor", "holding"), [(1.17, Holding.FIRING), (1.18, Holding.CLEAR)])
 def test_spend_over_24_hours_against_the_daily_average(factor: float, holding: Holding) -> None:
     # 11.82 / 10.0914 = 1.1713
