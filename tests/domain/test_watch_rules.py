@@ -351,3 +351,35 @@ def test_a_longer_sustained_span_needs_the_minutes_to_cover_it() -> None:
     found = judge(book.history(), rules=rules)["error-rate-sustained"]
     assert found.holding is Holding.CLEAR
     assert found.text.endswith("from 11:41 to 14:31, above 5 % for 2 h 50 min, not yet 3 h")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(1, 30), st.integers(0, 3)), min_size=180, max_size=180),
+    st.integers(1, 60),
+)
+def test_the_two_hours_agree_with_each_slice_judged_alone(
+    per_minute: list[tuple[int, int]], min_runs: int
+) -> None:
+    """P2 fires exactly when each of the 12 slices of 10 minutes ending now holds a run and is
+    above 5 %, and the 2 hours hold `min_runs` runs."""
+    book = Book()
+    book.since(DAYS_AGO_10)
+    for back, (runs, failed) in enumerate(per_minute):
+        book.minute(NOW_MINUTE - back, tally(runs, failed=min(failed, runs)))
+    slices = [per_minute[10 * j : 10 * j + 10] for j in range(12)]
+    above = all(
+        sum(r for r, _f in part) > 0
+        and sum(min(f, r) for r, f in part) / sum(r for r, _f in part) > 0.05
+        for part in slices
+    )
+    total = sum(r for r, _f in per_minute[:120])
+    found = judge(book.history(), rules=SeverityRules(min_runs=min_runs))["error-rate-sustained"]
+    if total < min_runs:
+        assert found.holding is Holding.TOO_FEW_RUNS
+    else:
+        assert (found.holding is Holding.FIRING) is above
+    if found.holding is Holding.FIRING:
+        assert found.since is not None
+        assert found.since <= minute_start(NOW_MINUTE - 119)
+        assert found.last_held == NOW
