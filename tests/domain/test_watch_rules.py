@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot.domain.severity import Severity, SeverityRules
 from bot.domain.watch.history import Change, ChangeSource, VersionKind, epoch_ms, minute_start
-from bot.domain.watch.rules import RULE_IDS, Holding, evaluate
+from bot.domain.watch.rules import RULE_IDS, Holding, evaluate, hours_needed, minutes_needed
 from tests.domain.watch_rules_book import (
     NOW,
     NOW_MINUTE,
@@ -154,7 +156,9 @@ def test_sustained_error_rate_just_under_two_hours_is_not_p2() -> None:
     assert found.holding is Holding.CLEAR
     assert found.since is None
     assert found.last_held is None
-    assert found.text.endswith("above 5 % for 1 h 50 min, not yet 2 h")
+    # the slices in step with now make 1 h 50 min; every 10-minute window at any minute
+    # has been above 5 % for 1 h 59 min
+    assert found.text.endswith("above 5 % for 1 h 59 min, not yet 2 h")
 
 
 def test_sustained_error_rate_quotes_the_whole_streak() -> None:
@@ -178,7 +182,7 @@ def test_one_quiet_slice_breaks_the_two_hours() -> None:
         del book.minutes[minute]
     found = judge(book.history())["error-rate-sustained"]
     assert found.holding is Holding.CLEAR
-    assert "for 1 h, not yet 2 h" in found.text
+    assert found.text.endswith("from 13:31 to 14:31, above 5 % for 1 h, not yet 2 h")
 
 
 def test_a_low_latest_value_is_not_enough_to_see_the_two_hours() -> None:
@@ -278,3 +282,104 @@ def test_latency_needs_enough_runs() -> None:
     found = judge(flat().history(recent=_recent(9000, 9000)))["latency"]
     assert found.holding is Holding.TOO_FEW_RUNS
     assert found.text == "only 2 runs with a latency (3 needed)"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 179), st.integers(0, 12), st.integers(0, 12)),
+        max_size=60,
+    ),
+    st.integers(1, 40),
+)
+def test_window_rules_agree_with_the_plain_sums(
+    minutes: list[tuple[int, int, int]], min_runs: int
+) -> None:
+    """Whatever the minutes hold, the 10-minute error rate is judged on their plain sum, and
+    `since` <= `last_held` <= now."""
+    book = Book()
+    book.since(DAYS_AGO_10)
+    for back, runs, failed in minutes:
+        book.minute(NOW_MINUTE - back, tally(runs, failed=min(failed, runs)))
+    rules = SeverityRules(min_runs=min_runs)
+    found = judge(book.history(), rules=rules)
+    last10 = [t for m, t in book.minutes.items() if m > NOW_MINUTE - 10]
+    runs = sum(t.runs for t in last10)
+    failed = sum(t.failed for t in last10)
+    for rule, limit in (("error-rate", 0.02), ("error-rate-critical", 0.20)):
+        finding = found[rule]
+        if runs < min_runs:
+            assert finding.holding is Holding.TOO_FEW_RUNS
+        elif failed / runs > limit:
+            assert finding.holding is Holding.FIRING
+            assert finding.since is not None and finding.last_held == NOW
+            assert finding.since <= NOW
+        else:
+            assert finding.holding is Holding.CLEAR
+    for finding in found.values():
+        assert finding.last_held is None or finding.last_held <= NOW
+        assert finding.since is None or finding.holding is Holding.FIRING
+
+
+def test_a_restart_mid_streak_finds_the_same_start_in_the_history() -> None:
+    book = elevated(130)
+    before = judge(book.history())["error-rate-sustained"]
+    # five minutes later, in a process that kept nothing: the history with five more minutes
+    book.minutes_back(5, tally(200, failed=11), end=NOW_MINUTE + 5)
+    after = judge(book.history(), now=NOW + timedelta(minutes=5))["error-rate-sustained"]
+    assert before.holding is after.holding is Holding.FIRING
+    assert after.since == before.since == minute_start(NOW_MINUTE - 129)
+    assert after.text.endswith("above 5 % for 2 h 15 min")
+
+
+def test_how_much_history_the_rules_need() -> None:
+    assert minutes_needed(SeverityRules()) == timedelta(hours=3)
+    longer = SeverityRules(error_rate_p2_sustained=timedelta(hours=4), hold_down=timedelta(0))
+    assert minutes_needed(longer) == timedelta(hours=4, minutes=10)
+    assert hours_needed(SeverityRules()) == timedelta(days=9)
+
+
+def test_a_longer_sustained_span_needs_the_minutes_to_cover_it() -> None:
+    rules = SeverityRules(error_rate_p2_sustained=timedelta(hours=3))
+    book = Book()
+    book.since(DAYS_AGO_10)
+    book.minutes_back(190, tally(200, failed=11))
+    assert judge(book.history(), rules=rules)["error-rate-sustained"].holding is Holding.FIRING
+    # with only the last 170 minutes (less than minutes_needed) 18 slices cannot be seen
+    for minute in range(NOW_MINUTE - 189, NOW_MINUTE - 169):
+        del book.minutes[minute]
+    found = judge(book.history(), rules=rules)["error-rate-sustained"]
+    assert found.holding is Holding.CLEAR
+    assert found.text.endswith("from 11:41 to 14:31, above 5 % for 2 h 50 min, not yet 3 h")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(1, 30), st.integers(0, 3)), min_size=180, max_size=180),
+    st.integers(1, 60),
+)
+def test_the_two_hours_agree_with_each_slice_judged_alone(
+    per_minute: list[tuple[int, int]], min_runs: int
+) -> None:
+    """P2 fires exactly when each of the 12 slices of 10 minutes ending now holds a run and is
+    above 5 %, and the 2 hours hold `min_runs` runs."""
+    book = Book()
+    book.since(DAYS_AGO_10)
+    for back, (runs, failed) in enumerate(per_minute):
+        book.minute(NOW_MINUTE - back, tally(runs, failed=min(failed, runs)))
+    slices = [per_minute[10 * j : 10 * j + 10] for j in range(12)]
+    above = all(
+        sum(r for r, _f in part) > 0
+        and sum(min(f, r) for r, f in part) / sum(r for r, _f in part) > 0.05
+        for part in slices
+    )
+    total = sum(r for r, _f in per_minute[:120])
+    found = judge(book.history(), rules=SeverityRules(min_runs=min_runs))["error-rate-sustained"]
+    if total < min_runs:
+        assert found.holding is Holding.TOO_FEW_RUNS
+    else:
+        assert (found.holding is Holding.FIRING) is above
+    if found.holding is Holding.FIRING:
+        assert found.since is not None
+        assert found.since <= minute_start(NOW_MINUTE - 119)
+        assert found.last_held == NOW

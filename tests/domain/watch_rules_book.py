@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 from bot.domain.calendar import BusinessHours
 from bot.domain.severity import SeverityRules
-from bot.domain.watch.history import Change, Tally, epoch_ms, hour_of, minute_of
+from bot.domain.watch.history import Change, Tally, epoch_ms, hour_of, minute_of, minute_start
 from bot.domain.watch.rules import Finding, WatchedHistory, evaluate
 
 WORKFLOW = "support-bot"
@@ -126,3 +127,48 @@ def judge(
         silence_off=silence_off,
     )
     return {finding.rule: finding for finding in found}
+
+
+class Hour(NamedTuple):
+    """What a workflow did in one hour: runs, failed runs, per-run tokens, cost, confidence."""
+
+    runs: int
+    failed: int = 0
+    tokens: int = 1000
+    cost: float = 0.01
+    confidence: float = 0.8
+
+
+def fill(
+    book: Book,
+    shape: Callable[[datetime], Hour | None],
+    *,
+    since: datetime,
+    now: datetime = NOW,
+) -> None:
+    """Write the hours from `since` up to now's (partial) hour, as `shape` says of each hour's
+    start; the hours of the last three spread over their minutes (runs, then failures, one
+    more in the first minutes), each minute also in its hour."""
+    now_minute = minute_of(now)
+    minutes_from = hour_of(now_minute - 179)
+    for start in range(hour_of(minute_of(since)), now_minute + 1, 60):
+        hour = shape(minute_start(start))
+        if hour is None or hour.runs <= 0:
+            continue
+        if start < minutes_from:
+            book.hour(start, _hour_tally(hour, hour.runs, hour.failed))
+            continue
+        for i in range(min(60, now_minute - start + 1)):
+            runs = hour.runs // 60 + (i < hour.runs % 60)
+            failed = min(hour.failed // 60 + (i < hour.failed % 60), runs)
+            book.minute(start + i, _hour_tally(hour, runs, failed))
+
+
+def _hour_tally(hour: Hour, runs: int, failed: int) -> Tally:
+    return tally(
+        runs,
+        failed=failed,
+        tokens=runs * hour.tokens,
+        cost=runs * hour.cost,
+        confidences=[hour.confidence] * runs,
+    )

@@ -39,7 +39,16 @@ from bot.domain.severity import Severity, SeverityRules
 from bot.domain.watch.figures import local_midnight, percentile
 from bot.domain.watch.history import Change, Tally, hour_of, minute_of, minute_start
 
-__all__ = ["DEVIATION_METRICS", "RULE_IDS", "Finding", "Holding", "WatchedHistory", "evaluate"]
+__all__ = [
+    "DEVIATION_METRICS",
+    "RULE_IDS",
+    "Finding",
+    "Holding",
+    "WatchedHistory",
+    "evaluate",
+    "hours_needed",
+    "minutes_needed",
+]
 
 DEVIATION_METRICS: tuple[str, ...] = (
     "error-rate",
@@ -86,9 +95,10 @@ class Holding(StrEnum):
 class WatchedHistory:
     """What the store holds of one workflow for judging its rules at one instant.
 
-    `minutes`: minute (`minute_of`) -> tally, covering at least the last 3 hours up to now (a
-    minute missing inside the covered span had no runs); `hours`: first minute of an hour ->
-    tally, covering at least the last 9 days including the current partial hour; `recent`: the
+    `minutes`: minute (`minute_of`) -> tally, covering at least `minutes_needed` (3 hours with
+    the default thresholds) up to now (a minute missing inside the covered span had no runs);
+    `hours`: first minute of an hour -> tally, covering at least `hours_needed` (9 days)
+    including the current partial hour; `recent`: the
     latest (epoch ms, latency ms) in time order; `first_minute`: the earliest minute with
     history; `last_run_ms`: the latest run; `changes`: model and prompt changes of at least the
     last 24 hours.
@@ -147,9 +157,9 @@ def _ms(value: float) -> str:
 
 
 def _span(minutes: float) -> str:
-    """Say a duration in words, e.g. "2 h 10 min", "40 min", "1 day 3 h"."""
+    """Say a duration in words, e.g. "2 h 10 min", "40 min", "24 h", "3 days 2 h"."""
     total = max(round(minutes), 0)
-    days, rest = divmod(total, _DAY)
+    days, rest = divmod(total, _DAY) if total >= 2 * _DAY else (0, total)
     hours, mins = divmod(rest, 60)
     parts = []
     if days:
@@ -236,6 +246,13 @@ class _Minutes:
         self._refusals = list(accumulate(refusals, initial=0))
         self._tokens = list(accumulate(tokens, initial=0))
         self._cost = list(accumulate(cost, initial=0.0))
+        self._prefix: dict[str, Sequence[float]] = {
+            "runs": self._runs,
+            "failed": self._failed,
+            "refusals": self._refusals,
+            "tokens": self._tokens,
+            "cost": self._cost,
+        }
 
     def covers(self, since: int) -> bool:
         return since >= self.lo
@@ -254,13 +271,27 @@ class _Minutes:
             self._cost[b] - self._cost[a],
         )
 
-    def series(self, width: int, holds: Callable[[_Sum], bool]) -> tuple[int, list[bool]]:
-        """Judge a condition on the `width`-minute window ending at each covered minute.
+    def first(self, width: int) -> int:
+        """The first minute whose `width`-minute window the minutes cover."""
+        return self.lo + width - 1
 
-        Returns the first minute judged and whether it held as of each minute up to now.
-        """
-        first = self.lo + width - 1
-        return first, [holds(self.sum(m - width + 1, m)) for m in range(first, self.now + 1)]
+    def windows(self, width: int, name: str) -> list[float]:
+        """The sums of one field (a `_Sum` name) over the `width`-minute window ending at each
+        minute from `first(width)` to now."""
+        prefix = self._prefix[name]
+        return [b - a for a, b in zip(prefix, prefix[width:], strict=False)]
+
+    def rates(
+        self, width: int, name: str, *, need: int, limit: float, at_least: bool = False
+    ) -> list[bool]:
+        """Whether field `name` per run over the `width`-minute window ending at each minute
+        from `first(width)` was above (or at least) `limit`, with at least `need` runs."""
+        runs = self.windows(width, "runs")
+        part = self.windows(width, name)
+        need = max(need, 1)
+        if at_least:
+            return [r >= need and p / r >= limit for r, p in zip(runs, part, strict=True)]
+        return [r >= need and p / r > limit for r, p in zip(runs, part, strict=True)]
 
 
 def _streak(first: int, held: Sequence[bool]) -> tuple[int | None, int | None]:
@@ -288,6 +319,8 @@ class _Ctx:
     minutes: _Minutes
     customer_facing: bool
     history_days: int
+    # the daily spend averages worked out so far, by the day they are the baseline of
+    averages: dict[date, float] = field(default_factory=dict)
 
     @property
     def workflow(self) -> str:
@@ -392,29 +425,24 @@ def _window_rule(
     title: str,
     severity: Severity,
     width: int,
-    part: Callable[[_Sum], int],
+    name: str,
     limit: float,
     at_least: bool,
     what: str,
 ) -> Finding:
-    """A rate of some runs over the last `width` minutes above (or at least) `limit`."""
+    """A share of the runs (field `name` of `_Sum`) over the last `width` minutes above (or
+    at least) `limit`."""
     need = ctx.rules.min_runs
-
-    def holds(s: _Sum) -> bool:
-        if s.runs < need or s.runs <= 0:
-            return False
-        rate = part(s) / s.runs
-        return rate >= limit if at_least else rate > limit
-
-    first, held = ctx.minutes.series(width, holds)
-    start, latest = _streak(first, held)
+    held = ctx.minutes.rates(width, name, need=need, limit=limit, at_least=at_least)
+    start, latest = _streak(ctx.minutes.first(width), held)
     last_held = ctx.last_held(latest)
     now = ctx.minutes.sum(ctx.now_minute - width + 1, ctx.now_minute)
+    count = int(getattr(now, name))
     window = f"over {_span(width)} to {ctx.clock.at(ctx.now_minute + 1)}"
     op = "at least" if at_least else "above"
     figures: dict[str, float] = {
         "runs": now.runs,
-        "count": part(now),
+        "count": count,
         "threshold": limit,
         "window_minutes": width,
         "min_runs": need,
@@ -429,9 +457,9 @@ def _window_rule(
             last_held=last_held,
             figures=figures,
         )
-    rate = part(now) / now.runs
+    rate = count / now.runs
     figures["value"] = rate
-    shown = f"{what} {_pct(rate)} ({_count(part(now))} of {_count(now.runs)} runs) {window}"
+    shown = f"{what} {_pct(rate)} ({_count(count)} of {_count(now.runs)} runs) {window}"
     if held[-1]:
         assert start is not None
         began = minute_start(start)
@@ -456,14 +484,6 @@ def _window_rule(
     )
 
 
-def _failed(s: _Sum) -> int:
-    return s.failed
-
-
-def _refused(s: _Sum) -> int:
-    return s.refusals
-
-
 def _minutes_of(span: timedelta) -> int:
     return max(int(span.total_seconds() // 60), 1)
 
@@ -477,7 +497,7 @@ def _error_rate(ctx: _Ctx) -> Finding:
         title=f"error rate above {_pct_limit(r.error_rate_p3)} over {_span(width)}",
         severity=Severity.P3,
         width=width,
-        part=_failed,
+        name="failed",
         limit=r.error_rate_p3,
         at_least=False,
         what="error rate",
@@ -493,7 +513,7 @@ def _error_rate_critical(ctx: _Ctx) -> Finding:
         title=f"error rate above {_pct_limit(r.error_rate_p1)} over {_span(width)}",
         severity=Severity.P1,
         width=width,
-        part=_failed,
+        name="failed",
         limit=r.error_rate_p1,
         at_least=False,
         what="error rate",
@@ -505,8 +525,9 @@ def _error_rate_sustained(ctx: _Ctx) -> Finding:
 
     The slices are `error_rate_p2_slice` long and end at now's minute; each needs at least one
     run, and the whole span `min_runs`. `since` is the start of the streak of consecutive slices
-    above the limit that ends now, as far back as the minute history goes; the text quotes that
-    whole streak.
+    above the limit that ends now, as far back as the minute history goes, or the start of the
+    unbroken run of slice-long windows above it at every minute when that reaches further (so
+    `since` does not move as now's minute moves the slices); the text quotes that whole streak.
     """
     r = ctx.rules
     limit = r.error_rate_p2
@@ -515,23 +536,24 @@ def _error_rate_sustained(ctx: _Ctx) -> Finding:
     span = count * slice_
     title = f"error rate above {_pct_limit(limit)} for {_span(span)}"
     mins = ctx.minutes
-    first = mins.lo + slice_ - 1
-    size = ctx.now_minute - first + 1
+    first = mins.first(slice_)
+    above = mins.rates(slice_, "failed", need=1, limit=limit)
     # streak[i]: how many consecutive slices above the limit end at minute first + i
-    streak = [0] * size
-    for i in range(size):
-        m = first + i
-        s = mins.sum(m - slice_ + 1, m)
-        if s.runs > 0 and s.failed / s.runs > limit:
+    streak = [0] * len(above)
+    for i, up in enumerate(above):
+        if up:
             streak[i] = (streak[i - slice_] if i >= slice_ else 0) + 1
-
-    def holds(i: int) -> bool:
-        if streak[i] < count:
-            return False
-        m = first + i
-        return mins.sum(m - span + 1, m).runs >= r.min_runs
-
-    latest = next((i for i in range(size - 1, -1, -1) if holds(i)), None)
+    # the whole span's runs, for the windows ending at minute first + i (i >= span - slice_)
+    whole_runs = mins.windows(span, "runs")
+    offset = span - slice_
+    latest = next(
+        (
+            i
+            for i in range(len(streak) - 1, offset - 1, -1)
+            if streak[i] >= count and whole_runs[i - offset] >= r.min_runs
+        ),
+        None,
+    )
     last_held = ctx.last_held(None if latest is None else first + latest)
     whole = mins.sum(ctx.now_minute - span + 1, ctx.now_minute)
     figures: dict[str, float] = {
@@ -568,18 +590,27 @@ def _error_rate_sustained(ctx: _Ctx) -> Finding:
             last_held=last_held,
             figures=figures,
         )
-    start = ctx.now_minute - run * slice_ + 1
+    # the streak starts where the slices ending now start, or earlier where every
+    # `slice_`-minute window (at any minute, not only those in step with now) was above since
+    sliding = len(above) - 1
+    while sliding > 0 and above[sliding - 1]:
+        sliding -= 1
+    start = min(ctx.now_minute - run * slice_ + 1, first + sliding - slice_ + 1)
+    # it starts with its first run, not with quiet minutes before it
+    while start < ctx.now_minute and mins.sum(start, start).runs == 0:
+        start += 1
+    length = ctx.now_minute + 1 - start
     streak_sum = mins.sum(start, ctx.now_minute)
     figures.update(
         value=streak_sum.failed / streak_sum.runs,
         runs=streak_sum.runs,
         count=streak_sum.failed,
-        streak_minutes=run * slice_,
+        streak_minutes=length,
     )
     shown = (
         f"error rate {_pct(streak_sum.failed / streak_sum.runs)} ({_count(streak_sum.failed)} "
         f"of {_count(streak_sum.runs)} runs) from {ctx.clock.at(start)} to {to}, above "
-        f"{_pct_limit(limit)} for {_span(run * slice_)}"
+        f"{_pct_limit(limit)} for {_span(length)}"
     )
     if run >= count:
         return ctx.finding(
@@ -698,7 +729,7 @@ def _per_run_rule(
     title: str,
     severity: Severity,
     width: int,
-    value_of: Callable[[_Sum], float],
+    name: str,
     baseline: float,
     factor: float,
     what: str,
@@ -707,12 +738,8 @@ def _per_run_rule(
 ) -> Finding:
     need = ctx.rules.min_runs
     limit = factor * baseline
-
-    def holds(s: _Sum) -> bool:
-        return s.runs >= need and value_of(s) / s.runs > limit
-
-    first, held = ctx.minutes.series(width, holds)
-    start, latest = _streak(first, held)
+    held = ctx.minutes.rates(width, name, need=need, limit=limit)
+    start, latest = _streak(ctx.minutes.first(width), held)
     last_held = ctx.last_held(latest)
     now = ctx.minutes.sum(ctx.now_minute - width + 1, ctx.now_minute)
     window = f"over {_span(width)} to {ctx.clock.at(ctx.now_minute + 1)}"
@@ -734,7 +761,7 @@ def _per_run_rule(
             last_held=last_held,
             figures=figures,
         )
-    value = value_of(now) / now.runs
+    value = float(getattr(now, name)) / now.runs
     figures["value"] = value
     ratio = f"{value / baseline * 100:.0f} %" if baseline > 0 else "n/a"
     shown = (
@@ -765,14 +792,6 @@ def _per_run_rule(
     )
 
 
-def _tokens(s: _Sum) -> float:
-    return float(s.tokens)
-
-
-def _cost(s: _Sum) -> float:
-    return s.cost
-
-
 def _tokens_text(value: float) -> str:
     return f"{value:,.0f} tokens"
 
@@ -801,7 +820,7 @@ def _tokens_per_run(ctx: _Ctx) -> Finding:
         title=title,
         severity=Severity.P3,
         width=width,
-        value_of=_tokens,
+        name="tokens",
         baseline=same.tokens / same.runs,
         factor=factor,
         what="tokens per run",
@@ -847,7 +866,7 @@ def _cost_per_run(ctx: _Ctx, pinned: float | None) -> Finding:
         title=title,
         severity=Severity.P2,
         width=width,
-        value_of=_cost,
+        name="cost",
         baseline=baseline,
         factor=factor,
         what="cost per run",
@@ -861,10 +880,15 @@ def _cost_per_run(ctx: _Ctx, pinned: float | None) -> Finding:
 
 def _daily_average(ctx: _Ctx, today: date) -> float:
     """The mean spend of the `baseline_days` full local days before `today`."""
-    zone = ctx.clock.hours.zone
-    days = ctx.rules.baseline_days
-    edges = [local_midnight(today - timedelta(days=k), zone) for k in range(days + 1)]
-    return sum(ctx.span(edges[k + 1], edges[k]).cost for k in range(days)) / days
+    known = ctx.averages.get(today)
+    if known is None:
+        zone = ctx.clock.hours.zone
+        days = ctx.rules.baseline_days
+        edges = [local_midnight(today - timedelta(days=k), zone) for k in range(days + 1)]
+        known = ctx.averages[today] = (
+            sum(ctx.span(edges[k + 1], edges[k]).cost for k in range(days)) / days
+        )
+    return known
 
 
 def _spend_today(ctx: _Ctx) -> Finding:
@@ -1012,7 +1036,7 @@ def _spend_24h(ctx: _Ctx) -> Finding:
             last_held = minute_start(ends[latest] + 60)
     shown = (
         f"spend over the last {_span(span)} to {ctx.clock.at(ctx.now_minute + 1)} {_usd(spent)}, "
-        f"{spent / average:.1f}x the daily average {_usd(average)} of the previous "
+        f"{spent / average:.2f}x the daily average {_usd(average)} of the previous "
         f"{_days(r.baseline_days)}"
     )
     if not now_holds:
@@ -1046,15 +1070,11 @@ def _spend_24h(ctx: _Ctx) -> Finding:
 # -- deviation from the business-hours baseline ----------------------------------------------------
 
 
-@functools.lru_cache(maxsize=64)
-def _open_minutes(hours: BusinessHours, first: date, last: date) -> tuple[tuple[int, int], ...]:
-    """The business windows of local days first..last, as (start, end) minutes."""
-    return tuple((minute_of(ws), minute_of(we)) for ws, we in hours.open_windows(first, last))
-
-
-def _open_overlap(windows: Sequence[tuple[int, int]], since: int, until: int) -> int:
-    """How many minutes of since..until (exclusive) business hours are open."""
-    starts = [w[0] for w in windows]
+def _open_overlap(
+    windows: Sequence[tuple[int, int]], starts: Sequence[int], since: int, until: int
+) -> int:
+    """How many minutes of since..until (exclusive) business hours are open (`starts`: the
+    windows' starts)."""
     i = max(bisect.bisect_right(starts, since) - 1, 0)
     total = 0
     while i < len(windows) and windows[i][0] < until:
@@ -1086,6 +1106,42 @@ _METRIC_NAMES = {
 }
 
 
+@functools.lru_cache(maxsize=16)
+def _business_hours(
+    calendar: BusinessHours, now_minute: int, baseline_days: int
+) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...]]:
+    """The business hours the deviation rules read at `now_minute`, the same for every workflow.
+
+    Returns the baseline's hours (of the `baseline_days` full local days before today, each at
+    least half open) and the business hours back from now's, newest first, with their open
+    minutes (now's hour: up to now, when any of it is open).
+    """
+    zone = calendar.zone
+    today = minute_start(now_minute).astimezone(zone).date()
+    windows = [
+        (minute_of(ws), minute_of(we))
+        for ws, we in calendar.open_windows(
+            today - timedelta(days=baseline_days + 1), today + timedelta(days=1)
+        )
+    ]
+    starts = [start for start, _end in windows]
+    base_since = local_midnight(today - timedelta(days=baseline_days), zone)
+    base_until = local_midnight(today, zone)
+    base_hours = tuple(
+        h
+        for h in range(hour_of(base_since) + (60 if base_since % 60 else 0), base_until, 60)
+        if _open_overlap(windows, starts, h, h + 60) >= 30
+    )
+    current = hour_of(now_minute)
+    walk_from = max(hour_of(base_since), current - baseline_days * _DAY)
+    walk: list[tuple[int, int]] = []
+    for h in range(current, walk_from - 1, -60):
+        open_ = _open_overlap(windows, starts, h, min(h + 60, now_minute + 1))
+        if open_ >= 30 or (h == current and open_ > 0):
+            walk.append((h, open_))
+    return base_hours, tuple(walk)
+
+
 def _metric_value(metric: str, tally: Tally, need: int, minutes: int) -> float | None:
     """An hour's value of a metric; None when it cannot be judged (too few runs or samples).
 
@@ -1110,6 +1166,25 @@ def _metric_value(metric: str, tally: Tally, need: int, minutes: int) -> float |
         "handoff-rate": tally.handoffs,
     }[metric]
     return part / tally.runs
+
+
+def _outside_streak(
+    walk: Sequence[tuple[int, int]], outside: Sequence[bool | None], *, skip: int | None
+) -> tuple[int, int | None]:
+    """Add up the open minutes of the unbroken run of hours outside the band, newest first.
+
+    The hour `skip` (the current one, for the complete hours' streak) and an hour that cannot
+    be judged yet (None) are left out.
+    """
+    total, start = 0, None
+    for (hour, open_), verdict in zip(walk, outside, strict=False):
+        if verdict is None or hour == skip:
+            continue
+        if not verdict:
+            break
+        total += open_
+        start = hour
+    return total, start
 
 
 def _show_metric(metric: str, value: float) -> str:
@@ -1144,29 +1219,8 @@ def _deviations(ctx: _Ctx) -> list[Finding]:
     duration = _minutes_of(r.deviation_sustained_business)
     findings = []
     hours = ctx.history.hours
-    zone = ctx.clock.hours.zone
-    today = ctx.now.astimezone(zone).date()
-    first_day = today - timedelta(days=r.baseline_days + 1)
-    windows = _open_minutes(ctx.clock.hours, first_day, today + timedelta(days=1))
     current = hour_of(ctx.now_minute)
-    base_since = local_midnight(today - timedelta(days=r.baseline_days), zone)
-    base_until = local_midnight(today, zone)
-    base_hours = [
-        h
-        for h in range(hour_of(base_since) + (60 if base_since % 60 else 0), base_until, 60)
-        if _open_overlap(windows, h, h + 60) >= 30
-    ]
-    walk_from = max(hour_of(base_since), current - r.baseline_days * _DAY)
-    # the business hours back from now, newest first, with their open minutes
-    walk: list[tuple[int, int]] = []
-    for h in range(current, walk_from - 1, -60):
-        until = min(h + 60, ctx.now_minute + 1)
-        open_ = _open_overlap(windows, h, until)
-        if h == current:
-            if open_ > 0:
-                walk.append((h, open_))
-        elif open_ >= 30:
-            walk.append((h, open_))
+    base_hours, walk = _business_hours(ctx.clock.hours, ctx.now_minute, r.baseline_days)
     for metric in DEVIATION_METRICS:
         rule = f"deviation-{metric}"
         name = _METRIC_NAMES[metric]
@@ -1197,23 +1251,25 @@ def _deviations(ctx: _Ctx) -> list[Finding]:
         mean = sum(values) / len(values)
         stddev = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
         band = max(k * stddev, _FLOORS[metric], _RELATIVE_FLOOR * abs(mean))
-        streak_minutes = 0
-        complete_minutes = 0
-        start: int | None = None
+        # each business hour's verdict, newest first: True outside the band, False inside or
+        # not judged, None for the current hour while it cannot be judged yet
+        outside: list[bool | None] = []
         latest_value: float | None = None
-        for h, open_ in walk:
-            minutes = min(60, ctx.now_minute + 1 - h)
-            value = _metric_value(metric, hours.get(h) or Tally(), need, minutes)
+        for h, _open in walk:
+            value = _metric_value(
+                metric, hours.get(h) or Tally(), need, min(60, ctx.now_minute + 1 - h)
+            )
             if h == current:
                 latest_value = value
                 if value is None:
+                    outside.append(None)
                     continue
-            if value is None or abs(value - mean) <= band:
+            verdict = value is not None and abs(value - mean) > band
+            outside.append(verdict)
+            if not verdict and h != current:
                 break
-            streak_minutes += open_
-            if h != current:
-                complete_minutes += open_
-            start = h
+        streak_minutes, start = _outside_streak(walk, outside, skip=None)
+        complete_minutes, _start = _outside_streak(walk, outside, skip=current)
         figures: dict[str, float] = {
             "baseline": mean,
             "stddev": stddev,
@@ -1225,7 +1281,7 @@ def _deviations(ctx: _Ctx) -> list[Finding]:
         if latest_value is not None:
             figures["value"] = latest_value
         sigma = f"stddev {_show_metric(metric, stddev)}"
-        if stddev == 0:
+        if stddev <= 1e-9 * max(1.0, abs(mean)):
             sigma += f" (constant baseline: band ±{_show_metric(metric, band)})"
         elif band > k * stddev:
             sigma += f" (band ±{_show_metric(metric, band)}, the smallest judged)"
@@ -1295,7 +1351,7 @@ def _refusals(ctx: _Ctx) -> Finding:
         title=f"refusals at {_pct_limit(r.refusals_p2)} or more over {_span(width)}",
         severity=Severity.P2,
         width=width,
-        part=_refused,
+        name="refusals",
         limit=r.refusals_p2,
         at_least=True,
         what="refusal rate",
@@ -1314,7 +1370,11 @@ def _silence(ctx: _Ctx, expect_every: timedelta | None, silence_off: bool) -> Fi
     so an open silence incident is not resolved by the evening and reopened in the morning;
     `since` is when the silence first met a condition.
     """
-    title = "silent"
+    title = (
+        f"no run for {_span(expect_every.total_seconds() / 60)} of business hours"
+        if expect_every is not None
+        else "no run over a business day"
+    )
     calendar = ctx.clock.hours
     if silence_off:
         return ctx.finding("silence", title, Severity.P2, Holding.OFF, "expect_every is off")
@@ -1383,6 +1443,25 @@ def _silence(ctx: _Ctx, expect_every: timedelta | None, silence_off: bool) -> Fi
 
 
 # -- entry point ---------------------------------------------------------------------------------
+
+
+def minutes_needed(rules: SeverityRules) -> timedelta:
+    """How far back `WatchedHistory.minutes` must reach for these thresholds: each window rule's
+    window plus `hold_down` (for `last_held`), and at least 3 hours."""
+    windows = (
+        rules.error_rate_p2_sustained + rules.error_rate_p2_slice,
+        rules.error_rate_window,
+        rules.refusals_window,
+        rules.token_usage_window,
+        rules.cost_per_run_window,
+    )
+    return max(timedelta(hours=3), max(windows) + rules.hold_down)
+
+
+def hours_needed(rules: SeverityRules) -> timedelta:
+    """How far back `WatchedHistory.hours` must reach: the baseline days, the local day before
+    them (a week of 24-hour spend windows, the day's edges in any time zone) and today."""
+    return timedelta(days=rules.baseline_days + 2)
 
 
 def evaluate(
