@@ -29,7 +29,14 @@ from bot.config import Policy
 from bot.domain.alerts import AlertIn, AlertStatus, Notification
 from bot.domain.severity import Evidence, Reason
 from bot.domain.watch.history import Change, Tally, hour_of, minute_of
-from bot.domain.watch.rules import Finding, Holding, WatchedHistory, evaluate
+from bot.domain.watch.rules import (
+    Finding,
+    Holding,
+    WatchedHistory,
+    evaluate,
+    hours_needed,
+    minutes_needed,
+)
 from storage import watch as store
 from storage.models import AlertRow, IncidentRow
 
@@ -47,10 +54,11 @@ __all__ = [
 
 WATCH_SOURCE = "watch"
 
-# what the rules read: minutes of the last hours (windows, streaks, the hold-down), hours of the
-# last days (baselines over the previous 7 days, spend over the last 24 h and today)
-MINUTES_BACK = timedelta(hours=3, minutes=30)
-HOURS_BACK = timedelta(days=9, hours=2)
+# what the rules read by default: minutes of the last hours (windows, streaks, the hold-down),
+# hours of the last days (baselines over the previous 7 days, spend over 24 h and today); the
+# judge reads as far back as the workflows' thresholds ask (`minutes_needed`, `hours_needed`)
+MINUTES_BACK = timedelta(hours=3)
+HOURS_BACK = timedelta(days=9)
 CHANGES_BACK = timedelta(hours=26)
 # how far back a quiet workflow's latest latencies are looked for (the default retention)
 RECENT_BACK = timedelta(days=2)
@@ -79,11 +87,15 @@ class SlowReads:
         self._reach: dict[str, tuple[int, int | None]] = {}
 
     def read(
-        self, session: Session, workflows: Collection[str], now: datetime
+        self,
+        session: Session,
+        workflows: Collection[str],
+        now: datetime,
+        back: timedelta = HOURS_BACK,
     ) -> tuple[dict[str, dict[int, Tally]], dict[str, tuple[int, int | None]]]:
-        """Return the hours of the last days and the reach of `workflows` at `now`."""
+        """Return the hours of the last `back` and the reach of `workflows` at `now`."""
         until = minute_of(now) + 1
-        since = hour_of(minute_of(now - HOURS_BACK))
+        since = hour_of(minute_of(now - back))
         stale = (
             self._read_at is None
             or not now - self._refresh < self._read_at <= now
@@ -115,6 +127,8 @@ def read_histories(
     changes: Callable[[Session, Collection[str], datetime], Sequence[Change]] | None = None,
     latest: int = 5,
     slow: SlowReads | None = None,
+    minutes_back: timedelta = MINUTES_BACK,
+    hours_back: timedelta = HOURS_BACK,
 ) -> dict[str, WatchedHistory]:
     """Read what the rules need for `workflows` at `now`, in a handful of queries for all
     (`latest`: how many of each workflow's latest latencies; `slow`: a cache of what changes
@@ -125,15 +139,15 @@ def read_histories(
     minutes: dict[str, dict[int, Tally]] = defaultdict(dict)
     # counts only: the minute rules add up runs, failures, refusals, tokens and cost
     for slot in store.minute_counts(
-        session, since=minute_of(now - MINUTES_BACK), until=until, workflows=workflows
+        session, since=minute_of(now - minutes_back), until=until, workflows=workflows
     ):
         minutes[slot.workflow][slot.start] = slot.tally
-    hours, reach = (slow or SlowReads()).read(session, workflows, now)
+    hours, reach = (slow or SlowReads()).read(session, workflows, now, hours_back)
     # the latest latencies: from the minutes just read where a workflow has enough of them
     # there, else from the days the minutes keep them for (a quiet workflow's last runs)
     recent = store.recent_latencies(
         session,
-        since=minute_of(now - MINUTES_BACK),
+        since=minute_of(now - minutes_back),
         until=until,
         count=latest,
         workflows=workflows,
@@ -221,9 +235,16 @@ class WatchJudge:
     ) -> list[Finding]:
         """Return every rule's finding for `workflows` (default: all watched) at `now`."""
         names = sorted(workflows) if workflows is not None else self.workflows(session, now)
-        latest = max((self._policy.rules_for(name).latency_runs for name in names), default=3)
+        thresholds = [self._policy.rules_for(name) for name in names]
         histories = read_histories(
-            session, names, now=now, changes=self._changes, latest=latest, slow=self._slow
+            session,
+            names,
+            now=now,
+            changes=self._changes,
+            latest=max((r.latency_runs for r in thresholds), default=3),
+            slow=self._slow,
+            minutes_back=max(map(minutes_needed, thresholds), default=MINUTES_BACK),
+            hours_back=max(map(hours_needed, thresholds), default=HOURS_BACK),
         )
         found: list[Finding] = []
         for name in names:

@@ -168,7 +168,7 @@ def test_the_figures_serialise_with_exactly_the_documented_keys() -> None:
         "tokens_per_run_1h", "tokens_per_run_baseline", "cost_per_run_1h",
         "cost_per_run_baseline", "spend_today_usd", "spend_7d_daily_avg_usd", "refusal_rate_30m",
         "confidence_mean_1h", "handoff_rate_1h", "model", "prompt_version", "last_run_at",
-        "history_days", "baseline_note",
+        "history_days", "baseline_note", "rules",
     ]  # fmt: skip
     assert data["last_run_at"] == "2026-12-06T14:01:15Z"
     assert data["last_latencies_ms"] == [700, 900, 1000]
