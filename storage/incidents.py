@@ -206,6 +206,8 @@ def _evidence_dict(e: Evidence) -> dict[str, Any]:
         "hint": e.hint,
         "hint_trusted": e.hint_trusted,
         "label_severity": e.label_severity,
+        "trusted_timing": e.trusted_timing,
+        "reported_by": e.reported_by,
     }
 
 
@@ -234,6 +236,9 @@ def evidence_from_row(row: AlertRow) -> Evidence:
         hint_trusted=bool(ev.get("hint_trusted")),
         label_severity=ev.get("label_severity"),
         firing_since=row.starts_at or row.first_seen_at,
+        seen_since=row.firing_seen_at or row.first_seen_at,
+        trusted_timing=bool(ev.get("trusted_timing")),
+        reported_by=ev.get("reported_by"),
     )
 
 
@@ -267,6 +272,7 @@ def add_alerts(
                 "first_seen_at": now,
                 "last_seen_at": now,
                 "resolved_at": now if a.status is AlertStatus.RESOLVED else None,
+                "firing_seen_at": now if a.status is AlertStatus.FIRING else None,
             }
             for a in alerts
         ],
@@ -311,7 +317,10 @@ def update_alerts(session: Session, held: KnownAlerts, plan: GroupPlan, now: dat
     """Store the new content of the alerts the plan changed; a refired alert starts again."""
     for a in plan.changed:
         row = held.held[a.fingerprint]
-        starts_at = (a.starts_at or now) if a in plan.refired else row.starts_at
+        refired = a in plan.refired
+        starts_at = (a.starts_at or now) if refired else row.starts_at
+        # the bot's own clock: a refire is seen now, an alert still firing keeps when it was seen
+        seen = now if refired else sa.func.coalesce(_ALERTS.c.firing_seen_at, now)
         session.execute(
             sa.update(_ALERTS)
             .where(_ALERTS.c.id == row.id)
@@ -329,6 +338,7 @@ def update_alerts(session: Session, held: KnownAlerts, plan: GroupPlan, now: dat
                 last_seen_at=now,
                 resolved_at=now if a.status is AlertStatus.RESOLVED else None,
                 starts_at=starts_at,
+                firing_seen_at=seen,
             )
         )
 

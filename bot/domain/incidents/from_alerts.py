@@ -42,11 +42,17 @@ __all__ = [
 
 
 def with_firing_since(alert: AlertIn, now: datetime) -> Evidence:
-    """Return the alert's evidence, firing since its start (or now) when it does not say."""
+    """Return the alert's evidence with both of its clocks set.
+
+    The sender's start defaults to the alert's start (or now); when the bot first saw it firing
+    defaults to now, the moment the bot receives it, whatever the sender stamped on it.
+    """
     ev = alert.evidence
-    if ev.firing_since is None:
-        return replace(ev, firing_since=alert.starts_at or now)
-    return ev
+    return replace(
+        ev,
+        firing_since=ev.firing_since or alert.starts_at or now,
+        seen_since=ev.seen_since or now,
+    )
 
 
 def workflow_for(n: Notification, policy: IncidentPolicy) -> tuple[str, str | None]:
