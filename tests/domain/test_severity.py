@@ -1109,6 +1109,8 @@ def evidences(draw: st.DrawFn, around: datetime | None = None) -> Evidence:
         label_severity=draw(labels),
         harmful_output=draw(rarely),
         firing_since=draw(st.one_of(st.none(), firing)),
+        seen_since=draw(st.one_of(st.none(), firing)),
+        trusted_timing=draw(st.booleans()),
     )
 
 
@@ -1138,8 +1140,15 @@ def pending(draw: st.DrawFn) -> tuple[list[Evidence], datetime]:
             st.builds(Signal, st.just("throughput"), st.just(0.0)),
         )
     )
-    ago = draw(st.timedeltas(-H, timedelta(days=3)))
-    return [Evidence(signal, hint=draw(labels), firing_since=now - ago)], now
+    ago = st.timedeltas(-H, timedelta(days=3))
+    evidence = Evidence(
+        signal,
+        hint=draw(labels),
+        firing_since=now - draw(ago),
+        seen_since=now - draw(ago),
+        trusted_timing=draw(st.booleans()),
+    )
+    return [evidence], now
 
 
 hours_strategy = st.builds(BusinessHours, timezone=st.sampled_from(ZONES))
