@@ -233,3 +233,12 @@ def test_a_refired_alert_counts_from_its_refire(bot: Bot, clock: FakeClock) -> N
     reasons = [str(r["text"]) for r in row.severity_reasons]
     assert any("firing for 2h as seen by the bot" in t for t in reasons)
     assert any("firing for 1h as seen by the bot" in t for t in reasons)
+
+
+def test_sources_trust_no_timing_unless_the_policy_says_so() -> None:
+    example = example_policy()
+    assert {name: s.trusted_timing for name, s in example.sources.items()} == dict.fromkeys(
+        example.sources, False
+    )
+    assert Source().trusted_timing is False
+    assert Source.model_validate({"kind": "alertmanager", "trusted_timing": True}).trusted_timing
