@@ -310,9 +310,9 @@ class _Context:
     def sustained(self, duration: timedelta) -> tuple[bool, str]:
         """Return whether the signal has held for `duration` of wall time, and how we know."""
         if not self.evidence.trusted_timing:
-            seen = self._seen_for()
-            held = seen is not None and seen >= duration
-            return held, self._as_seen(seen, "", duration, held)
+            held_for = self._seen_for()
+            held = held_for is not None and held_for >= duration
+            return held, self._as_seen(held_for, "", duration, held)
         window = self.signal.window
         if window is not None and window >= duration:
             return True, self._reported(f"window {format_duration(window)}")
@@ -642,10 +642,9 @@ def _assess(
     evidence: Evidence, rules: SeverityRules, hours: BusinessHours, now: datetime
 ) -> list[_Finding]:
     _require_aware("now", now)
-    for name in ("firing_since", "seen_since"):
-        value = getattr(evidence, name)
-        if value is not None:
-            _require_aware(name, value)
+    for name, at in (("firing_since", evidence.firing_since), ("seen_since", evidence.seen_since)):
+        if at is not None:
+            _require_aware(name, at)
     signal = evidence.signal
     kind = signal.kind.strip().lower() if signal is not None else None
     found = _harmful(evidence, kind)
