@@ -282,6 +282,7 @@ def add_alerts(
 class _Held(NamedTuple):
     id: int
     starts_at: datetime | None
+    firing_seen_at: datetime | None
 
 
 class KnownAlerts(NamedTuple):
@@ -289,6 +290,10 @@ class KnownAlerts(NamedTuple):
 
     known: list[KnownAlert]
     held: dict[str, _Held]
+
+    def seen_firing(self) -> dict[str, datetime]:
+        """Return when the bot first saw each of these alerts firing, where it has."""
+        return {fp: h.firing_seen_at for fp, h in self.held.items() if h.firing_seen_at}
 
 
 def known_alerts(session: Session, incident_id: int, fingerprints: Sequence[str]) -> KnownAlerts:
@@ -298,6 +303,7 @@ def known_alerts(session: Session, incident_id: int, fingerprints: Sequence[str]
         session.execute(
             sa.select(_ALERTS.c.id, _ALERTS.c.fingerprint, _ALERTS.c.status)
             .add_columns(_ALERTS.c.ends_at, _ALERTS.c.digest, _ALERTS.c.starts_at)
+            .add_columns(_ALERTS.c.firing_seen_at)
             .where(
                 _ALERTS.c.incident_id == incident_id,
                 _ALERTS.c.fingerprint.in_(fingerprints),
@@ -309,7 +315,7 @@ def known_alerts(session: Session, incident_id: int, fingerprints: Sequence[str]
         known=[
             KnownAlert(fp, AlertStatus(r.status), r.ends_at, r.digest) for fp, r in by_fp.items()
         ],
-        held={fp: _Held(r.id, r.starts_at) for fp, r in by_fp.items()},
+        held={fp: _Held(r.id, r.starts_at, r.firing_seen_at) for fp, r in by_fp.items()},
     )
 
 

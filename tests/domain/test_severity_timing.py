@@ -7,9 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.domain.alerts import AlertIn, AlertStatus
+from bot.config import Policy, Workflow
+from bot.domain.alerts import AlertIn, AlertStatus, KnownAlert, Notification, plan_group
 from bot.domain.calendar import BusinessHours
-from bot.domain.incidents import with_firing_since
+from bot.domain.incidents import AlertsChanged, alerts_changed, open_from_alerts, with_firing_since
+from bot.domain.incidents.model import Incident
 from bot.domain.severity import (
     Decision,
     Evidence,
@@ -237,3 +239,44 @@ def test_an_alert_the_bot_saw_before_keeps_its_first_sight() -> None:
     )
     evidence = with_firing_since(alert, NOW)
     assert (evidence.firing_since, evidence.seen_since) == (NOW, earlier)
+
+
+POLICY = Policy(workflows={"w": Workflow()}, default_workflow="w")
+
+
+def rate_alert(value: float) -> AlertIn:
+    return AlertIn(
+        "fp",
+        AlertStatus.FIRING,
+        "errors",
+        starts_at=NOW - 3 * H,
+        evidence=Evidence(Signal("error_rate", value), reported_by="prometheus"),
+    )
+
+
+def opened(at: datetime) -> Incident:
+    n = Notification("prometheus", "g", "errors", (rate_alert(0.03),))
+    return open_from_alerts(n, group_key="g", policy=POLICY, now=at).incident
+
+
+def updated(seen_firing: dict[str, datetime]) -> AlertsChanged:
+    n = Notification("prometheus", "g", "errors", (rate_alert(0.07),))
+    plan = plan_group([KnownAlert("fp", AlertStatus.FIRING, None, "an older digest")], n.alerts)
+    assert plan.updated == n.alerts
+    return AlertsChanged(n, plan, seen_firing=seen_firing)
+
+
+def test_an_alert_updated_above_the_threshold_counts_from_the_bots_first_sight() -> None:
+    first = NOW - 3 * H
+    inc = opened(first)
+    assert (inc.severity, inc.severity_review_at) == (P3, None)
+    out = alerts_changed(inc, updated({"fp": first}), policy=POLICY, now=NOW)
+    assert out.incident.severity is P2
+    assert "firing for 3h as seen by the bot" in out.incident.severity_reasons[0].text
+
+
+def test_an_updated_alert_the_bot_holds_no_sight_of_is_seen_now() -> None:
+    inc = opened(NOW - 3 * H)
+    out = alerts_changed(inc, updated({}), policy=POLICY, now=NOW)
+    assert out.incident.severity is P3
+    assert out.incident.severity_review_at == NOW + 2 * H

@@ -128,6 +128,22 @@ def test_a_backdated_generic_alert_is_p3_until_the_bot_has_seen_it_for_two_hours
     assert "sustained 2h (P2 threshold; firing for 2h as seen by the bot" in first_reason(row)
 
 
+def test_an_alert_that_rises_above_five_percent_counts_from_its_first_sight(
+    bot: Bot, clock: FakeClock
+) -> None:
+    first = clock.now
+    body = generic(first, {"kind": "error_rate", "value": 0.03})
+    assert bot.post("/webhooks/alerts", body).status_code == 202
+    assert (incident(bot).severity, incident(bot).severity_review_at) == ("P3", None)
+    clock.advance(hours=3)
+    body["signal"]["value"] = 0.07
+    assert bot.post("/webhooks/alerts", body).status_code == 202
+    row = incident(bot)
+    assert row.severity == "P2"
+    assert "firing for 3h as seen by the bot" in first_reason(row)
+    assert seen_at(bot) == {"summarizer-errors": first}
+
+
 def test_a_backdated_generic_alert_from_a_trusted_source_is_p2_at_once(
     db_url: str, clock: FakeClock
 ) -> None:
