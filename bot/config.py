@@ -161,6 +161,9 @@ class Source(_Model):
     require_timestamp: bool = False
     default_workflow: str | None = None
     trusted_severity_hint: bool = False
+    # a sustained duration counts from the sender's start time and window only when trusted;
+    # otherwise from when the bot first saw the alert firing
+    trusted_timing: bool = False
     workflow_labels: list[str] = ["workflow", "ai_workflow"]
     callback_allow: CallbackAllow = []
 

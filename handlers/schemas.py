@@ -304,6 +304,8 @@ def from_alertmanager(
             hint_trusted=source.trusted_severity_hint,
             label_severity=labels.get("severity"),
             firing_since=am.startsAt,
+            trusted_timing=source.trusted_timing,
+            reported_by=source_name,
         )
         alerts.append(
             AlertIn(
@@ -368,6 +370,8 @@ def from_generic(body: GenericAlert, *, source_name: str, source: Source) -> Not
         hint_trusted=source.trusted_severity_hint,
         label_severity=body.labels.get("severity"),
         firing_since=body.timestamp,
+        trusted_timing=source.trusted_timing,
+        reported_by=source_name,
     )
     labels = dict(body.labels)
     if body.source:

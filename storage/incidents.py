@@ -213,6 +213,8 @@ def _evidence_dict(e: Evidence) -> dict[str, Any]:
             "severity": e.watched.severity.value,
             "text": e.watched.text,
         },
+        "trusted_timing": e.trusted_timing,
+        "reported_by": e.reported_by,
     }
 
 
@@ -242,6 +244,9 @@ def evidence_from_row(row: AlertRow) -> Evidence:
         label_severity=ev.get("label_severity"),
         firing_since=row.starts_at or row.first_seen_at,
         watched=_watched(ev.get("watched")),
+        seen_since=row.firing_seen_at or row.first_seen_at,
+        trusted_timing=bool(ev.get("trusted_timing")),
+        reported_by=ev.get("reported_by"),
     )
 
 
@@ -284,6 +289,7 @@ def add_alerts(
                 "first_seen_at": now,
                 "last_seen_at": now,
                 "resolved_at": now if a.status is AlertStatus.RESOLVED else None,
+                "firing_seen_at": now if a.status is AlertStatus.FIRING else None,
             }
             for a in alerts
         ],
@@ -293,6 +299,7 @@ def add_alerts(
 class _Held(NamedTuple):
     id: int
     starts_at: datetime | None
+    firing_seen_at: datetime | None
 
 
 class KnownAlerts(NamedTuple):
@@ -300,6 +307,10 @@ class KnownAlerts(NamedTuple):
 
     known: list[KnownAlert]
     held: dict[str, _Held]
+
+    def seen_firing(self) -> dict[str, datetime]:
+        """Return when the bot first saw each of these alerts firing, where it has."""
+        return {fp: h.firing_seen_at for fp, h in self.held.items() if h.firing_seen_at}
 
 
 def known_alerts(session: Session, incident_id: int, fingerprints: Sequence[str]) -> KnownAlerts:
@@ -309,6 +320,7 @@ def known_alerts(session: Session, incident_id: int, fingerprints: Sequence[str]
         session.execute(
             sa.select(_ALERTS.c.id, _ALERTS.c.fingerprint, _ALERTS.c.status)
             .add_columns(_ALERTS.c.ends_at, _ALERTS.c.digest, _ALERTS.c.starts_at)
+            .add_columns(_ALERTS.c.firing_seen_at)
             .where(
                 _ALERTS.c.incident_id == incident_id,
                 _ALERTS.c.fingerprint.in_(fingerprints),
@@ -320,7 +332,7 @@ def known_alerts(session: Session, incident_id: int, fingerprints: Sequence[str]
         known=[
             KnownAlert(fp, AlertStatus(r.status), r.ends_at, r.digest) for fp, r in by_fp.items()
         ],
-        held={fp: _Held(r.id, r.starts_at) for fp, r in by_fp.items()},
+        held={fp: _Held(r.id, r.starts_at, r.firing_seen_at) for fp, r in by_fp.items()},
     )
 
 
@@ -328,7 +340,10 @@ def update_alerts(session: Session, held: KnownAlerts, plan: GroupPlan, now: dat
     """Store the new content of the alerts the plan changed; a refired alert starts again."""
     for a in plan.changed:
         row = held.held[a.fingerprint]
-        starts_at = (a.starts_at or now) if a in plan.refired else row.starts_at
+        refired = a in plan.refired
+        starts_at = (a.starts_at or now) if refired else row.starts_at
+        # the bot's own clock: a refire is seen now, an alert still firing keeps when it was seen
+        seen = now if refired else sa.func.coalesce(_ALERTS.c.firing_seen_at, now)
         session.execute(
             sa.update(_ALERTS)
             .where(_ALERTS.c.id == row.id)
@@ -346,6 +361,7 @@ def update_alerts(session: Session, held: KnownAlerts, plan: GroupPlan, now: dat
                 last_seen_at=now,
                 resolved_at=now if a.status is AlertStatus.RESOLVED else None,
                 starts_at=starts_at,
+                firing_seen_at=seen,
             )
         )
 

@@ -153,6 +153,8 @@ class AlertRow(SQLModel, table=True):
     first_seen_at: datetime = _ts(nullable=False)
     last_seen_at: datetime = _ts(nullable=False, index=True)
     resolved_at: datetime | None = _ts()
+    # when the bot itself first saw the current firing: a refire starts it again
+    firing_seen_at: datetime | None = _ts()
 
 
 class JournalRow(SQLModel, table=True):

@@ -255,7 +255,14 @@ class Signal:
 
 @dataclass(frozen=True)
 class Evidence:
-    """What one alert tells the classifier."""
+    """What one alert tells the classifier.
+
+    `firing_since` is when the sender says the alert began firing; `seen_since` is when the bot
+    first saw it firing, on its own clock. A sustained duration counts from `seen_since`, and a
+    signal's `window` only says over what span the sender computed its value, unless the source
+    has `trusted_timing`: then the sender's start time and window count. `reported_by` names the
+    source in the reasons.
+    """
 
     signal: Signal | None = None
     delivered_externally: bool = False
@@ -268,6 +275,9 @@ class Evidence:
     firing_since: datetime | None = None
     # the verdict of a rule the bot judged itself on its watched history (source `watch`)
     watched: Reason | None = None
+    seen_since: datetime | None = None
+    trusted_timing: bool = False
+    reported_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -316,45 +326,90 @@ class _Context:
 
     def sustained(self, duration: timedelta) -> tuple[bool, str]:
         """Return whether the signal has held for `duration` of wall time, and how we know."""
+        if not self.evidence.trusted_timing:
+            held_for = self._seen_for()
+            held = held_for is not None and held_for >= duration
+            return held, self._as_seen(held_for, "", duration, held)
         window = self.signal.window
         if window is not None and window >= duration:
-            return True, f"window {format_duration(window)}"
+            return True, self._reported(f"window {format_duration(window)}")
         since = self.evidence.firing_since
         if since is not None and self.now - since >= duration:
-            return True, f"firing for {format_duration(self.now - since)}"
+            return True, self._reported(f"firing for {format_duration(self.now - since)}")
         return False, self._held_for(window, None if since is None else self.now - since)
 
     def sustained_business(self, duration: timedelta) -> tuple[bool, str]:
         """Return whether the signal has held for `duration` of business time, and how we know."""
+        suffix = " of business hours"
+        if not self.evidence.trusted_timing:
+            seen = self.evidence.seen_since
+            held_for = None if seen is None else self.hours.business_time_between(seen, self.now)
+            held = held_for is not None and held_for >= duration
+            return held, self._as_seen(held_for, suffix, duration, held)
         window = self.signal.window
         if window is not None and window >= duration:
-            return True, f"window {format_duration(window)}"
+            return True, self._reported(f"window {format_duration(window)}")
         since = self.evidence.firing_since
-        held = None if since is None else self.hours.business_time_between(since, self.now)
-        if held is not None and held >= duration:
-            return True, f"firing for {format_duration(held)} of business hours"
-        return False, self._held_for(window, held, " of business hours")
+        held_for = None if since is None else self.hours.business_time_between(since, self.now)
+        if held_for is not None and held_for >= duration:
+            return True, self._reported(f"firing for {format_duration(held_for)}{suffix}")
+        return False, self._held_for(window, held_for, suffix)
 
     def rise_after(self, duration: timedelta, severity: Severity) -> _Rise | None:
         """Return when `duration` of wall time since the alert started firing will have passed."""
-        since = self.evidence.firing_since
+        since = self._start()
         return None if since is None else _Rise(since + duration, severity)
 
     def rise_after_business(self, duration: timedelta, severity: Severity) -> _Rise | None:
         """Return when `duration` of business time since the alert started firing will pass."""
-        since = self.evidence.firing_since
+        since = self._start()
         if since is None:
             return None
         return _Rise(self.hours.add_business_time(since, duration), severity)
 
-    @staticmethod
-    def _held_for(window: timedelta | None, held: timedelta | None, suffix: str = "") -> str:
+    def _start(self) -> datetime | None:
+        """Return the start the durations count from: the sender's if trusted, else the bot's."""
+        ev = self.evidence
+        return ev.firing_since if ev.trusted_timing else ev.seen_since
+
+    def _seen_for(self) -> timedelta | None:
+        seen = self.evidence.seen_since
+        return None if seen is None else self.now - seen
+
+    def _sender(self) -> str:
+        return self.evidence.reported_by or "the sender"
+
+    def _reported(self, text: str) -> str:
+        return f"{text} as reported by {self._sender()}; trusted timing"
+
+    def _as_seen(
+        self, held_for: timedelta | None, suffix: str, duration: timedelta, held: bool
+    ) -> str:
+        """Say how long the bot itself has seen the alert firing, and what the window is not."""
+        if held_for is None:
+            text = "not seen firing by the bot yet"
+        else:
+            shown = format_duration(max(held_for, timedelta(0)))
+            text = f"firing for {shown}{suffix} as seen by the bot"
+        if not held:
+            text += f"; sustained needs {format_duration(duration)}{suffix}"
+        window = self.signal.window
+        if window is not None:
+            text += (
+                f"; window {format_duration(window)} as reported by {self._sender()} is the span "
+                "of its value, not how long it held"
+            )
+        return text
+
+    def _held_for(self, window: timedelta | None, held: timedelta | None, suffix: str = "") -> str:
         parts: list[str] = []
         if window is not None:
             parts.append(f"window {format_duration(window)}")
         if held is not None:
             parts.append(f"firing for {format_duration(max(held, timedelta(0)))}{suffix}")
-        return ", ".join(parts) or "no window or start time given"
+        if not parts:
+            return "no window or start time given"
+        return self._reported(", ".join(parts))
 
 
 def _fmt(x: float) -> str:
@@ -604,8 +659,9 @@ def _assess(
     evidence: Evidence, rules: SeverityRules, hours: BusinessHours, now: datetime
 ) -> list[_Finding]:
     _require_aware("now", now)
-    if evidence.firing_since is not None:
-        _require_aware("firing_since", evidence.firing_since)
+    for name, at in (("firing_since", evidence.firing_since), ("seen_since", evidence.seen_since)):
+        if at is not None:
+            _require_aware(name, at)
     if evidence.watched is not None:
         watched = evidence.watched
         return [_finding(watched.rule, watched.severity, watched.text)]

@@ -91,9 +91,8 @@ class AlertIngest:
         # only an all-resolved notification needs to know whether the rest of the group fires
         others = plan.all_resolved and repository.others_firing(session, row.id, fingerprints)
         before = repository.snapshot(row)
-        outcome = alerts_changed(
-            before, AlertsChanged(n, plan, others), policy=self._life.policy, now=now
-        )
+        change = AlertsChanged(n, plan, others, seen_firing=held.seen_firing())
+        outcome = alerts_changed(before, change, policy=self._life.policy, now=now)
         self._life.carry_out(session, row, before, outcome, now)
         resolved = before.state.is_open and outcome.incident.state is IncidentState.RESOLVED
         return IngestOutcome(row.id, False, False, len(plan.new), len(plan.changed), resolved)

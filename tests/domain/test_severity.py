@@ -49,7 +49,9 @@ def sig(kind: str, value: float | None = None, **kw: object) -> Signal:
 
 
 def ev(signal: Signal | None = None, **kw: object) -> Evidence:
-    return Evidence(signal, **kw)  # type: ignore[arg-type]
+    # the sender's start time and window count here; tests/domain/test_severity_timing.py judges
+    # the default, on the bot's own clock
+    return Evidence(signal, **{"trusted_timing": True, **kw})  # type: ignore[arg-type]
 
 
 def since(delta: timedelta) -> datetime:
@@ -290,7 +292,7 @@ ERROR_RATE: list[Row] = [
         "exactly P1 sustained is P2",
         ev(sig("error_rate", 0.20, window=2 * H)),
         P2,
-        "error_rate 0.20 > 0.05 sustained 2h (P2 threshold; window 2h)",
+        "error_rate 0.20 > 0.05 sustained 2h (P2 threshold; window 2h as reported by the sender; trusted timing)",
         None,
     ),
     ("P2 by window", ev(sig("error_rate", 0.07, window=3 * H)), P2, "window 3h", None),
@@ -299,21 +301,21 @@ ERROR_RATE: list[Row] = [
         "window just short",
         ev(sig("error_rate", 0.07, window=2 * H - US)),
         P3,
-        "not yet sustained 2h (window 1h59m59s999ms); P3 until then",
+        "not yet sustained 2h (window 1h59m59s999ms as reported by the sender; trusted timing); P3 until then",
         None,
     ),
     (
         "P2 by firing_since",
         ev(sig("error_rate", 0.07), firing_since=since(2 * H)),
         P2,
-        "(P2 threshold; firing for 2h)",
+        "(P2 threshold; firing for 2h as reported by the sender; trusted timing)",
         None,
     ),
     (
         "firing not long enough",
         ev(sig("error_rate", 0.07), firing_since=since(H)),
         P3,
-        "error_rate 0.07 > 0.05 not yet sustained 2h (firing for 1h); P3 until then",
+        "error_rate 0.07 > 0.05 not yet sustained 2h (firing for 1h as reported by the sender; trusted timing); P3 until then",
         NOW + H,
     ),
     (
@@ -327,7 +329,7 @@ ERROR_RATE: list[Row] = [
         "window and firing do not add up",
         ev(sig("error_rate", 0.07, window=H), firing_since=since(H)),
         P3,
-        "(window 1h, firing for 1h)",
+        "(window 1h, firing for 1h as reported by the sender; trusted timing)",
         NOW + H,
     ),
     (
@@ -441,7 +443,7 @@ DEVIATION: list[Row] = [
         ev(sig("quality", 12.5, baseline=10, stddev=1, window=4 * H)),
         P2,
         "quality 12.50 vs baseline 10.00: off by 2.50 > 2 stddev = 2.00 for 4h of business hours "
-        "(P2 threshold; window 4h)",
+        "(P2 threshold; window 4h as reported by the sender; trusted timing)",
         None,
     ),
     (
@@ -476,7 +478,7 @@ DEVIATION: list[Row] = [
         "window short",
         ev(sig("quality", 13, baseline=10, stddev=1, window=3 * H)),
         P3,
-        "not yet 4h of business hours (window 3h); P3 until then",
+        "not yet 4h of business hours (window 3h as reported by the sender; trusted timing); P3 until then",
         None,
     ),
     (
@@ -490,7 +492,7 @@ DEVIATION: list[Row] = [
         "firing 3 business hours",
         ev(sig("quality", 13, baseline=10, stddev=1), firing_since=since(3 * H)),
         P3,
-        "(firing for 3h of business hours)",
+        "(firing for 3h of business hours as reported by the sender; trusted timing)",
         NOW + H,
     ),
     (
@@ -544,7 +546,7 @@ COST: list[Row] = [
         "daily 3x sustained by window",
         ev(sig("daily_spend", 30, baseline=10, window=24 * H)),
         P2,
-        "daily_spend 30.00 >= 3x baseline 10.00 = 30.00 sustained 1d (P2 threshold; window 1d)",
+        "daily_spend 30.00 >= 3x baseline 10.00 = 30.00 sustained 1d (P2 threshold; window 1d as reported by the sender; trusted timing)",
         None,
     ),
     (
@@ -558,7 +560,7 @@ COST: list[Row] = [
         "daily 3x not sustained",
         ev(sig("daily_spend", 30, baseline=10, window=23 * H)),
         P3,
-        "daily_spend 30.00 >= 3x baseline 10.00 = 30.00 not yet sustained 1d (window 23h); "
+        "daily_spend 30.00 >= 3x baseline 10.00 = 30.00 not yet sustained 1d (window 23h as reported by the sender; trusted timing); "
         "P3 until then",
         None,
     ),
@@ -621,14 +623,14 @@ REFUSALS_THROUGHPUT: list[Row] = [
         "zero over a business day by window",
         ev(sig("throughput", 0, window=8 * H)),
         P2,
-        "throughput 0 over a business day of 8h (P2 threshold; window 8h)",
+        "throughput 0 over a business day of 8h (P2 threshold; window 8h as reported by the sender; trusted timing)",
         None,
     ),
     (
         "zero, window shorter than a business day",
         ev(sig("throughput", 0, window=7 * H)),
         P3,
-        "throughput 0 for less than a business day of 8h (window 7h)",
+        "throughput 0 for less than a business day of 8h (window 7h as reported by the sender; trusted timing)",
         None,
     ),
     (
@@ -642,7 +644,7 @@ REFUSALS_THROUGHPUT: list[Row] = [
         "zero, firing overnight",
         ev(sig("throughput", 0), firing_since=datetime(2026, 3, 3, 16, tzinfo=UTC)),
         P3,
-        "(firing for 4h of business hours)",
+        "(firing for 4h of business hours as reported by the sender; trusted timing)",
         datetime(2026, 3, 4, 16, tzinfo=UTC),
     ),
     ("some tasks done", ev(sig("throughput", 3)), P3, "throughput 3.00 > 0 (P2 only at 0)", None),
@@ -1107,6 +1109,8 @@ def evidences(draw: st.DrawFn, around: datetime | None = None) -> Evidence:
         label_severity=draw(labels),
         harmful_output=draw(rarely),
         firing_since=draw(st.one_of(st.none(), firing)),
+        seen_since=draw(st.one_of(st.none(), firing)),
+        trusted_timing=draw(st.booleans()),
     )
 
 
@@ -1136,8 +1140,15 @@ def pending(draw: st.DrawFn) -> tuple[list[Evidence], datetime]:
             st.builds(Signal, st.just("throughput"), st.just(0.0)),
         )
     )
-    ago = draw(st.timedeltas(-H, timedelta(days=3)))
-    return [Evidence(signal, hint=draw(labels), firing_since=now - ago)], now
+    ago = st.timedeltas(-H, timedelta(days=3))
+    evidence = Evidence(
+        signal,
+        hint=draw(labels),
+        firing_since=now - draw(ago),
+        seen_since=now - draw(ago),
+        trusted_timing=draw(st.booleans()),
+    )
+    return [evidence], now
 
 
 hours_strategy = st.builds(BusinessHours, timezone=st.sampled_from(ZONES))

@@ -3,8 +3,8 @@ changing and resolving, and the review and root-cause deadlines of §6."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from bot.domain.alerts import AlertIn, AlertStatus, GroupPlan, Notification, merge_ai_context
@@ -42,11 +42,17 @@ __all__ = [
 
 
 def with_firing_since(alert: AlertIn, now: datetime) -> Evidence:
-    """Return the alert's evidence, firing since its start (or now) when it does not say."""
+    """Return the alert's evidence with both of its clocks set.
+
+    The sender's start defaults to the alert's start (or now); when the bot first saw it firing
+    defaults to now, the moment the bot receives it, whatever the sender stamped on it.
+    """
     ev = alert.evidence
-    if ev.firing_since is None:
-        return replace(ev, firing_since=alert.starts_at or now)
-    return ev
+    return replace(
+        ev,
+        firing_since=ev.firing_since or alert.starts_at or now,
+        seen_since=ev.seen_since or now,
+    )
 
 
 def workflow_for(n: Notification, policy: IncidentPolicy) -> tuple[str, str | None]:
@@ -128,11 +134,15 @@ class AlertsChanged:
 
     `others_firing` says whether an alert the notification does not name still fires; it is
     only looked up (and only matters) when every alert the notification names is resolved.
+    An alert still firing with new content keeps the bot's first sight of it (`seen_firing`);
+    a new or refired one is seen now.
     """
 
     notification: Notification
     plan: GroupPlan
     others_firing: bool = False
+    # when the bot first saw each stored alert of the notification firing, by fingerprint
+    seen_firing: Mapping[str, datetime] = field(default_factory=dict)
 
 
 def _updated_text(alert: AlertIn) -> str:
@@ -178,7 +188,7 @@ def alerts_changed(
             )
     fresh = [
         with_firing_since(a, now)
-        for a in (*plan.new, *plan.refired, *plan.updated)
+        for a in (*plan.new, *plan.refired, *(_seen(a, change.seen_firing) for a in plan.updated))
         if a.status is AlertStatus.FIRING
     ]
     if fresh:
@@ -186,6 +196,13 @@ def alerts_changed(
     if plan.all_resolved and not change.others_firing:
         outcome = outcome.then(_all_resolved(outcome.incident, n, policy, now))
     return Outcome(outcome.incident, (*outcome.effects, CardChanged()))
+
+
+def _seen(alert: AlertIn, seen_firing: Mapping[str, datetime]) -> AlertIn:
+    seen = seen_firing.get(alert.fingerprint)
+    if seen is None or alert.evidence.seen_since is not None:
+        return alert
+    return replace(alert, evidence=replace(alert.evidence, seen_since=seen))
 
 
 def _raise_for(
