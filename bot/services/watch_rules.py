@@ -297,45 +297,53 @@ class WatchEvaluator:
 
     def apply(self, session: Session, findings: Sequence[Finding], *, now: datetime) -> int:
         """File a firing alert for each rule that holds and is not firing yet; resolve each
-        firing one whose rule has been clear for the hold-down time. Return how many."""
+        firing one whose rule has been clear for the hold-down time. A workflow's alerts of one
+        tick go in one notification, so an incident opens with every reason that holds.
+        Return how many alerts were filed."""
         held = _open_alerts(session)
-        filed = 0
+        changed: dict[str, list[tuple[Finding, AlertStatus]]] = defaultdict(list)
         for finding in findings:
-            fingerprint = rule_fingerprint(finding.workflow, finding.rule)
-            known = held.get(fingerprint)
+            known = held.get(rule_fingerprint(finding.workflow, finding.rule))
+            firing = known is not None and known.firing
             if finding.holding is Holding.FIRING:
-                if known is not None and known.firing:
-                    continue
-                self._incidents.ingest(session, self._notification(finding, AlertStatus.FIRING))
-                filed += 1
-            elif known is not None and known.firing:
+                if not firing:
+                    changed[finding.workflow].append((finding, AlertStatus.FIRING))
+            elif firing:
                 hold_down = self._policy.rules_for(finding.workflow).hold_down
-                if finding.last_held is not None and now - finding.last_held < hold_down:
-                    continue
-                self._incidents.ingest(session, self._notification(finding, AlertStatus.RESOLVED))
-                filed += 1
-        return filed
+                if finding.last_held is None or now - finding.last_held >= hold_down:
+                    changed[finding.workflow].append((finding, AlertStatus.RESOLVED))
+        for workflow, alerts in changed.items():
+            self._incidents.ingest(session, _notification(workflow, alerts))
+        return sum(len(alerts) for alerts in changed.values())
 
-    @staticmethod
-    def _notification(finding: Finding, status: AlertStatus) -> Notification:
-        reason = Reason(f"watch:{finding.rule}", finding.severity, finding.text)
-        alert = AlertIn(
-            fingerprint=rule_fingerprint(finding.workflow, finding.rule),
+
+def _notification(workflow: str, changed: Sequence[tuple[Finding, AlertStatus]]) -> Notification:
+    """One workflow's alerts of a tick, the most severe firing one first (it names the group)."""
+    ordered = sorted(
+        changed, key=lambda pair: (pair[1] is not AlertStatus.FIRING, -pair[0].severity.rank)
+    )
+    alerts = tuple(
+        AlertIn(
+            fingerprint=rule_fingerprint(workflow, finding.rule),
             status=status,
             title=finding.title,
             description=finding.text,
-            labels={"workflow": finding.workflow, "rule": finding.rule},
-            values={key: value for key, value in finding.figures.items()},
+            labels={"workflow": workflow, "rule": finding.rule},
+            values=dict(finding.figures),
             starts_at=finding.since,
-            workflow=finding.workflow,
-            evidence=Evidence(watched=reason, firing_since=finding.since),
+            workflow=workflow,
+            evidence=Evidence(
+                watched=Reason(f"watch:{finding.rule}", finding.severity, finding.text),
+                firing_since=finding.since,
+            ),
         )
-        return Notification(
-            source=WATCH_SOURCE,
-            group_key=_group_key(finding.workflow),
-            title=f"{finding.workflow}: {finding.title}"
-            if not finding.title.startswith(f"{finding.workflow}:")
-            else finding.title,
-            alerts=(alert,),
-            workflow=finding.workflow,
-        )
+        for finding, status in ordered
+    )
+    title = ordered[0][0].title
+    return Notification(
+        source=WATCH_SOURCE,
+        group_key=_group_key(workflow),
+        title=title if title.startswith(f"{workflow}:") else f"{workflow}: {title}",
+        alerts=alerts,
+        workflow=workflow,
+    )

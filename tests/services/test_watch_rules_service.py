@@ -13,6 +13,7 @@ from sqlmodel import Session
 
 from bot.config import Policy, Workflow
 from bot.domain.watch.history import Run, RunStatus
+from bot.domain.watch.policy import WorkflowWatch
 from bot.domain.watch.rules import Holding
 from bot.services.incidents import IncidentService
 from bot.services.watch_rules import WATCH_SOURCE, WatchEvaluator, WatchJudge, rule_fingerprint
@@ -174,3 +175,33 @@ def test_two_replicas_judging_at_once_open_one_incident(engine: Engine) -> None:
     assert errors == []
     assert len(incidents(engine)) == 1
     assert all(status == "firing" for status in alerts(engine).values())
+
+
+def test_a_workflow_that_goes_quiet_in_business_hours_gets_a_p2_and_none_at_night(
+    engine: Engine,
+) -> None:
+    clock = FakeClock(T0)
+    p = policy(watch=WorkflowWatch(expect_every="30m"))
+    evaluator = evaluator_for(p, clock)
+    runs(engine, T0, 30, 0, "a")  # 09:51 .. 10:00, then nothing
+    clock.advance(minutes=25)
+    assert tick(engine, evaluator, clock.now) == 0
+    clock.advance(minutes=10)  # 35 min of business time without a run
+    assert tick(engine, evaluator, clock.now) == 1
+    [incident] = incidents(engine)
+    assert incident.severity == "P2"
+    assert alerts(engine) == {rule_fingerprint(FLOW, "silence"): "firing"}
+    # runs again: the silence resolves once it has been clear for the hold-down
+    runs(engine, clock.now, 30, 0, "b")
+    clock.advance(minutes=16)
+    runs(engine, clock.now, 30, 0, "c")
+    assert tick(engine, evaluator, clock.now) == 1
+    assert incidents(engine)[0].resolved_at is not None
+
+    # the last run at 16:55 on Monday; at 17:45 and over the night nothing is silence
+    evening = T0.replace(hour=16, minute=56)
+    runs(engine, evening, 30, 0, "d")
+    for hours in (0.8, 3, 8):
+        clock.now = evening + timedelta(hours=hours)
+        assert tick(engine, evaluator, clock.now) == 0
+    assert len(incidents(engine)) == 1
