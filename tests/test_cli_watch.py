@@ -93,7 +93,11 @@ def test_watch_json_has_the_documented_keys(
     assert figures["history_days"] == 0
     last = datetime.fromisoformat(figures["last_run_at"].replace("Z", "+00:00"))
     assert abs(last - (setup - timedelta(minutes=1))) < timedelta(seconds=1)
-    assert len(figures) == 23
+    assert len(figures) == 24
+    # every watched rule, judged at the CLI's clock: 3 runs are too few for an error rate
+    rules = {r["rule"]: r for r in figures["rules"]}
+    assert rules["error-rate-critical"]["state"] == "too-few-runs"
+    assert rules["tokens-per-run"]["state"] == "no-baseline"
 
 
 def test_watch_of_an_unknown_workflow_says_so(

@@ -8,9 +8,10 @@ from zoneinfo import ZoneInfo
 from slack_sdk.models.blocks import Block
 
 from bot.domain.redaction import Redactor, SafeText
-from bot.domain.watch.figures import HourPoint, WatchFigures
+from bot.domain.watch.figures import HourPoint, RuleState, WatchFigures
 from bot.rendering.cards import card_blocks, card_text
 from bot.rendering.charts import watch_chart
+from bot.rendering.watch import figures_line
 from bot.rendering.watch_blocks import MAX_BLOCKS, MAX_TEXT, watch_blocks, watch_text
 from tests.test_rendering import incident, strings
 
@@ -164,3 +165,31 @@ def test_the_chart_is_a_png_of_the_week() -> None:
 def test_a_week_without_runs_has_no_chart() -> None:
     assert watch_chart(week([0] * 168), "email-summarizer", BERLIN) is None
     assert watch_chart([], "email-summarizer", BERLIN) is None
+
+
+def test_rules_that_hold_are_listed_under_the_figures_else_how_many_are_clear() -> None:
+    firing = RuleState(
+        "error-rate-critical", "firing", "P1", "error rate 25.0 % (50 of 200 runs) over 10 min"
+    )
+    clear = RuleState("latency", "clear", "P3", "the last 3 runs under 5 s")
+    waiting = RuleState("refusals", "too-few-runs", "P2", "only 12 runs over 30 min")
+    [text] = [
+        b["text"]["text"] for b in watch_blocks([busy(rules=(firing, clear))], SAFE.slack, BERLIN)
+    ]
+    assert text.splitlines()[-1] == "*P1* error rate 25.0 % (50 of 200 runs) over 10 min"
+    [quiet] = watch_blocks([busy(rules=(clear, waiting))], SAFE.slack, BERLIN)
+    assert quiet["text"]["text"].splitlines()[-1] == (
+        "Severity rules: 1 clear, 1 waiting for enough runs"
+    )
+    line = figures_line(busy(rules=(firing, clear)))
+    assert line.splitlines()[1] == "  P1 error rate 25.0 % (50 of 200 runs) over 10 min"
+    data = busy(rules=(firing,)).as_json()["rules"]
+    assert data == [
+        {
+            "rule": "error-rate-critical",
+            "state": "firing",
+            "severity": "P1",
+            "text": "error rate 25.0 % (50 of 200 runs) over 10 min",
+            "since": None,
+        }
+    ]
