@@ -205,3 +205,33 @@ def test_a_workflow_that_goes_quiet_in_business_hours_gets_a_p2_and_none_at_nigh
         clock.now = evening + timedelta(hours=hours)
         assert tick(engine, evaluator, clock.now) == 0
     assert len(incidents(engine)) == 1
+
+
+def test_a_restart_in_the_middle_of_a_sustained_error_rate_keeps_its_start(
+    engine: Engine,
+) -> None:
+    clock = FakeClock(T0)
+    p = policy()
+    # 6 % of the runs fail, from 10:00 on: P3 at once, P2 once every slice of 2 h is above 5 %
+    for step in range(7):
+        end = T0 + timedelta(minutes=10 * (step + 1))
+        runs(engine, end, 100, 6, f"first-{step}")
+    clock.now = T0 + timedelta(minutes=70)
+    assert tick(engine, evaluator_for(p, clock), clock.now) == 1
+    assert alerts(engine) == {rule_fingerprint(FLOW, "error-rate"): "firing"}
+    # the bot restarts; the failures go on for another hour
+    for step in range(7, 13):
+        end = T0 + timedelta(minutes=10 * (step + 1))
+        runs(engine, end, 100, 6, f"then-{step}")
+    clock.now = T0 + timedelta(minutes=130)
+    restarted = evaluator_for(p, clock)
+    assert tick(engine, restarted, clock.now) == 1
+    [incident] = incidents(engine)
+    assert incident.severity == "P2"
+    with Session(engine) as session:
+        found = {f.rule: f for f in restarted.findings(session, now=clock.now)}
+    sustained = found["error-rate-sustained"]
+    assert sustained.holding is Holding.FIRING
+    # the streak began with the first failing slice, before the restart
+    assert sustained.since is not None and sustained.since <= T0 + timedelta(minutes=11)
+    assert "for 2 h" in sustained.text
