@@ -50,6 +50,7 @@ from bot.paging.providers.ports import Pager
 from bot.paging.providers.registry import provider_pagers
 from bot.paging.service import PagingService
 from bot.scheduler import Job, build_scheduler
+from bot.services.change_journal import ChangeJournal
 from bot.services.commands import CommandRunner
 from bot.services.digest import DIGEST, DigestService, StoredHandoffs
 from bot.services.incidents import IncidentService
@@ -533,6 +534,7 @@ def build_jobs(base: Base, services: Services) -> list[Job]:
     """Return what the scheduler runs on every tick."""
     return [
         HistoryPruner(policy=base.policy, clock=base.clock),
+        ChangeJournal(policy=base.policy, clock=base.clock),
         services.incidents.review_due,
         services.incidents.escalate_due,
         services.paging.escalate_due,
