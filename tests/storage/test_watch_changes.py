@@ -208,3 +208,35 @@ def test_unjournalled_changes_are_claimed_once_even_by_two_sessions_at_once(
     with session_scope(engine) as session:
         [news] = watch.claim_unjournalled(session, now=T0 + 11 * H)
     assert (news.before, news.after) == ("m0", "m9")
+
+
+def test_the_incident_view_holds_its_workflows_changes_of_the_24_h_before_it(
+    engine: Engine,
+) -> None:
+    from storage.repositories import incident_view
+
+    clock = FakeClock(T0 + 30 * H)
+    service = IncidentService(policy=example_policy(), clock=clock)
+    with session_scope(engine) as session:
+        watch.record_runs(
+            session,
+            [
+                run("a", T0, model="m1"),
+                run("b", T0 + 5 * H, model="m2"),  # 25 h before: not listed
+                run("c", T0 + 20 * H, model="m3"),
+                run("d", T0 + 30 * H, prompt_version="p1"),  # the moment it is filed
+                run("e", T0 + 20 * H, workflow="weekly-report", model="other"),
+            ],
+        )
+        incident = service.declare(
+            session, title="x", actor="U0ALICE001", workflow="support-chatbot"
+        )
+        assert incident.id is not None
+        incident_id = incident.id
+    clock.advance(hours=1)
+    with session_scope(engine) as session:
+        watch.record_runs(session, [run("f", T0 + 31 * H, model="m4")])  # after: not listed
+    with Session(engine) as session:
+        view = incident_view(session, incident_id)
+    assert view is not None
+    assert [(c.before, c.after) for c in view.changes] == [("m2", "m3"), (None, "p1")]
