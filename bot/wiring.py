@@ -50,6 +50,7 @@ from bot.paging.providers.ports import Pager
 from bot.paging.providers.registry import provider_pagers
 from bot.paging.service import PagingService
 from bot.scheduler import Job, build_scheduler
+from bot.services.change_commands import ChangeCommands
 from bot.services.change_journal import ChangeJournal
 from bot.services.commands import CommandRunner
 from bot.services.digest import DIGEST, DigestService, StoredHandoffs
@@ -510,6 +511,9 @@ def build_runners(base: Base, adapters: Adapters, services: Services, lanes: Lan
             safe=base.safe,
             clock=clock,
             after_commit=poke,
+        ),
+        changes=ChangeCommands(
+            engine=engine, policy=policy, watch=services.watch, safe=base.safe, clock=clock
         ),
     )
     pipeline = IngestPipeline(

@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
+
+from bot.domain.commands import USAGE, Changes, CommandError, parse_command
 from bot.domain.watch.changes import Sighting, before, derive, journal_text, within
 from bot.domain.watch.history import Change, ChangeSource, VersionKind
 
@@ -104,3 +107,18 @@ def test_journal_text_says_the_change_the_input_and_the_time_in_the_team_zone() 
     assert journal_text(first, utc, T0) == (
         "Prompt version first seen: summary-v1 (seen in OTLP metrics at 10:00 UTC)"
     )
+
+
+def test_the_changes_command_takes_one_workflow_or_none() -> None:
+    assert parse_command("changes") == Changes()
+    known = ["support-chatbot"]
+    assert parse_command("changes Support-Chatbot", known_workflows=known) == Changes(
+        workflow="support-chatbot"
+    )
+    assert parse_command("changes other", known_workflows=known) == Changes(workflow="other")
+    with pytest.raises(CommandError) as caught:
+        parse_command("changes a b")
+    assert caught.value.message == (
+        "`changes` takes one workflow: /ai-incident changes support-chatbot"
+    )
+    assert caught.value.usage == USAGE["changes"]
