@@ -8,8 +8,8 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from bot.domain.incidents import format_incident_id
-from bot.domain.watch.changes import CHANGE_WINDOW
 from bot.domain.views import AlertView, IncidentView, JournalView, PageView
+from bot.domain.watch.changes import CHANGE_WINDOW
 from storage.models import AlertRow, IncidentRow, JournalRow, PageRow
 from storage.watch import changes as watch_changes
 
