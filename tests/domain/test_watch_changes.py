@@ -8,7 +8,14 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.domain.commands import USAGE, Changes, CommandError, parse_command
-from bot.domain.watch.changes import Sighting, before, derive, journal_text, within
+from bot.domain.watch.changes import (
+    Sighting,
+    before,
+    began_after,
+    derive,
+    journal_text,
+    within,
+)
 from bot.domain.watch.history import Change, ChangeSource, VersionKind
 
 T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
@@ -122,3 +129,18 @@ def test_the_changes_command_takes_one_workflow_or_none() -> None:
         "`changes` takes one workflow: /ai-incident changes support-chatbot"
     )
     assert caught.value.usage == USAGE["changes"]
+
+
+def test_a_condition_says_which_change_it_began_after_within_24_h() -> None:
+    prompt = Change("w", PROMPT, "summary-v12", "summary-v13", T0, RUNS)
+    model = Change("w", MODEL, "m1", "m2", T0 - 2 * H, OTLP)
+    assert began_after([prompt], T0 + timedelta(minutes=40)) == (
+        "began 40 min after prompt summary-v12 → summary-v13"
+    )
+    assert began_after([model, prompt], T0 + 3 * H + timedelta(minutes=5)) == (
+        "began 3 h 5 min after prompt summary-v12 → summary-v13 "
+        "(and 1 other change in the 24 h before)"
+    )
+    assert began_after([prompt], T0 + 24 * H) is not None
+    assert began_after([prompt], T0 + 24 * H + timedelta(minutes=1)) is None
+    assert began_after([prompt], T0 - timedelta(minutes=1)) is None  # before the change

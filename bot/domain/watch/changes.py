@@ -21,6 +21,7 @@ __all__ = [
     "CHANGE_WINDOW",
     "Sighting",
     "before",
+    "began_after",
     "derive",
     "journal_text",
     "within",
@@ -117,3 +118,32 @@ def journal_text(change: Change, zone: ZoneInfo, now: datetime) -> str:
     if change.before is None:
         return f"{what} first seen: {change.after} {seen}"
     return f"{what} changed: {change.before} → {change.after} {seen}"
+
+
+def _span(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, rest = divmod(minutes, 60)
+    return f"{hours} h {rest} min" if rest else f"{hours} h"
+
+
+def began_after(
+    changes: Sequence[Change], began: datetime, span: timedelta = CHANGE_WINDOW
+) -> str | None:
+    """Say which change a condition that began at `began` followed, within `span`, e.g.
+    "began 40 min after prompt summary-v12 → summary-v13"; None when no change came before.
+
+    The latest change at or before `began` is named (more of them: "and 2 other changes").
+    """
+    found = before(changes, began, span)
+    if not found:
+        return None
+    latest = max(found, key=lambda c: c.at)
+    text = f"began {_span(began - latest.at)} after {latest.describe()}"
+    others = len(found) - 1
+    if others:
+        text += (
+            f" (and {others} other change{'s' if others != 1 else ''} in the {_span(span)} before)"
+        )
+    return text
