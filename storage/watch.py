@@ -569,22 +569,38 @@ def changes(
 def claim_unjournalled(session: Session, *, now: datetime) -> list[Change]:
     """Mark the changes not yet journalled as journalled at `now`; return them, oldest first.
 
-    One `UPDATE … WHERE journalled_at_ms IS NULL … RETURNING`: of two transactions claiming at
-    once, the second waits for the first and finds nothing left, so each change is handed out
-    once. The caller journals what it got in the same transaction.
+    The pending rows are locked in key order, skipping those another transaction holds (a
+    replica claiming them, or a writer that has just inserted them: they are claimed at a later
+    tick), so the claim neither waits on nor deadlocks with the writers' upserts; the update
+    checks again that each row is pending, so of two replicas claiming at once each change is
+    handed out once. The caller journals what it got in the same transaction.
     """
-    pending = version_table.c.journalled_at_ms.is_(None)
+    table = version_table
+    pending = table.c.journalled_at_ms.is_(None)
+    keys = session.execute(
+        sa.select(table.c.workflow, table.c.kind, table.c.value)
+        .where(pending, table.c.kind.in_(sorted(k.value for k in CHANGE_KINDS)))
+        .order_by(table.c.workflow, table.c.kind, table.c.value)
+        .with_for_update(skip_locked=True)
+    ).all()
+    if not keys:
+        return []
     claimed = session.execute(
-        sa.update(version_table)
-        .where(pending, version_table.c.kind.in_(sorted(k.value for k in CHANGE_KINDS)))
+        sa.update(table)
+        .where(
+            pending,
+            sa.tuple_(table.c.workflow, table.c.kind, table.c.value).in_(
+                [tuple(key) for key in keys]
+            ),
+        )
         .values(journalled_at_ms=epoch_ms(now))
-        .returning(version_table.c.workflow, version_table.c.kind, version_table.c.value)
+        .returning(table.c.workflow, table.c.kind, table.c.value)
     ).all()
     if not claimed:
         return []
-    keys = {(row.workflow, row.kind, row.value) for row in claimed}
+    mine = {(row.workflow, row.kind, row.value) for row in claimed}
     found = changes(session, workflows={row.workflow for row in claimed})
-    return [c for c in found if (c.workflow, c.kind.value, c.after) in keys]
+    return [c for c in found if (c.workflow, c.kind.value, c.after) in mine]
 
 
 def workflows_seen(session: Session, since: int) -> list[str]:

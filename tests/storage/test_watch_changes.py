@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -240,3 +241,28 @@ def test_the_incident_view_holds_its_workflows_changes_of_the_24_h_before_it(
         view = incident_view(session, incident_id)
     assert view is not None
     assert [(c.before, c.after) for c in view.changes] == [("m2", "m3"), (None, "p1")]
+
+
+def test_the_claim_skips_a_version_a_writer_holds_and_takes_it_at_the_next_tick(
+    engine: Engine, db_url: str, backend: str
+) -> None:
+    if backend != "postgres":
+        pytest.skip(
+            "SQLite runs one writer at a time: no transaction holds a row while another claims"
+        )
+    with session_scope(engine) as session:
+        watch.record_runs(session, [run("a", T0, model="m1")])
+    other = create_db_engine(db_url)
+    try:
+        with Session(engine) as writer:
+            # a runs request adding to the pending version's row, not yet committed
+            watch.record_runs(writer, [run("b", T0 + H, model="m1")])
+            with session_scope(other) as session:
+                session.execute(sa.text("SET LOCAL lock_timeout = '2s'"))
+                assert watch.claim_unjournalled(session, now=T0 + 2 * H) == []
+            writer.commit()
+        with session_scope(other) as session:
+            [change] = watch.claim_unjournalled(session, now=T0 + 3 * H)
+        assert change.after == "m1"
+    finally:
+        other.dispose()
