@@ -1,4 +1,4 @@
-"""The `ai-incident` command: serve, migrate, check-config, export, digest, watch."""
+"""The `ai-incident` command: serve, migrate, check-config, export, digest, watch, changes."""
 
 from __future__ import annotations
 
@@ -299,6 +299,66 @@ def _digest(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _changes(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    from bot.config import load_policy
+    from bot.rendering.changes import change_line
+    from bot.services.errors import UnknownWorkflow
+    from bot.services.watch import WatchService
+    from storage import watch
+
+    now = datetime.now(UTC)
+    try:
+        policy = load_policy(settings.ai_incident_config, environment())
+    except ConfigError as exc:
+        print(f"ai-incident: the policy file has problems:\n{exc}", file=sys.stderr)
+        return 2
+    service = WatchService(policy=policy, clock=lambda: now)
+    engine = create_db_engine(settings.database_url)
+    try:
+        with Session(readonly(engine)) as session:
+            names = [service.resolve(session, args.workflow)] if args.workflow else None
+            found = watch.changes(
+                session, workflows=names, since=now - timedelta(days=max(args.days, 0))
+            )
+    except UnknownWorkflow as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    except DBAPIError as exc:
+        reason = str(exc.orig).strip().splitlines()[0]
+        print(
+            f"cannot read the watched history from {_shown(settings.database_url)}: {reason} "
+            "(is DATABASE_URL right, and has `ai-incident migrate` run?)",
+            file=sys.stderr,
+        )
+        return 1
+    finally:
+        engine.dispose()
+    newest = sorted(found, key=lambda c: c.at, reverse=True)
+    if args.format == "json":
+        rows = [
+            {
+                "workflow": c.workflow,
+                "kind": c.kind.value,
+                "before": c.before,
+                "after": c.after,
+                "at": c.at.isoformat().replace("+00:00", "Z"),
+                "source": c.source.value,
+            }
+            for c in newest
+        ]
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+    elif not newest:
+        print(f"no model or prompt version changed in the last {args.days} days")
+    else:
+        zone = ZoneInfo(policy.timezone)
+        for change in newest:
+            print(change_line(change, str, zone, workflow=True))
+    return 0
+
+
 def _watch(args: argparse.Namespace, settings: Settings) -> int:
     from bot.config import load_policy
     from bot.domain.numbers import finite_json
@@ -390,6 +450,13 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--workflow", help="one workflow (by name or alias) instead of all")
     watch.add_argument("--format", choices=["text", "json"], default="text")
     watch.set_defaults(func=_watch)
+    changes = sub.add_parser(
+        "changes", help="print the workflows' changes of model and prompt version, newest first"
+    )
+    changes.add_argument("--workflow", help="one workflow (by name or alias) instead of all")
+    changes.add_argument("--days", type=int, default=30, help="how far back (default 30 days)")
+    changes.add_argument("--format", choices=["text", "json"], default="text")
+    changes.set_defaults(func=_changes)
     return parser
 
 

@@ -50,6 +50,8 @@ from bot.paging.providers.ports import Pager
 from bot.paging.providers.registry import provider_pagers
 from bot.paging.service import PagingService
 from bot.scheduler import Job, build_scheduler
+from bot.services.change_commands import ChangeCommands
+from bot.services.change_journal import ChangeJournal
 from bot.services.commands import CommandRunner
 from bot.services.digest import DIGEST, DigestService, StoredHandoffs
 from bot.services.incidents import IncidentService
@@ -514,6 +516,9 @@ def build_runners(base: Base, adapters: Adapters, services: Services, lanes: Lan
             clock=clock,
             after_commit=poke,
         ),
+        changes=ChangeCommands(
+            engine=engine, policy=policy, watch=services.watch, safe=base.safe, clock=clock
+        ),
     )
     pipeline = IngestPipeline(
         engine=engine, service=services.incidents, metrics=base.metrics, on_commit=poke
@@ -538,6 +543,7 @@ def build_jobs(base: Base, services: Services) -> list[Job]:
     return [
         HistoryPruner(policy=base.policy, clock=base.clock),
         services.rules,
+        ChangeJournal(policy=base.policy, clock=base.clock),
         services.incidents.review_due,
         services.incidents.escalate_due,
         services.paging.escalate_due,

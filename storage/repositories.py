@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from bot.domain.incidents import format_incident_id
 from bot.domain.views import AlertView, IncidentView, JournalView, PageView
+from bot.domain.watch.changes import CHANGE_WINDOW
 from storage.models import AlertRow, IncidentRow, JournalRow, PageRow
+from storage.watch import changes as watch_changes
 
 __all__ = ["incident_view", "journal_views", "page_views"]
 
 _ALERTS: sa.Table = AlertRow.__table__  # type: ignore[attr-defined]
+# a change seen the moment the incident was filed is one before it
+_INSTANT = timedelta(microseconds=1)
 
 
 def journal_views(
@@ -108,6 +114,13 @@ def incident_view(
         resolution_summary=inc.resolution_summary,
         impact_external=inc.impact_external,
         pages=page_views(session, inc.id) if with_journal else [],
+        # from 24 h before it began until it was filed
+        changes=watch_changes(
+            session,
+            workflows=[inc.workflow],
+            since=inc.detected_at - CHANGE_WINDOW,
+            until=inc.triggered_at + _INSTANT,
+        ),
     )
 
 

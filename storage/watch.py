@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import operator
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,13 +18,18 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
+from bot.domain.watch.changes import CHANGE_KINDS, Sighting, derive, within
 from bot.domain.watch.history import (
     RECENT,
+    VERSION_CHARS,
+    Change,
+    ChangeSource,
     Run,
     Slot,
     Tally,
     Version,
     VersionKind,
+    epoch_ms,
     fold,
     hour_of,
     minute_of,
@@ -46,7 +51,9 @@ from storage.watch_tables import (
 __all__ = [
     "RecordedRuns",
     "add_tallies",
+    "changes",
     "claim",
+    "claim_unjournalled",
     "first_minute",
     "minute_counts",
     "prune",
@@ -54,6 +61,7 @@ __all__ = [
     "recent_latencies",
     "record_batches",
     "record_runs",
+    "saw_versions",
     "slots",
     "sums",
     "versions",
@@ -120,7 +128,9 @@ class RecordedRuns:
         return len(self.new) - self.accepted
 
 
-def record_runs(session: Session, runs: Sequence[Run]) -> RecordedRuns:
+def record_runs(
+    session: Session, runs: Sequence[Run], *, source: ChangeSource = ChangeSource.RUNS
+) -> RecordedRuns:
     """Count the runs not counted before (by workflow and run_id) into the history."""
     keys = [run_key(run.workflow, run.run_id) for run in runs]
     first: dict[int, int] = {}
@@ -128,7 +138,9 @@ def record_runs(session: Session, runs: Sequence[Run]) -> RecordedRuns:
         first.setdefault(key, index)
     claimed = claim(session, {key: minute_of(runs[index].at) for key, index in first.items()})
     new = [key in claimed and first[key] == index for index, key in enumerate(keys)]
-    add_tallies(session, fold(run for run, fresh in zip(runs, new, strict=True) if fresh))
+    add_tallies(
+        session, fold(run for run, fresh in zip(runs, new, strict=True) if fresh), source=source
+    )
     return RecordedRuns(new)
 
 
@@ -137,7 +149,9 @@ def record_batches(session: Session, batches: Sequence[Sequence[Run]]) -> list[R
 
     A run repeated across them counts once, in the first request that has it.
     """
-    recorded = record_runs(session, [run for runs in batches for run in runs]).new
+    recorded = record_runs(
+        session, [run for runs in batches for run in runs], source=ChangeSource.RUNS
+    ).new
     results: list[RecordedRuns] = []
     start = 0
     for runs in batches:
@@ -251,8 +265,16 @@ def _upsert_tallies(session: Session, table: sa.Table, rows: list[dict[str, Any]
     session.connection().exec_driver_sql(sql, params)
 
 
-def add_tallies(session: Session, tallies: Mapping[tuple[str, int], Tally]) -> None:
-    """Add tallies by (workflow, minute) to the minute and hour history and the versions seen."""
+def add_tallies(
+    session: Session,
+    tallies: Mapping[tuple[str, int], Tally],
+    *,
+    source: ChangeSource = ChangeSource.RUNS,
+) -> None:
+    """Add tallies by (workflow, minute) to the minute and hour history and the versions seen.
+
+    `source` is the input the tallies come from: a version seen for the first time keeps it.
+    """
     if not tallies:
         return
     minutes = sorted(tallies.items(), key=lambda item: (item[0][1], item[0][0]))
@@ -279,23 +301,62 @@ def add_tallies(session: Session, tallies: Mapping[tuple[str, int], Tally]) -> N
             for (hour, workflow), tally in sorted(hours.items())
         ],
     )
-    if seen:
-        rows = [
-            {"workflow": w, "kind": k, "value": v, "first_at_ms": f, "last_at_ms": la}
-            for (w, k, v), (f, la) in sorted(seen.items())
-        ]
-        statement = _insert(session, version_table)
-        new = statement.excluded
-        session.execute(
-            statement.on_conflict_do_update(
-                index_elements=["workflow", "kind", "value"],
-                set_={
-                    "first_at_ms": _lesser(session, version_table.c.first_at_ms, new.first_at_ms),
-                    "last_at_ms": _greater(session, version_table.c.last_at_ms, new.last_at_ms),
-                },
-            ),
-            rows,
-        )
+    _upsert_versions(session, seen, source)
+
+
+_ERROR = VersionKind.ERROR.value
+
+
+def _upsert_versions(
+    session: Session, seen: Mapping[tuple[str, str, str], Sequence[int]], source: ChangeSource
+) -> None:
+    # one statement, as before the change log: the source and the journal mark ride on the
+    # insert (an error text is never news, so it is inserted journalled) and an update of a
+    # version already known leaves both alone
+    if not seen:
+        return
+    rows = [
+        {
+            "workflow": w,
+            "kind": k,
+            "value": v,
+            "first_at_ms": span[0],
+            "last_at_ms": span[1],
+            "source": source.value,
+            "journalled_at_ms": span[0] if k == _ERROR else None,
+        }
+        for (w, k, v), span in sorted(seen.items())
+    ]
+    statement = _insert(session, version_table)
+    new = statement.excluded
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["workflow", "kind", "value"],
+            set_={
+                "first_at_ms": _lesser(session, version_table.c.first_at_ms, new.first_at_ms),
+                "last_at_ms": _greater(session, version_table.c.last_at_ms, new.last_at_ms),
+            },
+        ),
+        rows,
+    )
+
+
+def saw_versions(
+    session: Session,
+    seen: Iterable[tuple[str, VersionKind, str, datetime]],
+    *,
+    source: ChangeSource,
+) -> None:
+    """Note models or prompt versions (workflow, kind, value, at) reported outside the tallies,
+    such as an alert's AI context, in the versions seen; nothing else of the history moves."""
+    spans: dict[tuple[str, str, str], list[int]] = {}
+    for workflow, kind, value, at in seen:
+        if not value:
+            continue
+        at_ms = epoch_ms(at)
+        span = spans.setdefault((workflow, kind.value, value[:VERSION_CHARS]), [at_ms, at_ms])
+        span[0], span[1] = min(span[0], at_ms), max(span[1], at_ms)
+    _upsert_versions(session, spans, source)
 
 
 # -- reading ------------------------------------------------------------------------------------
@@ -556,6 +617,75 @@ def versions(
         )
         for row in session.execute(query)
     ]
+
+
+def _sightings(session: Session, workflows: Collection[str] | None) -> list[Sighting]:
+    query = sa.select(version_table).where(
+        version_table.c.kind.in_(sorted(k.value for k in CHANGE_KINDS))
+    )
+    if workflows is not None:
+        query = query.where(version_table.c.workflow.in_(sorted(workflows)))
+    return [
+        Sighting(
+            row.workflow,
+            VersionKind(row.kind),
+            row.value,
+            _instant(row.first_at_ms),
+            _instant(row.last_at_ms),
+            ChangeSource(row.source),
+        )
+        for row in session.execute(query)
+    ]
+
+
+def changes(
+    session: Session,
+    *,
+    workflows: Collection[str] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[Change]:
+    """Return the workflows' changes of model or prompt version with since <= at < until,
+    oldest first (each one's `before` is read from all the versions kept, not just the span's).
+    """
+    return within(derive(_sightings(session, workflows)), since=since, until=until)
+
+
+def claim_unjournalled(session: Session, *, now: datetime) -> list[Change]:
+    """Mark the changes not yet journalled as journalled at `now`; return them, oldest first.
+
+    The pending rows are locked in key order, skipping those another transaction holds (a
+    replica claiming them, or a writer that has just inserted them: they are claimed at a later
+    tick), so the claim neither waits on nor deadlocks with the writers' upserts; the update
+    checks again that each row is pending, so of two replicas claiming at once each change is
+    handed out once. The caller journals what it got in the same transaction.
+    """
+    table = version_table
+    pending = table.c.journalled_at_ms.is_(None)
+    keys = session.execute(
+        sa.select(table.c.workflow, table.c.kind, table.c.value)
+        .where(pending, table.c.kind.in_(sorted(k.value for k in CHANGE_KINDS)))
+        .order_by(table.c.workflow, table.c.kind, table.c.value)
+        .with_for_update(skip_locked=True)
+    ).all()
+    if not keys:
+        return []
+    claimed = session.execute(
+        sa.update(table)
+        .where(
+            pending,
+            sa.tuple_(table.c.workflow, table.c.kind, table.c.value).in_(
+                [tuple(key) for key in keys]
+            ),
+        )
+        .values(journalled_at_ms=epoch_ms(now))
+        .returning(table.c.workflow, table.c.kind, table.c.value)
+    ).all()
+    if not claimed:
+        return []
+    mine = {(row.workflow, row.kind, row.value) for row in claimed}
+    found = changes(session, workflows={row.workflow for row in claimed})
+    return [c for c in found if (c.workflow, c.kind.value, c.after) in mine]
 
 
 def workflows_seen(session: Session, since: int) -> list[str]:

@@ -89,6 +89,17 @@ version_table = sa.Table(
     sa.Column("value", sa.String(200), primary_key=True),
     sa.Column("first_at_ms", sa.BigInteger(), nullable=False),
     sa.Column("last_at_ms", sa.BigInteger(), nullable=False),
+    # the input that first reported the value (runs, otlp, alert): set on insert, never changed
+    sa.Column("source", sa.String(10), nullable=False, server_default="runs"),
+    # when the change was journalled into the workflow's open incidents; NULL while it is
+    # news (an error text is never news: it is inserted journalled)
+    sa.Column("journalled_at_ms", sa.BigInteger(), nullable=True),
+    sa.Index(
+        "ix_watch_version_pending",
+        "workflow",
+        postgresql_where=sa.text("journalled_at_ms IS NULL"),
+        sqlite_where=sa.text("journalled_at_ms IS NULL"),
+    ),
 )
 # the last cumulative OTLP point of each stream, to turn the next one into a delta
 stream_table = sa.Table(

@@ -21,6 +21,7 @@ __all__ = [
     "HELP_TEXT",
     "USAGE",
     "Ack",
+    "Changes",
     "Claim",
     "Command",
     "CommandError",
@@ -69,6 +70,7 @@ USAGE: dict[str, str] = {
     "resume": f"{_P} resume <workflow>",
     "digest": f"{_P} digest",
     "watch": f"{_P} watch [workflow] [chart]",
+    "changes": f"{_P} changes [workflow]",
     "timeline": f"{_P} timeline [INC-7]",
     "postmortem": f"{_P} postmortem [INC-7]",
 }
@@ -93,6 +95,7 @@ _SUMMARY: Mapping[str, str] = {
     "resume": "resume a paused workflow",
     "digest": "preview the weekly digest",
     "watch": "workflows' runs, errors, latency, spend; `chart`: last 7 days",
+    "changes": "models and prompt versions workflows changed to, last 30 days",
     "timeline": "an incident's timeline",
     "postmortem": "a postmortem draft",
 }
@@ -263,6 +266,14 @@ class Watch:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Changes:
+    """List the changes of model or prompt version of every workflow, or of `workflow`."""
+
+    subcommand: ClassVar[str] = "changes"
+    workflow: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Timeline:
     subcommand: ClassVar[str] = "timeline"
     incident: int | None = None
@@ -295,6 +306,7 @@ Command = (
     | Resume
     | Digest
     | Watch
+    | Changes
     | Timeline
     | Postmortem
 )
@@ -627,6 +639,15 @@ def _watch(args: _Args, known: Collection[str]) -> Watch:
     return Watch(workflow=_workflow(words[0], known) or words[0], chart=len(words) == 2)
 
 
+def _changes(args: _Args, known: Collection[str]) -> Changes:
+    words = args.left
+    if not words:
+        return Changes()
+    if len(words) > 1:
+        raise _fail("changes", f"`changes` takes one workflow: {_P} changes support-chatbot")
+    return Changes(workflow=_workflow(words[0], known) or words[0])
+
+
 def _help(args: _Args) -> Help:
     word = args.peek()
     if word is None:
@@ -656,6 +677,7 @@ _PARSERS: Mapping[str, _Parser] = {
     "resume": _resume,
     "digest": _bare("digest", Digest),
     "watch": _watch,
+    "changes": _changes,
     "timeline": lambda a, k: Timeline(incident=_only_incident("timeline", a)),
     "postmortem": lambda a, k: Postmortem(incident=_only_incident("postmortem", a)),
 }

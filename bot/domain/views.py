@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from bot.domain.watch.history import Change
+
 __all__ = ["AlertView", "IncidentView", "JournalView", "PageView"]
 
 
@@ -80,3 +82,5 @@ class IncidentView:
     resolution_summary: str | None = None
     impact_external: bool = False
     pages: list[PageView] = field(default_factory=list)
+    # the workflow's changes of model or prompt version in the 24 h before the incident
+    changes: list[Change] = field(default_factory=list)

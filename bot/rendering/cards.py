@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from bot.domain.redaction import SafeText
 from bot.domain.views import IncidentView, JournalView
 from bot.domain.watch.figures import WatchFigures
+from bot.rendering.changes import BEFORE_INCIDENT, changes_blocks, changes_text
 from bot.rendering.watch_blocks import last_hour_line
 
 __all__ = [
@@ -108,6 +109,9 @@ def card_text(
         lines.append("  AI context: " + ", ".join(f"{k} {out(v)}" for k, v in pairs))
     if last_hour is not None:
         lines.append("  " + last_hour_line(last_hour, out, _UTC))
+    if view.changes:
+        lines.append(f"  {BEFORE_INCIDENT.lower()}:")
+        lines.extend(f"    {line}" for line in changes_text(view.changes, out, _UTC))
     lines.append(f"  alerts: {view.alerts_firing} firing of {view.alerts_total}")
     return "\n".join(lines)
 
@@ -275,6 +279,8 @@ def card_blocks(
     if last_hour is not None:
         line = last_hour_line(last_hour, safe.slack, _UTC)
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": line[:3000]}]})
+    if view.changes:
+        blocks += changes_blocks(view.changes, safe.slack, _UTC, title=BEFORE_INCIDENT)
     if view.state != "resolved":
         blocks.append(_card_actions(view))
     return blocks

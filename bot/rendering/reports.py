@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from bot.domain.digest import Digest
 from bot.domain.views import IncidentView, JournalView
+from bot.rendering.changes import BEFORE_INCIDENT, changes_text
 
 __all__ = [
     "GAP",
@@ -28,6 +29,7 @@ __all__ = [
 ]
 
 GAP = "TO FILL IN"
+_UTC = ZoneInfo("UTC")
 
 Escape = Callable[[str | None], str]
 
@@ -151,6 +153,11 @@ def postmortem_sections(view: IncidentView, esc: Escape) -> list[Section]:
         ),
         Section("Prompt version", [esc(prompt)] if prompt else [_gap("the prompt version")]),
         Section("Model version", models or [_gap("the model and its version")]),
+        *(
+            [Section(BEFORE_INCIDENT, changes_text(view.changes, esc, _UTC))]
+            if view.changes
+            else []
+        ),
         Section(
             "External API changes",
             [_gap("vendor model updates, API, pricing or terms changes around " + _ts(triggered))],

@@ -22,6 +22,7 @@ from bot.domain.severity import Severity
 from bot.handoffs.runner import HandoffRunner
 from bot.paging.commands import PagingCommands
 from bot.rendering.reports import digest_text
+from bot.services.change_commands import ChangeCommands
 from bot.services.digest import DigestService
 from bot.services.errors import DomainError
 from bot.services.incident_commands import IncidentCommands
@@ -65,9 +66,11 @@ class CommandRunner:
         paging: PagingCommands | None = None,
         handoffs: HandoffRunner | None = None,
         watch: WatchCommands | None = None,
+        changes: ChangeCommands | None = None,
     ) -> None:
         self._engine = engine
         self._watch = watch
+        self._changes = changes
         self._policy = policy
         self._safe = safe
         self._digests = digests
@@ -94,6 +97,8 @@ class CommandRunner:
         try:
             if isinstance(command, cmd.Watch) and self._watch is not None:
                 return self._watched(command, inv)
+            if isinstance(command, cmd.Changes) and self._changes is not None:
+                return self._changes.list(workflow=command.workflow)
             return Answer(self._dispatch(command, inv))
         except DomainError as exc:
             return Answer(str(exc))

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from bot.domain.alerts import Notification, group_id, plan_group
+from bot.domain.alerts import AlertIn, Notification, group_id, plan_group
 from bot.domain.incidents import (
     AlertsChanged,
     IncidentState,
@@ -17,11 +18,30 @@ from bot.domain.incidents import (
     open_from_alerts,
     opens_incident,
 )
+from bot.domain.watch.history import ChangeSource, VersionKind
 from bot.services.incident_outcomes import Lifecycle
 from storage import incidents as repository
+from storage import watch
 from storage.models import IncidentRow
 
-__all__ = ["AlertIngest", "IngestOutcome"]
+__all__ = ["AlertIngest", "IngestOutcome", "ai_versions"]
+
+# the AI context's model, the one answering first, and its prompt version
+_MODEL_KEYS = ("gen_ai.response.model", "gen_ai.request.model")
+
+
+def ai_versions(
+    workflow: str, alerts: Sequence[AlertIn], now: datetime
+) -> Iterator[tuple[str, VersionKind, str, datetime]]:
+    """Yield the model and prompt version the alerts' AI context names, seen at `now`."""
+    for alert in alerts:
+        context = alert.ai_context
+        model = next((str(v) for k in _MODEL_KEYS if (v := context.get(k))), None)
+        if model:
+            yield workflow, VersionKind.MODEL, model, now
+        prompt = context.get("prompt_version")
+        if prompt:
+            yield workflow, VersionKind.PROMPT, str(prompt), now
 
 
 @dataclass(frozen=True)
@@ -74,6 +94,9 @@ class AlertIngest:
             session, key=key, incident_id=row.id, source=n.source, group_key=n.group_key, now=now
         )
         repository.add_alerts(session, row.id, n.alerts, now)
+        watch.saw_versions(
+            session, ai_versions(row.workflow, n.alerts, now), source=ChangeSource.ALERT
+        )
         self._life.carry_out(session, row, outcome.incident, outcome, now)
         return IngestOutcome(row.id, True, False, len(n.alerts), 0, False)
 
@@ -88,6 +111,11 @@ class AlertIngest:
             return IngestOutcome(row.id, False, True, 0, 0, False)
         repository.add_alerts(session, row.id, plan.new, now)
         repository.update_alerts(session, held, plan, now)
+        watch.saw_versions(
+            session,
+            ai_versions(row.workflow, [*plan.new, *plan.changed], now),
+            source=ChangeSource.ALERT,
+        )
         # only an all-resolved notification needs to know whether the rest of the group fires
         others = plan.all_resolved and repository.others_firing(session, row.id, fingerprints)
         before = repository.snapshot(row)

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlmodel import Session
 
 from bot.config import Policy
-from bot.domain.watch.history import minute_of
+from bot.domain.watch.history import ChangeSource, minute_of
 from bot.domain.watch.otlp import Batch, Measure, MetricNames, Point, WatchMapping, count, read
 from bot.services.ingest import IngestPipeline
 from storage import watch, watch_streams
@@ -62,7 +62,7 @@ def apply(session: Session, measures: Sequence[Measure], *, now: datetime) -> Ba
         key: m.point.time_ns // 60_000_000_000 for m in measures if (key := m.claim) is not None
     }
     batch = count(measures, states, watch.claim(session, claims))
-    watch.add_tallies(session, batch.tallies)
+    watch.add_tallies(session, batch.tallies, source=ChangeSource.OTLP)
     watch_streams.save(session, batch.states)
     return batch
 

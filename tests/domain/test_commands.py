@@ -386,7 +386,7 @@ def test_every_subcommand_has_a_usage_line_in_the_help() -> None:
     subcommands = {
         "help", "declare", "list", "status", "ack", "sev", "note", "rootcause", "mitigate",
         "resolve", "page", "oncall", "oncall override", "handoffs", "claim", "pause", "resume",
-        "digest", "watch", "timeline", "postmortem",
+        "digest", "watch", "changes", "timeline", "postmortem",
     }  # fmt: skip
     assert set(USAGE) == subcommands
     for key, usage in USAGE.items():

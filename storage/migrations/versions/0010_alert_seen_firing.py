@@ -1,7 +1,7 @@
 """When the bot first saw each alert firing, on its own clock.
 
 Revision ID: 0010_alert_seen_firing
-Revises: 0008_watch
+Revises: 0009_watch_changes
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 import storage.models
 
 revision = "0010_alert_seen_firing"
-down_revision = "0008_watch"
+down_revision = "0009_watch_changes"
 branch_labels = None
 depends_on = None
 
