@@ -50,6 +50,7 @@ __all__ = [
     "WatchJudge",
     "read_histories",
     "rule_fingerprint",
+    "stored_changes",
 ]
 
 WATCH_SOURCE = "watch"
@@ -212,14 +213,21 @@ def _open_alerts(session: Session) -> dict[str, _Open]:
     }
 
 
+def stored_changes(session: Session, workflows: Collection[str], since: datetime) -> list[Change]:
+    """Return the workflows' changes of model or prompt version since `since`, oldest first."""
+    return store.changes(session, workflows=workflows, since=since)
+
+
 class WatchJudge:
-    """Judge the watched rules for some workflows at some instant (reads only)."""
+    """Judge the watched rules for some workflows at some instant (reads only); a rule that
+    began within a day of a change of model or prompt version names it (`changes`: the change
+    log, by default the stored one)."""
 
     def __init__(
         self,
         *,
         policy: Policy,
-        changes: Callable[[Session, Collection[str], datetime], Sequence[Change]] | None = None,
+        changes: Callable[[Session, Collection[str], datetime], Sequence[Change]] = stored_changes,
     ) -> None:
         self._policy = policy
         self._changes = changes

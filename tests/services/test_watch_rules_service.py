@@ -235,3 +235,27 @@ def test_a_restart_in_the_middle_of_a_sustained_error_rate_keeps_its_start(
     # the streak began with the first failing slice, before the restart
     assert sustained.since is not None and sustained.since <= T0 + timedelta(minutes=11)
     assert "for 2 h" in sustained.text
+
+
+def test_a_rule_that_begins_after_a_prompt_change_names_it(engine: Engine) -> None:
+    clock = FakeClock(T0)
+    healthy = [
+        Run(workflow=FLOW, run_id=f"old-{i}", at=T0 - timedelta(hours=2, minutes=i % 9),
+            prompt_version="summary-v12")
+        for i in range(40)
+    ]  # fmt: skip
+    failing = [
+        Run(workflow=FLOW, run_id=f"new-{i}", at=T0 - timedelta(minutes=8) + timedelta(seconds=12 * i),
+            status=RunStatus.ERROR if i % 3 == 0 else RunStatus.OK, prompt_version="summary-v13")
+        for i in range(40)
+    ]  # fmt: skip
+    with Session(engine) as session:
+        record_runs(session, healthy)
+        record_runs(session, failing)
+        session.commit()
+    evaluator = evaluator_for(policy(), clock)
+    with Session(engine) as session:
+        found = {f.rule: f for f in evaluator.findings(session, now=clock.now)}
+    critical = found["error-rate-critical"]
+    assert critical.holding is Holding.FIRING
+    assert "after prompt summary-v12 → summary-v13" in critical.text
