@@ -7,9 +7,10 @@ import gc
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from pydantic import SecretStr
 from sqlalchemy.engine import make_url
@@ -35,6 +36,11 @@ from bot.rendering.cards import export_json, export_markdown
 from bot.settings import Settings, environment
 from storage.db import create_db_engine, migrate, readonly
 from storage.repositories import incident_view
+
+if TYPE_CHECKING:
+    from bot.domain.watch.history import Change
+
+T = TypeVar("T")
 
 __all__ = ["main", "secret_problems"]
 
@@ -299,13 +305,36 @@ def _digest(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _read_watched(settings: Settings, read: Callable[[Session], T]) -> T | None:
+    """Return what `read` reads of the watched history in a read-only session; None, with the
+    reason on stderr, for an unknown workflow or a database that cannot be read."""
+    from bot.services.errors import UnknownWorkflow
+
+    engine = create_db_engine(settings.database_url)
+    try:
+        with Session(readonly(engine)) as session:
+            return read(session)
+    except UnknownWorkflow as exc:
+        print(str(exc), file=sys.stderr)
+        return None
+    except DBAPIError as exc:
+        reason = str(exc.orig).strip().splitlines()[0]
+        print(
+            f"cannot read the watched history from {_shown(settings.database_url)}: {reason} "
+            "(is DATABASE_URL right, and has `ai-incident migrate` run?)",
+            file=sys.stderr,
+        )
+        return None
+    finally:
+        engine.dispose()
+
+
 def _changes(args: argparse.Namespace, settings: Settings) -> int:
     from datetime import timedelta
     from zoneinfo import ZoneInfo
 
     from bot.config import load_policy
     from bot.rendering.changes import change_line
-    from bot.services.errors import UnknownWorkflow
     from bot.services.watch import WatchService
     from storage import watch
 
@@ -316,26 +345,15 @@ def _changes(args: argparse.Namespace, settings: Settings) -> int:
         print(f"ai-incident: the policy file has problems:\n{exc}", file=sys.stderr)
         return 2
     service = WatchService(policy=policy, clock=lambda: now)
-    engine = create_db_engine(settings.database_url)
-    try:
-        with Session(readonly(engine)) as session:
-            names = [service.resolve(session, args.workflow)] if args.workflow else None
-            found = watch.changes(
-                session, workflows=names, since=now - timedelta(days=max(args.days, 0))
-            )
-    except UnknownWorkflow as exc:
-        print(str(exc), file=sys.stderr)
+
+    def read(session: Session) -> list[Change]:
+        names = [service.resolve(session, args.workflow)] if args.workflow else None
+        since = now - timedelta(days=max(args.days, 0))
+        return watch.changes(session, workflows=names, since=since)
+
+    found = _read_watched(settings, read)
+    if found is None:
         return 1
-    except DBAPIError as exc:
-        reason = str(exc.orig).strip().splitlines()[0]
-        print(
-            f"cannot read the watched history from {_shown(settings.database_url)}: {reason} "
-            "(is DATABASE_URL right, and has `ai-incident migrate` run?)",
-            file=sys.stderr,
-        )
-        return 1
-    finally:
-        engine.dispose()
     newest = sorted(found, key=lambda c: c.at, reverse=True)
     if args.format == "json":
         rows = [
@@ -363,7 +381,6 @@ def _watch(args: argparse.Namespace, settings: Settings) -> int:
     from bot.config import load_policy
     from bot.domain.numbers import finite_json
     from bot.rendering.watch import figures_text
-    from bot.services.errors import UnknownWorkflow
     from bot.services.watch import WatchService
     from bot.services.watch_rules import WatchJudge
 
@@ -377,23 +394,9 @@ def _watch(args: argparse.Namespace, settings: Settings) -> int:
         print(f"ai-incident: the policy file has problems:\n{exc}", file=sys.stderr)
         return 2
     service = WatchService(policy=policy, clock=utc_now, judge=WatchJudge(policy=policy))
-    engine = create_db_engine(settings.database_url)
-    try:
-        with Session(readonly(engine)) as session:
-            figures = service.figures(session, args.workflow)
-    except UnknownWorkflow as exc:
-        print(str(exc), file=sys.stderr)
+    figures = _read_watched(settings, lambda session: service.figures(session, args.workflow))
+    if figures is None:
         return 1
-    except DBAPIError as exc:
-        reason = str(exc.orig).strip().splitlines()[0]
-        print(
-            f"cannot read the watched history from {_shown(settings.database_url)}: {reason} "
-            "(is DATABASE_URL right, and has `ai-incident migrate` run?)",
-            file=sys.stderr,
-        )
-        return 1
-    finally:
-        engine.dispose()
     if args.format == "json":
         rows = finite_json([f.as_json() for f in figures])
         print(json.dumps(rows, indent=2, ensure_ascii=False))

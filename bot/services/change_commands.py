@@ -13,8 +13,7 @@ from bot.config import Policy
 from bot.domain.redaction import SafeText
 from bot.domain.watch.history import Change
 from bot.rendering.changes import changes_blocks, changes_text
-from bot.services.errors import UnknownWorkflow
-from bot.services.watch_commands import Answer, WatchReads
+from bot.services.watch_commands import Answer, WatchReads, unknown_workflow, workflow_named
 from storage import watch
 from storage.db import readonly
 
@@ -22,7 +21,6 @@ __all__ = ["CHANGES_SHOWN", "ChangeCommands"]
 
 # how far back the command looks
 CHANGES_SHOWN = timedelta(days=30)
-_KNOWN_SHOWN = 20  # workflow names listed when a name is not known
 
 
 class ChangeCommands:
@@ -70,17 +68,7 @@ class ChangeCommands:
         return Answer(text, blocks)
 
     def _name(self, session: Session, given: str) -> str | None:
-        try:
-            return self._watch.resolve(session, given)
-        except UnknownWorkflow:
-            folded = given.casefold()
-            return next((w for w in self._watch.workflows(session) if w.casefold() == folded), None)
+        return workflow_named(self._watch, session, given)
 
     def _unknown(self, session: Session, given: str) -> str:
-        known = sorted(self._watch.workflows(session))
-        slack = self._safe.slack
-        if not known:
-            return f"No workflow named {slack(given)} has been seen; none has been yet."
-        listed = ", ".join(slack(k) for k in known[:_KNOWN_SHOWN])
-        more = f" and {len(known) - _KNOWN_SHOWN} more" if len(known) > _KNOWN_SHOWN else ""
-        return f"No workflow named {slack(given)} has been seen; known: {listed}{more}."
+        return unknown_workflow(self._watch, session, given, self._safe.slack)

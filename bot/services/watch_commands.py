@@ -24,7 +24,15 @@ from bot.services.errors import UnknownWorkflow
 from storage.db import readonly, session_scope
 from storage.outbox import enqueue
 
-__all__ = ["WATCH_CHART", "Answer", "SeenOnly", "WatchCommands", "WatchReads"]
+__all__ = [
+    "WATCH_CHART",
+    "Answer",
+    "SeenOnly",
+    "WatchCommands",
+    "WatchReads",
+    "unknown_workflow",
+    "workflow_named",
+]
 
 WATCH_CHART = "chat.watch_chart"
 _KNOWN_SHOWN = 20  # workflow names listed when a name is not known
@@ -75,6 +83,27 @@ class SeenOnly:
             return list(self._watch.week(session, workflow))
         except UnknownWorkflow:
             return []
+
+
+def workflow_named(watch: WatchReads, session: Session, given: str) -> str | None:
+    """Return the watched workflow `given` names (by name, alias or in another case)."""
+    try:
+        return watch.resolve(session, given)
+    except UnknownWorkflow:
+        folded = given.casefold()
+        return next((w for w in watch.workflows(session) if w.casefold() == folded), None)
+
+
+def unknown_workflow(
+    watch: WatchReads, session: Session, given: str, slack: Callable[[str], str]
+) -> str:
+    """Say that no watched workflow is named `given`, and which ones are."""
+    known = sorted(watch.workflows(session))
+    if not known:
+        return f"No workflow named {slack(given)} has been seen; none has been yet."
+    listed = ", ".join(slack(k) for k in known[:_KNOWN_SHOWN])
+    more = f" and {len(known) - _KNOWN_SHOWN} more" if len(known) > _KNOWN_SHOWN else ""
+    return f"No workflow named {slack(given)} has been seen; known: {listed}{more}."
 
 
 class WatchCommands:
@@ -138,17 +167,7 @@ class WatchCommands:
         return f"The 7-day chart of {self._safe.slack(name)} is coming to this channel."
 
     def _name(self, session: Session, given: str) -> str | None:
-        """Return the watched workflow `given` names (by name, alias or in another case)."""
-        try:
-            return self._watch.resolve(session, given)
-        except UnknownWorkflow:
-            folded = given.casefold()
-            return next((w for w in self._watch.workflows(session) if w.casefold() == folded), None)
+        return workflow_named(self._watch, session, given)
 
     def _unknown(self, session: Session, given: str) -> str:
-        known = sorted(self._watch.workflows(session))
-        if not known:
-            return f"No workflow named {self._safe.slack(given)} has been seen; none has been yet."
-        listed = ", ".join(self._safe.slack(k) for k in known[:_KNOWN_SHOWN])
-        more = f" and {len(known) - _KNOWN_SHOWN} more" if len(known) > _KNOWN_SHOWN else ""
-        return f"No workflow named {self._safe.slack(given)} has been seen; known: {listed}{more}."
+        return unknown_workflow(self._watch, session, given, self._safe.slack)

@@ -142,18 +142,15 @@ def test_writes_that_deliver_nothing_leave_the_lanes_asleep(db_url: str) -> None
     assert answers == ["runs", 0, "cards", 1]
 
 
-def _started(tmp_path: Any) -> tuple[Any, IngestPipeline]:
+def together_behind_a_busy_writer(
+    tmp_path: Any, items: tuple[str, ...]
+) -> tuple[list[Any], list[list[str]]]:
+    """Hold the writer in one write while `items` queue up as writes together (upper-cased
+    in one call; an item "bad" fails its call); return every result and the calls made."""
     engine = create_db_engine(f"sqlite:///{tmp_path}/t.db")
     migrate(engine)
     service = IncidentService(policy=example_policy(), clock=FakeClock())
     pipeline = IngestPipeline(engine=engine, service=service, metrics=Metrics())
-    return engine, pipeline
-
-
-def test_writes_together_share_one_call_per_batch_and_each_gets_its_own_result(
-    tmp_path: Any,
-) -> None:
-    engine, pipeline = _started(tmp_path)
     calls: list[list[str]] = []
     gate, entered = threading.Event(), threading.Event()
 
@@ -162,54 +159,16 @@ def test_writes_together_share_one_call_per_batch_and_each_gets_its_own_result(
         gate.wait(5)  # the writer is busy, so the next writes queue up into one batch
         return "held"
 
-    def together(session: Session, items: list[str]) -> list[str]:
-        calls.append(list(items))
-        return [item.upper() for item in items]
-
-    async def send() -> list[Any]:
-        first = asyncio.ensure_future(pipeline.write(hold, label="hold"))
-        await asyncio.to_thread(entered.wait, 5)
-        rest = [
-            asyncio.ensure_future(pipeline.write_together(i, together, label=i))
-            for i in ("a", "b", "c")
-        ]
-        await asyncio.sleep(0)  # each queues its write before the writer is let go
-        gate.set()
-        return await asyncio.gather(first, *rest)
-
-    pipeline.start()
-    try:
-        results = asyncio.run(send())
-    finally:
-        pipeline.stop()
-        engine.dispose()
-    assert results == ["held", "A", "B", "C"]
-    assert calls == [["a", "b", "c"]]
-
-
-def test_a_failing_batch_applies_writes_together_one_by_one(tmp_path: Any) -> None:
-    engine, pipeline = _started(tmp_path)
-    gate, entered = threading.Event(), threading.Event()
-    calls: list[list[str]] = []
-
-    def hold(session: Session) -> str:
-        entered.set()
-        gate.wait(5)
-        return "held"
-
-    def together(session: Session, items: list[str]) -> list[str]:
-        calls.append(list(items))
-        if "bad" in items:
+    def together(session: Session, batch: list[str]) -> list[str]:
+        calls.append(list(batch))
+        if "bad" in batch:
             raise ValueError("bad item")
-        return [item.upper() for item in items]
+        return [item.upper() for item in batch]
 
     async def send() -> list[Any]:
         first = asyncio.ensure_future(pipeline.write(hold, label="hold"))
         await asyncio.to_thread(entered.wait, 5)
-        rest = [
-            asyncio.ensure_future(pipeline.write_together(i, together, label=i))
-            for i in ("a", "bad", "c")
-        ]
+        rest = [asyncio.ensure_future(pipeline.write_together(i, together, label=i)) for i in items]
         await asyncio.sleep(0)  # each queues its write before the writer is let go
         gate.set()
         return await asyncio.gather(first, *rest, return_exceptions=True)
@@ -220,6 +179,19 @@ def test_a_failing_batch_applies_writes_together_one_by_one(tmp_path: Any) -> No
     finally:
         pipeline.stop()
         engine.dispose()
+    return results, calls
+
+
+def test_writes_together_share_one_call_per_batch_and_each_gets_its_own_result(
+    tmp_path: Any,
+) -> None:
+    results, calls = together_behind_a_busy_writer(tmp_path, ("a", "b", "c"))
+    assert results == ["held", "A", "B", "C"]
+    assert calls == [["a", "b", "c"]]
+
+
+def test_a_failing_batch_applies_writes_together_one_by_one(tmp_path: Any) -> None:
+    results, calls = together_behind_a_busy_writer(tmp_path, ("a", "bad", "c"))
     assert results[0] == "held" and results[1] == "A" and results[3] == "C"
     assert isinstance(results[2], ValueError)
     assert calls[0] == ["a", "bad", "c"]

@@ -460,25 +460,48 @@ def _window_rule(
     rate = count / now.runs
     figures["value"] = rate
     shown = f"{what} {_pct(rate)} ({_count(count)} of {_count(now.runs)} runs) {window}"
-    if held[-1]:
-        assert start is not None
-        began = minute_start(start)
+    return _held_or_clear(
+        ctx,
+        (rule, title, severity),
+        start if held[-1] else None,
+        shown,
+        f"{op} {_pct_limit(limit)}",
+        last_held=last_held,
+        figures=figures,
+    )
+
+
+def _held_or_clear(
+    ctx: _Ctx,
+    rule: tuple[str, str, Severity],
+    start: int | None,
+    shown: str,
+    limit: str,
+    *,
+    last_held: datetime | None,
+    figures: dict[str, float],
+) -> Finding:
+    """The finding of a rule whose condition holds since minute `start` (None: it does not
+    hold now): its figures `shown`, then "<limit> since <time>" or "not <limit>"."""
+    name, title, severity = rule
+    if start is None:
         return ctx.finding(
-            rule,
+            name,
             title,
             severity,
-            Holding.FIRING,
-            f"{shown}, {op} {_pct_limit(limit)} since {ctx.clock.at(began)}",
-            since=began,
+            Holding.CLEAR,
+            f"{shown}, not {limit}",
             last_held=last_held,
             figures=figures,
         )
+    began = minute_start(start)
     return ctx.finding(
-        rule,
+        name,
         title,
         severity,
-        Holding.CLEAR,
-        f"{shown}, not {op} {_pct_limit(limit)}",
+        Holding.FIRING,
+        f"{shown}, {limit} since {ctx.clock.at(began)}",
+        since=began,
         last_held=last_held,
         figures=figures,
     )
@@ -768,25 +791,12 @@ def _per_run_rule(
         f"{what} {show(value)} over {_count(now.runs)} runs {window}, {ratio} of the baseline "
         f"{show(baseline)} ({baseline_text})"
     )
-    if held[-1]:
-        assert start is not None
-        began = minute_start(start)
-        return ctx.finding(
-            rule,
-            title,
-            severity,
-            Holding.FIRING,
-            f"{shown}, above {factor * 100:g} % since {ctx.clock.at(began)}",
-            since=began,
-            last_held=last_held,
-            figures=figures,
-        )
-    return ctx.finding(
-        rule,
-        title,
-        severity,
-        Holding.CLEAR,
-        f"{shown}, not above {factor * 100:g} %",
+    return _held_or_clear(
+        ctx,
+        (rule, title, severity),
+        start if held[-1] else None,
+        shown,
+        f"above {factor * 100:g} %",
         last_held=last_held,
         figures=figures,
     )
