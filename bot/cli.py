@@ -381,6 +381,7 @@ def _watch(args: argparse.Namespace, settings: Settings) -> int:
     from bot.config import load_policy
     from bot.domain.numbers import finite_json
     from bot.rendering.watch import figures_text
+    from bot.services.killswitch import KillSwitchService
     from bot.services.watch import WatchService
     from bot.services.watch_rules import WatchJudge
 
@@ -393,7 +394,9 @@ def _watch(args: argparse.Namespace, settings: Settings) -> int:
     except ConfigError as exc:
         print(f"ai-incident: the policy file has problems:\n{exc}", file=sys.stderr)
         return 2
-    service = WatchService(policy=policy, clock=utc_now, judge=WatchJudge(policy=policy))
+    switches = KillSwitchService(policy=policy, clock=utc_now)
+    judge = WatchJudge(policy=policy, switches=switches)
+    service = WatchService(policy=policy, clock=utc_now, judge=judge)
     figures = _read_watched(settings, lambda session: service.figures(session, args.workflow))
     if figures is None:
         return 1

@@ -298,7 +298,7 @@ def build_services(base: Base) -> Services:
             paging,
         ],
     )
-    judge = WatchJudge(policy=policy)
+    judge = WatchJudge(policy=policy, switches=killswitch)
     # a handoff's SLA mentions whoever is on call for its workflow and, last, pages them
     handoff_paging = HandoffPaging(policy=policy, incidents=incidents, paging=paging)
     handoffs = HandoffService(

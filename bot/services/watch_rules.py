@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -42,6 +42,7 @@ from storage.models import AlertRow, IncidentRow
 
 if TYPE_CHECKING:
     from bot.services.incidents import IncidentService
+    from bot.services.killswitch import KillSwitchService
 
 __all__ = [
     "WATCH_SOURCE",
@@ -221,16 +222,19 @@ def stored_changes(session: Session, workflows: Collection[str], since: datetime
 class WatchJudge:
     """Judge the watched rules for some workflows at some instant (reads only); a rule that
     began within a day of a change of model or prompt version names it (`changes`: the change
-    log, by default the stored one)."""
+    log, by default the stored one). With `switches`, a workflow paused by its kill switch is
+    not silent: its runs are with people."""
 
     def __init__(
         self,
         *,
         policy: Policy,
         changes: Callable[[Session, Collection[str], datetime], Sequence[Change]] = stored_changes,
+        switches: KillSwitchService | None = None,
     ) -> None:
         self._policy = policy
         self._changes = changes
+        self._switches = switches
         self._slow = SlowReads()
 
     def workflows(self, session: Session, now: datetime) -> list[str]:
@@ -254,10 +258,16 @@ class WatchJudge:
             minutes_back=max(map(minutes_needed, thresholds), default=MINUTES_BACK),
             hours_back=max(map(hours_needed, thresholds), default=HOURS_BACK),
         )
+        # a workflow its kill switch has handed to people sends no runs: not silence
+        paused = (
+            {state.workflow for state in self._switches.states(session) if not state.enabled}
+            if self._switches is not None
+            else set()
+        )
         found: list[Finding] = []
         for name in names:
             workflow = self._policy.workflow(name)
-            found += evaluate(
+            judged = evaluate(
                 histories[name],
                 self._policy.rules_for(name),
                 now=now,
@@ -267,7 +277,20 @@ class WatchJudge:
                 expect_every=workflow.watch.expect_interval,
                 silence_off=workflow.watch.silence_off,
             )
+            if name in paused:
+                judged = [_paused(f) if f.rule == "silence" else f for f in judged]
+            found += judged
         return found
+
+
+def _paused(finding: Finding) -> Finding:
+    return replace(
+        finding,
+        holding=Holding.OFF,
+        text="off: the workflow is paused by its kill switch, so its runs are with people",
+        since=None,
+        last_held=None,
+    )
 
 
 class WatchEvaluator:

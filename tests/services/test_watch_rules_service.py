@@ -16,6 +16,7 @@ from bot.domain.watch.history import Run, RunStatus
 from bot.domain.watch.policy import WorkflowWatch
 from bot.domain.watch.rules import Holding
 from bot.services.incidents import IncidentService
+from bot.services.killswitch import KillSwitchService
 from bot.services.watch_rules import WATCH_SOURCE, WatchEvaluator, WatchJudge, rule_fingerprint
 from storage.db import create_db_engine, migrate
 from storage.models import AlertRow, IncidentRow
@@ -259,3 +260,30 @@ def test_a_rule_that_begins_after_a_prompt_change_names_it(engine: Engine) -> No
     critical = found["error-rate-critical"]
     assert critical.holding is Holding.FIRING
     assert "after prompt summary-v12 → summary-v13" in critical.text
+
+
+def test_a_workflow_paused_by_its_kill_switch_is_not_silent(engine: Engine) -> None:
+    clock = FakeClock(T0)
+    p = policy(watch=WorkflowWatch(expect_every="30m"))
+    switches = KillSwitchService(policy=p, clock=clock)
+    evaluator = WatchEvaluator(
+        judge=WatchJudge(policy=p, switches=switches),
+        policy=p,
+        clock=clock,
+        incidents=IncidentService(policy=p, clock=clock),
+    )
+    runs(engine, T0, 30, 0, "a")
+    clock.advance(minutes=35)
+    assert tick(engine, evaluator, clock.now) == 1  # silent: P2
+    with Session(engine) as session:
+        switches.pause(session, workflow=FLOW, actor="U1", reason="drift")
+        session.commit()
+    # paused: its runs are with people, so the silence resolves at once and stays off
+    assert tick(engine, evaluator, clock.now) == 1
+    assert alerts(engine) == {rule_fingerprint(FLOW, "silence"): "resolved"}
+    clock.advance(hours=2)
+    assert tick(engine, evaluator, clock.now) == 0
+    with Session(engine) as session:
+        found = {f.rule: f for f in evaluator.findings(session, now=clock.now)}
+    assert found["silence"].holding is Holding.OFF
+    assert "kill switch" in found["silence"].text
