@@ -143,12 +143,22 @@ class DigestService:
 
         The unique (period, channel) row is the claim: two replicas, or a restart at 09:00,
         cannot both insert it, so exactly one post is queued. A slot the bot was down for is
-        claimed when it comes back, marked late.
+        claimed when it comes back, marked late. A slot that passed before the bot's first
+        start (the channel has no digest yet, and the slot is already late) is claimed as
+        `skipped`, and nothing is posted: a fresh install does not report on a week before it
+        existed as a digest "late because the bot was down".
         """
         now = self._clock()
         slot = self.last_slot(now)
         week = self.week_of_slot(slot)
         late = now - slot > LATE_AFTER
+        first = (
+            late
+            and session.execute(
+                sa.select(_RUN.c.id).where(_RUN.c.channel == self.channel).limit(1)
+            ).first()
+            is None
+        )
         try:
             with session.begin_nested():
                 run_id = session.execute(
@@ -159,11 +169,13 @@ class DigestService:
                         scheduled_for=slot,
                         claimed_at=now,
                         late=late,
-                        status="queued",
+                        status="skipped" if first else "queued",
                     )
                     .returning(_RUN.c.id)
                 ).scalar_one()
         except IntegrityError:
+            return 0
+        if first:
             return 0
         enqueue(
             session,

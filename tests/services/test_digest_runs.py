@@ -107,3 +107,25 @@ def test_two_replicas_racing_at_nine_claim_one_digest(tmp_path: Path) -> None:
             assert len(s.exec(select(OutboxRow).where(OutboxRow.kind == DIGEST)).all()) == 1
         for engine in replicas:
             engine.dispose()
+
+
+@pytest.mark.both_backends
+def test_a_fresh_install_posts_no_digest_of_a_week_before_its_first_start(db_url: str) -> None:
+    engine = create_db_engine(db_url)
+    migrate(engine)
+    # first started on a Wednesday: last Monday's digest would report on a week before it
+    clock = FakeClock(datetime(2026, 11, 25, 13, 0, tzinfo=UTC))
+    service = DigestService(policy=example_policy(), clock=clock)
+    for _ in range(2):
+        with session_scope(engine) as s:
+            assert service.claim_due(s) == 0
+    [skipped] = runs(engine)
+    assert (skipped.period, skipped.status) == ("2026-W47", "skipped")
+    # the next Monday's digest, on the week it was running for, is posted on time
+    clock.now = datetime(2026, 11, 30, 8, 0, 30, tzinfo=UTC)
+    with session_scope(engine) as s:
+        assert service.claim_due(s) == 1
+    with Session(engine) as s:
+        rows = s.exec(select(OutboxRow).where(OutboxRow.kind == DIGEST)).all()
+    assert [r.idempotency_key for r in rows] == ["digest:2026-W48:C0AIREVIEW1"]
+    engine.dispose()
