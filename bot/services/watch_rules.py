@@ -16,6 +16,7 @@ evaluating at once open one incident (the alert group's key decides the race).
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
@@ -87,6 +88,8 @@ class SlowReads:
         self._workflows: frozenset[str] = frozenset()
         self._hours: dict[str, dict[int, Tally]] = {}
         self._reach: dict[str, tuple[int, int | None]] = {}
+        # the scheduler's tick and the watch commands' threads share one judge
+        self._lock = threading.Lock()
 
     def read(
         self,
@@ -95,7 +98,15 @@ class SlowReads:
         now: datetime,
         back: timedelta = HOURS_BACK,
     ) -> tuple[dict[str, dict[int, Tally]], dict[str, tuple[int, int | None]]]:
-        """Return the hours of the last `back` and the reach of `workflows` at `now`."""
+        """Return the hours of the last `back` and the reach of `workflows` at `now` (copies:
+        the caller may read them while another thread refreshes the cache)."""
+        with self._lock:
+            hours, reach = self._read(session, workflows, now, back)
+            return {w: dict(kept) for w, kept in hours.items()}, dict(reach)
+
+    def _read(
+        self, session: Session, workflows: Collection[str], now: datetime, back: timedelta
+    ) -> tuple[dict[str, dict[int, Tally]], dict[str, tuple[int, int | None]]]:
         until = minute_of(now) + 1
         since = hour_of(minute_of(now - back))
         stale = (
