@@ -378,8 +378,11 @@ class _Columns:
                 )
             )
         )  # fmt: skip
-        self.latency = operator.itemgetter(*(at[name] for name in LATENCY_COLUMNS))
-        self.confidence = operator.itemgetter(*(at[name] for name in CONFIDENCE_COLUMNS))
+        # a result without the histograms' columns (`minute_counts`) leaves them empty
+        self.histograms = all(name in at for name in (*LATENCY_COLUMNS, *CONFIDENCE_COLUMNS))
+        if self.histograms:
+            self.latency = operator.itemgetter(*(at[name] for name in LATENCY_COLUMNS))
+            self.confidence = operator.itemgetter(*(at[name] for name in CONFIDENCE_COLUMNS))
 
     def tally(self, row: Sequence[Any], minute: int, recent: str | None) -> Tally:
         (
@@ -398,10 +401,14 @@ class _Columns:
             latency_count=l_count or 0,
             latency_sum_ms=l_sum or 0.0,
             latency_max_ms=l_max,
-            latency_buckets=[count or 0 for count in self.latency(row)],
+            latency_buckets=[count or 0 for count in self.latency(row)]
+            if self.histograms
+            else [0] * len(LATENCY_COLUMNS),
             confidence_count=c_count or 0,
             confidence_sum=c_sum or 0.0,
-            confidence_buckets=[count or 0 for count in self.confidence(row)],
+            confidence_buckets=[count or 0 for count in self.confidence(row)]
+            if self.histograms
+            else [0] * len(CONFIDENCE_COLUMNS),
             last_at_ms=last,
         )
         if recent:
@@ -455,8 +462,10 @@ def slots(
 
 
 # what a minute's counts are, without its histograms and latest latencies
+# a minute's scalar columns: its counts and sums, without the histograms' buckets
 _COUNTS = (
     "runs", "errors", "refusals", "timeouts", "handoffs", "tokens_in", "tokens_out", "cost_usd",
+    "latency_count", "latency_sum_ms", "confidence_count", "confidence_sum", "latency_max_ms",
     "last_at_ms",
 )  # fmt: skip
 
@@ -464,42 +473,20 @@ _COUNTS = (
 def minute_counts(
     session: Session, *, since: int, until: int, workflows: Collection[str] | None = None
 ) -> list[Slot]:
-    """Return the counts of minutes `since` <= minute < `until` (runs by status, handoffs,
-    tokens, cost, the last run), in time order: the tallies' histograms are left empty, so many
-    minutes are read for the price of few."""
+    """Return the counts and sums of minutes `since` <= minute < `until`, in time order: the
+    tallies' histograms and latest latencies are left empty, so many minutes are read for the
+    price of few."""
     table = minute_table
     query = sa.select(table.c.workflow, table.c.minute, *(table.c[n] for n in _COUNTS)).where(
         table.c.minute >= since, table.c.minute < until
     )
     if workflows is not None:
         query = query.where(table.c.workflow.in_(sorted(workflows)))
-    found = []
-    for (
-        workflow,
-        minute,
-        runs,
-        errors,
-        refusals,
-        timeouts,
-        handoffs,
-        t_in,
-        t_out,
-        cost,
-        last,
-    ) in session.execute(query.order_by(table.c.minute, table.c.workflow)):
-        tally = Tally(
-            runs=runs or 0,
-            errors=errors or 0,
-            refusals=refusals or 0,
-            timeouts=timeouts or 0,
-            handoffs=handoffs or 0,
-            tokens_in=t_in or 0,
-            tokens_out=t_out or 0,
-            cost_usd=cost or 0.0,
-            last_at_ms=last,
-        )
-        found.append(Slot(workflow, minute, 1, tally))
-    return found
+    result = session.execute(query.order_by(table.c.minute, table.c.workflow))
+    columns = _Columns(list(result.keys()))
+    return [
+        Slot(row.workflow, row.minute, 1, columns.tally(row, row.minute, None)) for row in result
+    ]
 
 
 def _summed(column: sa.Column[Any]) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -19,6 +20,7 @@ from bot.services.watch_metrics import apply
 from storage import watch
 from storage.db import create_db_engine, session_scope
 from tests.conftest import FakeClock, example_policy
+from tests.support.databases import database
 
 pytestmark = pytest.mark.both_backends
 
@@ -243,26 +245,27 @@ def test_the_incident_view_holds_its_workflows_changes_of_the_24_h_before_it(
     assert [(c.before, c.after) for c in view.changes] == [("m2", "m3"), (None, "p1")]
 
 
+@pytest.mark.postgres
 def test_the_claim_skips_a_version_a_writer_holds_and_takes_it_at_the_next_tick(
-    engine: Engine, db_url: str, backend: str
+    tmp_path: Path,
 ) -> None:
-    if backend != "postgres":
-        pytest.skip(
-            "SQLite runs one writer at a time: no transaction holds a row while another claims"
-        )
-    with session_scope(engine) as session:
-        watch.record_runs(session, [run("a", T0, model="m1")])
-    other = create_db_engine(db_url)
-    try:
-        with Session(engine) as writer:
-            # a runs request adding to the pending version's row, not yet committed
-            watch.record_runs(writer, [run("b", T0 + H, model="m1")])
+    # PostgreSQL only: SQLite runs one writer at a time, so no transaction there holds a row
+    # while another claims
+    with database("postgres", tmp_path, migrated=True) as url:
+        engine, other = create_db_engine(url), create_db_engine(url)
+        try:
+            with session_scope(engine) as session:
+                watch.record_runs(session, [run("a", T0, model="m1")])
+            with Session(engine) as writer:
+                # a runs request adding to the pending version's row, not yet committed
+                watch.record_runs(writer, [run("b", T0 + H, model="m1")])
+                with session_scope(other) as session:
+                    session.execute(sa.text("SET LOCAL lock_timeout = '2s'"))
+                    assert watch.claim_unjournalled(session, now=T0 + 2 * H) == []
+                writer.commit()
             with session_scope(other) as session:
-                session.execute(sa.text("SET LOCAL lock_timeout = '2s'"))
-                assert watch.claim_unjournalled(session, now=T0 + 2 * H) == []
-            writer.commit()
-        with session_scope(other) as session:
-            [change] = watch.claim_unjournalled(session, now=T0 + 3 * H)
-        assert change.after == "m1"
-    finally:
-        other.dispose()
+                [change] = watch.claim_unjournalled(session, now=T0 + 3 * H)
+            assert change.after == "m1"
+        finally:
+            engine.dispose()
+            other.dispose()

@@ -511,36 +511,28 @@ def _minutes_of(span: timedelta) -> int:
     return max(int(span.total_seconds() // 60), 1)
 
 
-def _error_rate(ctx: _Ctx) -> Finding:
-    r = ctx.rules
-    width = _minutes_of(r.error_rate_window)
+def _error_rate_over(ctx: _Ctx, rule: str, limit: float, severity: Severity) -> Finding:
+    """The error rate over `error_rate_window` above `limit`."""
+    width = _minutes_of(ctx.rules.error_rate_window)
     return _window_rule(
         ctx,
-        rule="error-rate",
-        title=f"error rate above {_pct_limit(r.error_rate_p3)} over {_span(width)}",
-        severity=Severity.P3,
+        rule=rule,
+        title=f"error rate above {_pct_limit(limit)} over {_span(width)}",
+        severity=severity,
         width=width,
         name="failed",
-        limit=r.error_rate_p3,
+        limit=limit,
         at_least=False,
         what="error rate",
     )
+
+
+def _error_rate(ctx: _Ctx) -> Finding:
+    return _error_rate_over(ctx, "error-rate", ctx.rules.error_rate_p3, Severity.P3)
 
 
 def _error_rate_critical(ctx: _Ctx) -> Finding:
-    r = ctx.rules
-    width = _minutes_of(r.error_rate_window)
-    return _window_rule(
-        ctx,
-        rule="error-rate-critical",
-        title=f"error rate above {_pct_limit(r.error_rate_p1)} over {_span(width)}",
-        severity=Severity.P1,
-        width=width,
-        name="failed",
-        limit=r.error_rate_p1,
-        at_least=False,
-        what="error rate",
-    )
+    return _error_rate_over(ctx, "error-rate-critical", ctx.rules.error_rate_p1, Severity.P1)
 
 
 def _error_rate_sustained(ctx: _Ctx) -> Finding:
