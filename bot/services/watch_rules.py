@@ -16,6 +16,7 @@ evaluating at once open one incident (the alert group's key decides the race).
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Collection, Sequence
@@ -77,14 +78,16 @@ def _group_key(workflow: str) -> str:
 
 
 class SlowReads:
-    """What changes slowly, read again every few minutes instead of on every tick: the hours
-    before the last two (a backdated run shows in them within `refresh`), and each workflow's
-    first hour and latest run (the hour table's whole length). A cache of the database only:
-    nothing in it is needed to carry on after a restart."""
+    """What changes slowly, read once and then a slice a tick instead of whole on every tick:
+    the hours of the last days (the two latest are read on every tick, each older day again in
+    turn, one day a tick, so a run backdated into them reaches the baselines within as many
+    ticks as there are days), and each workflow's first hour and latest run (the hour table's
+    whole length, read again once a turn). A cache of the database only: nothing in it is
+    needed to carry on after a restart."""
 
-    def __init__(self, refresh: timedelta = timedelta(minutes=10)) -> None:
-        self._refresh = refresh
-        self._read_at: datetime | None = None
+    def __init__(self) -> None:
+        self._filled = False
+        self._turn = 0
         self._workflows: frozenset[str] = frozenset()
         self._hours: dict[str, dict[int, Tally]] = {}
         self._reach: dict[str, tuple[int, int | None]] = {}
@@ -109,23 +112,28 @@ class SlowReads:
     ) -> tuple[dict[str, dict[int, Tally]], dict[str, tuple[int, int | None]]]:
         until = minute_of(now) + 1
         since = hour_of(minute_of(now - back))
-        stale = (
-            self._read_at is None
-            or not now - self._refresh < self._read_at <= now
-            or not self._workflows.issuperset(workflows)
-        )
-        if stale:
+        latest = hour_of(minute_of(now)) - 60
+        spans = [(latest, until)]
+        if not self._filled or not self._workflows.issuperset(workflows):
             self._hours = defaultdict(dict)
             self._workflows = frozenset(workflows)
-            self._read_at = now
+            self._filled, self._turn = True, 0
             self._reach = store.reach(session, workflows)
-            fresh_since = since
+            spans = [(since, until)]
         else:
-            fresh_since = hour_of(minute_of(now)) - 60
-        for slot in store.slots(
-            session, since=fresh_since, until=until, hourly=True, workflows=workflows
-        ):
-            self._hours.setdefault(slot.workflow, {})[slot.start] = slot.tally
+            days = max(math.ceil((latest - since) / 1440), 1)
+            day = self._turn % days
+            self._turn += 1
+            if day == 0:
+                self._reach = store.reach(session, workflows)
+            start = since + day * 1440
+            if start < latest:
+                spans.append((start, min(start + 1440, latest)))
+        for first, last in spans:
+            for slot in store.slots(
+                session, since=first, until=last, hourly=True, workflows=workflows
+            ):
+                self._hours.setdefault(slot.workflow, {})[slot.start] = slot.tally
         for kept in self._hours.values():
             for hour in [h for h in kept if h < since]:
                 del kept[hour]

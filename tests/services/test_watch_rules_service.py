@@ -12,12 +12,18 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from bot.config import Policy, Workflow
-from bot.domain.watch.history import Run, RunStatus
+from bot.domain.watch.history import Run, RunStatus, hour_of, minute_of
 from bot.domain.watch.policy import WorkflowWatch
 from bot.domain.watch.rules import Holding
 from bot.services.incidents import IncidentService
 from bot.services.killswitch import KillSwitchService
-from bot.services.watch_rules import WATCH_SOURCE, WatchEvaluator, WatchJudge, rule_fingerprint
+from bot.services.watch_rules import (
+    WATCH_SOURCE,
+    SlowReads,
+    WatchEvaluator,
+    WatchJudge,
+    rule_fingerprint,
+)
 from storage.db import create_db_engine, migrate
 from storage.models import AlertRow, IncidentRow
 from storage.watch import record_runs
@@ -287,3 +293,26 @@ def test_a_workflow_paused_by_its_kill_switch_is_not_silent(engine: Engine) -> N
         found = {f.rule: f for f in evaluator.findings(session, now=clock.now)}
     assert found["silence"].holding is Holding.OFF
     assert "kill switch" in found["silence"].text
+
+
+def test_the_cached_hours_take_in_a_backdated_run_within_a_turn_of_the_days(
+    engine: Engine,
+) -> None:
+    slow = SlowReads()
+    runs(engine, T0, 30, 0, "a")
+    earlier = T0 - timedelta(days=3)
+    runs(engine, earlier, 10, 0, "old")
+
+    def hour_runs(now: datetime) -> int:
+        with Session(engine) as session:
+            hours, _reach = slow.read(session, [FLOW], now)
+        return hours[FLOW][hour_of(minute_of(earlier - timedelta(minutes=5)))].runs
+
+    now = T0
+    assert hour_runs(now) == 10
+    runs(engine, earlier, 5, 0, "late")  # backdated into an hour the cache holds
+    seen = []
+    for _ in range(10):  # nine days of hours, one a tick
+        now += timedelta(seconds=30)
+        seen.append(hour_runs(now))
+    assert seen[0] == 10 and seen[-1] == 15
